@@ -1,0 +1,80 @@
+# backup — build, test, install.  See README.md.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR = $(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR = $(PREFIX)/share/fish/vendor_completions.d
+
+CC ?= cc
+VERSION = 0.1.0
+PKGS = libgit2 libarchive libzstd libcrypto zlib
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -D_FILE_OFFSET_BITS=64 \
+	-DBACKUP_VERSION='"$(VERSION)"' -Ilib $(shell pkg-config --cflags $(PKGS))
+LDLIBS += $(shell pkg-config --libs $(PKGS)) -lacl -pthread
+
+LIB_SRC = $(sort $(wildcard lib/*.c))
+CMD_SRC = $(sort $(wildcard cmd/*.c))
+LIB_OBJ = $(LIB_SRC:.c=.o)
+CMD_OBJ = $(CMD_SRC:.c=.o)
+UNIT_SRC = $(sort $(wildcard tests/unit/*.c))
+UNIT_BIN = $(UNIT_SRC:.c=)
+
+all: backup
+
+backup: $(CMD_OBJ) lib/libbackup.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CMD_OBJ) lib/libbackup.a $(LDLIBS)
+
+lib/libbackup.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+%.o: %.c $(wildcard lib/*.h) $(wildcard cmd/*.h)
+	@echo CC $@; $(CC) $(CFLAGS) -c -o $@ $<
+
+tests/unit/%: tests/unit/%.c lib/libbackup.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libbackup.a $(LDLIBS)
+
+unit: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do $$t || exit 1; done
+
+# Installs Debian's packages the build and the tests need (run as root).
+deps:
+	@tests/install-deps.sh
+
+check: backup $(UNIT_BIN)
+	@tests/run-tests.sh
+
+# The whole suite on an AddressSanitizer + UBSan build, in its own tree.
+asan:
+	rm -rf .asan && mkdir -p .asan
+	cp -r Makefile lib cmd tests man completions .asan/
+	$(MAKE) -C .asan clean >/dev/null
+	$(MAKE) -C .asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check
+
+check-man:
+	@for m in man/*.[15]; do groff -man -ww -z $$m || exit 1; done
+
+bench: backup
+	@tests/bench.sh
+
+install: backup
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 755 backup $(DESTDIR)$(BINDIR)/backup
+	for c in $$(./backup --list | cut -f1); do ln -sf backup $(DESTDIR)$(BINDIR)/backup-$$c; done
+	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 completions/backup.bash $(DESTDIR)$(BASHCOMPDIR)/backup
+	install -m 644 completions/_backup $(DESTDIR)$(ZSHCOMPDIR)/_backup
+	install -m 644 completions/backup.fish $(DESTDIR)$(FISHCOMPDIR)/backup.fish
+
+demo: backup
+	@tests/demo.sh
+
+clean:
+	rm -f backup lib/*.o lib/libbackup.a cmd/*.o $(UNIT_BIN)
+	rm -rf .asan
+
+.PHONY: all unit deps check asan check-man bench install demo clean

@@ -1,0 +1,44 @@
+/*
+ * cmd.h — what main prepares for a command, and the commands.
+ *
+ * Each command lives in cmd/NAME.c as cmd_NAME() with its usage lines and
+ * its option table; main's table (cmd/main.c) lists each command once with
+ * the flags that say what to prepare before it runs.
+ */
+#ifndef CMD_H
+#define CMD_H
+
+#include "machine.h"
+#include "opt.h"
+#include "repo.h"
+#include "strbuf.h"
+
+enum {
+	NEED_CONFIG = 1 << 0,	/* load the global configuration */
+	NEED_REPO = 1 << 1,	/* open the repository (implies NEED_CONFIG) */
+};
+
+struct ctx {
+	const char *repo_opt;
+	const char *config_opt;
+	int json;
+	int quiet;
+	int verbose;
+	struct config *cfg;
+	struct repo *repo;
+	const struct option_spec *global;	/* for --help */
+};
+
+int cmd_init(int argc, const char **argv, struct ctx *ctx);
+int cmd_enable(int argc, const char **argv, struct ctx *ctx);
+int cmd_run(int argc, const char **argv, struct ctx *ctx);
+int cmd_list(int argc, const char **argv, struct ctx *ctx);
+int cmd_restore(int argc, const char **argv, struct ctx *ctx);
+int cmd_check(int argc, const char **argv, struct ctx *ctx);
+
+/* Prints sb (a JSON document) on stdout with a final newline. */
+void print_json(struct strbuf *sb);
+/* "now" as the wall clock gives it (faketime applies). */
+struct timespec now_utc(void);
+
+#endif

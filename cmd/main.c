@@ -1,0 +1,236 @@
+/*
+ * main.c — the multicall entry point: `backup COMMAND ...` and a link
+ * `backup-COMMAND` run the same command (git's git.c, busybox's appletlib).
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "cmd.h"
+#include "usage.h"
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, const char **argv, struct ctx *ctx);
+	int flags;
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "init", cmd_init, NEED_CONFIG, "create the repository" },
+	{ "enable", cmd_enable, NEED_REPO, "enrol a machine, or switch auto-enrolment" },
+	{ "run", cmd_run, NEED_REPO, "take the automatic backup or a manual snapshot" },
+	{ "list", cmd_list, NEED_REPO, "list every kept backup" },
+	{ "restore", cmd_restore, NEED_REPO, "restore a backup to a new machine or single paths" },
+	{ "check", cmd_check, NEED_REPO, "verify the repository" },
+	{ NULL, NULL, 0, NULL }
+};
+
+static const char *const main_usage[] = {
+	"backup [--repo DIR] [--config FILE] [--json] [-q | -v] COMMAND [ARGS]",
+	"backup --list | --version | --help",
+	NULL
+};
+
+static int version_flag;
+
+void print_json(struct strbuf *sb)
+{
+	fwrite(sb->buf, 1, sb->len, stdout);
+	fputc('\n', stdout);
+}
+
+struct timespec now_utc(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return t;
+}
+
+static const struct command *find(const char *name)
+{
+	const struct command *c;
+
+	for (c = commands; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+static void print_main_help(const struct option_spec *global)
+{
+	const struct command *c;
+
+	opt_usage(main_usage, NULL, global, 0);
+	printf("\ncommands:\n");
+	for (c = commands; c->name; c++)
+		printf("    %-10s %s\n", c->name, c->summary);
+	printf("\nSee 'backup COMMAND --help' and backup(1).\n");
+}
+
+/* Takes the global options out of argv wherever they stand; returns the new argc. */
+static int take_global(int argc, const char **argv, const struct option_spec *global)
+{
+	int i, n = 1;
+
+	for (i = 1; i < argc; i++) {
+		const struct option_spec *o;
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--")) {
+			while (i < argc)
+				argv[n++] = argv[i++];
+			break;
+		}
+		for (o = global; o->type != OPT_END; o++) {
+			size_t len = strlen(o->long_name);
+
+			if (a[0] == '-' && a[1] == '-' && !strncmp(a + 2, o->long_name, len) &&
+			    (a[2 + len] == '\0' || (a[2 + len] == '=' && o->type != OPT_BOOL)))
+				break;
+			if (o->short_name && a[0] == '-' && a[1] == o->short_name && !a[2])
+				break;
+		}
+		if (o->type == OPT_END) {
+			argv[n++] = a;
+			continue;
+		}
+		if (o->type == OPT_BOOL) {
+			*(int *)o->value = 1;
+		} else if (strchr(a, '=')) {
+			*(const char **)o->value = strchr(a, '=') + 1;
+		} else if (i + 1 < argc) {
+			*(const char **)o->value = argv[++i];
+		} else {
+			fprintf(stderr, "backup: option '%s' needs a value\n", a);
+			exit(EXIT_USAGE);
+		}
+	}
+	argv[n] = NULL;
+	return n;
+}
+
+static int prepare(struct ctx *ctx, int flags)
+{
+	const char *cfg = ctx->config_opt, *repo = ctx->repo_opt;
+	int required = 1;
+
+	if (!(flags & (NEED_CONFIG | NEED_REPO)))
+		return 0;
+	if (!cfg)
+		cfg = getenv("BACKUP_CONFIG");
+	if (!cfg || !*cfg) {
+		cfg = DEFAULT_CONFIG;
+		required = 0;
+	}
+	if (!repo)
+		repo = getenv("BACKUP_REPO");
+	if (repo && !*repo)
+		repo = NULL;
+	if (config_load(&ctx->cfg, cfg, required, repo) < 0)
+		return -1;
+	if (flags & NEED_REPO)
+		return repo_open(&ctx->repo, ctx->cfg->repo_path);
+	return 0;
+}
+
+int main(int argc, const char **argv)
+{
+	struct ctx ctx = { 0 };
+	int list = 0, help = 0, ret;
+	const struct option_spec global[] = {
+		{ OPT_STRING, 0, "repo", &ctx.repo_opt, "DIR", "the repository (env BACKUP_REPO)" },
+		{ OPT_STRING, 0, "config", &ctx.config_opt, "FILE", "the global configuration (env BACKUP_CONFIG)" },
+		{ OPT_BOOL, 0, "json", &ctx.json, NULL, "print one JSON document on stdout" },
+		{ OPT_BOOL, 'q', "quiet", &ctx.quiet, NULL, "print nothing on stderr but errors" },
+		{ OPT_BOOL, 'v', "verbose", &ctx.verbose, NULL, "say more" },
+		{ OPT_BOOL, 0, "version", &version_flag, NULL, "print the version" },
+		{ OPT_END, 0, NULL, NULL, NULL, NULL }
+	};
+	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	const struct command *cmd = NULL;
+
+	/* A backup holds /etc/shadow: nothing we create may be readable by others. */
+	umask(077);
+	ctx.global = global;
+	if (!strncmp(name, "backup-", 7)) {
+		cmd = find(name + 7);
+		if (!cmd) {
+			fprintf(stderr, "backup: '%s' is not a backup command; see 'backup --list'\n", name + 7);
+			return EXIT_USAGE;
+		}
+	}
+	argc = take_global(argc, argv, global);
+	if (!cmd) {
+		if (argc >= 2 && !strcmp(argv[1], "--list"))
+			list = 1;
+		else if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")))
+			help = 1;
+		if (list) {
+			for (cmd = commands; cmd->name; cmd++)
+				printf("%s\t%s\n", cmd->name, cmd->summary);
+			return EXIT_OK;
+		}
+		if (version_flag) {
+			printf("backup %s\n", BACKUP_VERSION);
+			return EXIT_OK;
+		}
+		if (help || argc < 2) {
+			print_main_help(global);
+			return help ? EXIT_OK : EXIT_USAGE;
+		}
+		if (argv[1][0] == '-') {
+			fprintf(stderr, "backup: unknown option '%s'\n", argv[1]);
+			opt_usage(main_usage, NULL, NULL, 1);
+			return EXIT_USAGE;
+		}
+		cmd = find(argv[1]);
+		if (!cmd) {
+			fprintf(stderr, "backup: '%s' is not a backup command; see 'backup --list'\n", argv[1]);
+			return EXIT_USAGE;
+		}
+		argv++;
+		argc--;
+	}
+	if (version_flag) {
+		printf("backup %s\n", BACKUP_VERSION);
+		return EXIT_OK;
+	}
+	if (ctx.quiet)
+		verbosity = -1;
+	else if (ctx.verbose)
+		verbosity = 1;
+
+	git_libgit2_init();
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+	/* A command's own --help must work without a configuration. */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "--list-opts"))
+			goto run;
+	}
+	if (prepare(&ctx, cmd->flags) < 0) {
+		ret = EXIT_ERROR;
+		goto out;
+	}
+run:
+	ret = cmd->fn(argc, argv, &ctx);
+out:
+	repo_free(ctx.repo);
+	config_free(ctx.cfg);
+	git_libgit2_shutdown();
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, "backup: cannot write the output: %s\n", strerror(errno));
+		return EXIT_ERROR;
+	}
+	return ret;
+}

@@ -1,0 +1,226 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "service.h"
+#include "snapshot.h"
+#include "store.h"
+#include "usage.h"
+#include "walk.h"
+
+static const char *const usage[] = {
+	"backup run [--wait SECONDS] MACHINE...",
+	"backup run [--wait SECONDS] --all",
+	"backup run [--wait SECONDS] --snapshot [--label TEXT] MACHINE",
+	NULL
+};
+
+struct run_opts {
+	int all, snapshot;
+	const char *label;
+	long wait;
+};
+
+/* Runs a hook with /bin/sh; returns its exit status, or -1 if it could not run. */
+static int run_hook(const char *what, const char *cmd, const char *machine, const char *kind, int status)
+{
+	char buf[16];
+	int st;
+
+	setenv("BACKUP_MACHINE", machine, 1);
+	setenv("BACKUP_KIND", kind, 1);
+	if (status >= 0) {
+		snprintf(buf, sizeof(buf), "%d", status);
+		setenv("BACKUP_STATUS", buf, 1);
+	}
+	fflush(stdout);
+	st = system(cmd);
+	unsetenv("BACKUP_STATUS");
+	if (st == -1)
+		return error("cannot run the %s '%s': %s", what, cmd, strerror(errno));
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+static void add_json_result(struct strbuf *js, const struct backup_info *b, const char *slot,
+			    const struct walk_stats *ws)
+{
+	char when[32];
+	size_t i;
+
+	if (js->len > 1)
+		strbuf_addch(js, ',');
+	strbuf_addf(js, "{\"id\":\"%s\",\"machine\":", b->hex);
+	strbuf_add_json(js, b->machine);
+	strbuf_addf(js, ",\"slots\":[\"%s\"],\"created\":\"%s\",\"label\":", slot,
+		    format_time(&b->start, when, sizeof(when)));
+	strbuf_add_json(js, b->label);
+	strbuf_addf(js, ",\"duration_seconds\":%.3f,\"files\":%llu,\"bytes\":%llu,"
+		    "\"files_read\":%llu,\"bytes_read\":%llu,\"bytes_stored\":%llu,\"unreadable\":[",
+		    (b->end.tv_sec - b->start.tv_sec) + (b->end.tv_nsec - b->start.tv_nsec) / 1e9,
+		    (unsigned long long)b->files, (unsigned long long)b->bytes,
+		    (unsigned long long)b->files_read, (unsigned long long)b->bytes_read,
+		    (unsigned long long)b->bytes_stored);
+	for (i = 0; i < ws->nunreadable; i++) {
+		if (i)
+			strbuf_addch(js, ',');
+		strbuf_add_json(js, ws->unreadable[i]);
+	}
+	strbuf_addstr(js, "]}");
+}
+
+/* Backs up one machine; returns an exit status. */
+static int run_machine(struct ctx *ctx, const char *name, const struct run_opts *o, struct strbuf *js)
+{
+	struct machine *m = NULL;
+	struct backup_info b = { 0 }, **prev = NULL;
+	struct store *store = NULL;
+	struct walk_stats ws = { 0 };
+	struct store_stats ss;
+	const char *kind = o->snapshot ? "snapshot" : "automatic";
+	const char *slot = o->snapshot ? SLOT_SNAPSHOT : SLOT_DAILY;
+	size_t nprev = 0, i;
+	int lock = -1, ret = EXIT_ERROR, hook;
+
+	if (machine_load(&m, ctx->cfg, name) < 0)
+		goto out;
+	if (!service_check_enrolled(ctx->repo, m->name)) {
+		error("machine '%s' is not enrolled in the backup service; run 'backup enable %s' first",
+		      m->name, m->name);
+		goto out;
+	}
+	lock = repo_lock(ctx->repo, m->name, o->wait);
+	if (lock == ERR_LOCKED) {
+		error("machine '%s' is busy: another job holds its lock; try again or pass --wait SECONDS", m->name);
+		ret = EXIT_BUSY;
+		goto out;
+	}
+	if (lock < 0)
+		goto out;
+	if (m->pre_hook) {
+		hook = run_hook("preHook", m->pre_hook, m->name, kind, -1);
+		if (hook) {
+			error("the preHook of '%s' failed (exit %d); no backup taken", m->name, hook);
+			goto out;
+		}
+	}
+	b.start = now_utc();
+	b.machine = m->name;
+	b.kind = (char *)kind;
+	b.label = (char *)(o->label ? o->label : "");
+	b.layout = m;
+	b.disks = xcalloc(m->ndisks, sizeof(*b.disks));
+	b.ndisks = m->ndisks;
+	if (snapshot_list(ctx->repo, m->name, &prev, &nprev) < 0 || store_open(&store, ctx->repo) < 0)
+		goto out_hook;
+	for (i = 0; i < m->ndisks; i++) {
+		struct backup_disk *pd = nprev ? backup_disk(prev[0], m->disks[i].label) : NULL;
+		struct walk_opts wo = {
+			.repo = ctx->repo, .store = store, .source = m->disks[i].source,
+			.excludes = m->excludes, .nexcludes = m->nexcludes,
+			.prev_tree = pd ? pd->tree : NULL,
+		};
+
+		b.disks[i].label = m->disks[i].label;
+		b.disks[i].source = m->disks[i].source;
+		b.disks[i].filesystem = m->disks[i].filesystem;
+		b.disks[i].size = m->disks[i].size;
+		verbose("reading disk '%s' of '%s' from '%s'", m->disks[i].label, m->name, m->disks[i].source);
+		if (walk_disk(&wo, &ws, b.disks[i].tree) < 0)
+			goto out_hook;
+	}
+	b.end = now_utc();
+	store_get_stats(store, &ss);
+	b.files = ws.files;
+	b.bytes = ws.bytes;
+	b.files_read = ws.files_read;
+	b.bytes_read = ws.bytes_read;
+	b.bytes_stored = ss.bytes_new;
+	/* The commit and every object under it are durable before the slot moves. */
+	if (snapshot_commit(store, &b) < 0 ||
+	    snapshot_set_slot(ctx->repo, m->name, slot, b.id,
+			      o->snapshot ? "backup: manual snapshot" : "backup: automatic backup") < 0)
+		goto out_hook;
+	ret = ws.nunreadable ? EXIT_PARTIAL : EXIT_OK;
+	if (js)
+		add_json_result(js, &b, slot, &ws);
+	else if (!ctx->quiet)
+		printf("%s %s %s: %llu files, %llu bytes, %llu read, %llu stored%s\n",
+		       m->name, slot, b.hex, (unsigned long long)b.files, (unsigned long long)b.bytes,
+		       (unsigned long long)b.bytes_read, (unsigned long long)b.bytes_stored,
+		       ws.nunreadable ? " (some files could not be read)" : "");
+out_hook:
+	if (m->post_hook) {
+		hook = run_hook("postHook", m->post_hook, m->name, kind, ret);
+		if (hook)
+			warning("the postHook of '%s' failed (exit %d)", m->name, hook);
+	}
+out:
+	repo_unlock(lock);
+	store_free(store);
+	snapshot_list_free(prev, nprev);
+	walk_stats_release(&ws);
+	free(b.disks);
+	machine_free(m);
+	return ret;
+}
+
+int cmd_run(int argc, const char **argv, struct ctx *ctx)
+{
+	struct run_opts o = { .wait = 0 };
+	const struct option_spec opts[] = {
+		{ OPT_BOOL, 0, "all", &o.all, NULL, "every enrolled machine" },
+		{ OPT_BOOL, 0, "snapshot", &o.snapshot, NULL, "take the manual snapshot (replaces the previous one)" },
+		{ OPT_STRING, 0, "label", &o.label, "TEXT", "the snapshot's label" },
+		{ OPT_INT, 0, "wait", &o.wait, "SECONDS", "wait this long for a busy machine (default: fail at once)" },
+		{ OPT_END, 0, NULL, NULL, NULL, NULL }
+	};
+	struct strbuf js = STRBUF_INIT;
+	char **names = NULL;
+	size_t n = 0, i;
+	int ret = EXIT_OK;
+
+	argc = opt_parse(argc, argv, opts, ctx->global, usage);
+	if (argc < 0)
+		return EXIT_USAGE;
+	if (o.all ? argc > 0 : argc == 0)
+		return opt_usage_error(usage, "name machines or --all, not both nor neither"), EXIT_USAGE;
+	if (o.snapshot && (o.all || argc != 1))
+		return opt_usage_error(usage, "a snapshot is of one machine"), EXIT_USAGE;
+	if (o.label && !o.snapshot)
+		return opt_usage_error(usage, "--label goes with --snapshot"), EXIT_USAGE;
+	if (o.wait < 0)
+		return opt_usage_error(usage, "--wait takes a number of seconds >= 0"), EXIT_USAGE;
+	if (o.all) {
+		if (machine_list(&names, &n, ctx->cfg) < 0)
+			return EXIT_ERROR;
+	} else {
+		names = xcalloc(argc, sizeof(*names));
+		for (i = 0; i < (size_t)argc; i++)
+			names[n++] = xstrdup(argv[i]);
+	}
+	strbuf_addch(&js, '[');
+	for (i = 0; i < n; i++) {
+		int r;
+
+		if (o.all && !service_check_enrolled(ctx->repo, names[i]))
+			continue;
+		r = run_machine(ctx, names[i], &o, ctx->json ? &js : NULL);
+		/* The worst outcome decides: error > busy > partial. */
+		if (r == EXIT_ERROR || (r == EXIT_BUSY && ret != EXIT_ERROR) || (r == EXIT_PARTIAL && ret == EXIT_OK))
+			ret = r;
+	}
+	strbuf_addch(&js, ']');
+	if (ctx->json)
+		print_json(&js);
+	strbuf_release(&js);
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return ret;
+}

@@ -1,0 +1,190 @@
+#include <dirent.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dedup.h"
+#include "fsutil.h"
+#include "strbuf.h"
+#include "usage.h"
+
+#define SDX_MAGIC "BKDX"
+#define SDX_VERSION 1
+#define SDX_HEADER 12	/* magic, version, count */
+
+struct dedup {
+	struct dedup_entry *slots;	/* empty slot: all-zero oid */
+	size_t mask, count;
+};
+
+static const unsigned char zero_oid[SHA1_LEN];
+
+static size_t slot_of(const struct dedup *d, const unsigned char *key)
+{
+	uint64_t h;
+
+	memcpy(&h, key, sizeof(h));
+	return h & d->mask;
+}
+
+static void grow(struct dedup *d)
+{
+	struct dedup_entry *old = d->slots;
+	size_t i, oldn = old ? d->mask + 1 : 0;
+
+	d->mask = oldn ? 2 * oldn - 1 : 1023;
+	d->slots = xcalloc(d->mask + 1, sizeof(*d->slots));
+	d->count = 0;
+	for (i = 0; i < oldn; i++)
+		if (memcmp(old[i].oid, zero_oid, SHA1_LEN))
+			dedup_insert(d, old[i].key, old[i].oid);
+	free(old);
+}
+
+void dedup_insert(struct dedup *d, const unsigned char key[SHA256_LEN],
+		  const unsigned char oid[SHA1_LEN])
+{
+	size_t i;
+
+	if (!d->slots || 2 * (d->count + 1) > d->mask + 1)
+		grow(d);
+	for (i = slot_of(d, key);; i = (i + 1) & d->mask) {
+		struct dedup_entry *e = &d->slots[i];
+
+		if (!memcmp(e->oid, zero_oid, SHA1_LEN)) {
+			memcpy(e->key, key, SHA256_LEN);
+			memcpy(e->oid, oid, SHA1_LEN);
+			d->count++;
+			return;
+		}
+		if (!memcmp(e->key, key, SHA256_LEN))
+			return;
+	}
+}
+
+int dedup_lookup(const struct dedup *d, const unsigned char key[SHA256_LEN],
+		 unsigned char oid[SHA1_LEN])
+{
+	size_t i;
+
+	if (!d->slots)
+		return 0;
+	for (i = slot_of(d, key);; i = (i + 1) & d->mask) {
+		const struct dedup_entry *e = &d->slots[i];
+
+		if (!memcmp(e->oid, zero_oid, SHA1_LEN))
+			return 0;
+		if (!memcmp(e->key, key, SHA256_LEN)) {
+			memcpy(oid, e->oid, SHA1_LEN);
+			return 1;
+		}
+	}
+}
+
+size_t dedup_count(const struct dedup *d)
+{
+	return d->count;
+}
+
+void dedup_free(struct dedup *d)
+{
+	if (!d)
+		return;
+	free(d->slots);
+	free(d);
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return memcmp(a, b, SHA256_LEN);
+}
+
+int dedup_write_sidecar(const char *dir, const char *packname,
+			struct dedup_entry *entries, size_t nr)
+{
+	struct strbuf sb = STRBUF_INIT;
+	unsigned char sum[SHA256_LEN], hdr[SDX_HEADER] = SDX_MAGIC;
+	char *path;
+	int ret;
+
+	qsort(entries, nr, sizeof(*entries), cmp_key);
+	hdr[7] = SDX_VERSION;
+	hdr[8] = nr >> 24;
+	hdr[9] = nr >> 16;
+	hdr[10] = nr >> 8;
+	hdr[11] = nr;
+	strbuf_add(&sb, hdr, SDX_HEADER);
+	strbuf_add(&sb, entries, nr * sizeof(*entries));
+	sha256(sb.buf, sb.len, sum);
+	strbuf_add(&sb, sum, SHA256_LEN);
+	path = xasprintf("%s/%s.sdx", dir, packname);
+	ret = write_file_durable(path, sb.buf, sb.len, 0400);
+	free(path);
+	strbuf_release(&sb);
+	return ret;
+}
+
+int dedup_read_sidecar(const char *path, struct dedup_entry **out, size_t *nr)
+{
+	struct strbuf sb = STRBUF_INIT;
+	unsigned char sum[SHA256_LEN];
+	const unsigned char *p;
+	size_t n;
+
+	*out = NULL;
+	*nr = 0;
+	if (strbuf_read_file(&sb, path) < 0) {
+		strbuf_release(&sb);
+		return error("cannot read '%s': %s", path, strerror(errno));
+	}
+	p = (const unsigned char *)sb.buf;
+	if (sb.len < SDX_HEADER + SHA256_LEN || memcmp(p, SDX_MAGIC, 4) ||
+	    p[4] || p[5] || p[6] || p[7] != SDX_VERSION)
+		goto corrupt;
+	n = (size_t)p[8] << 24 | (size_t)p[9] << 16 | (size_t)p[10] << 8 | p[11];
+	if (sb.len != SDX_HEADER + n * sizeof(struct dedup_entry) + SHA256_LEN)
+		goto corrupt;
+	sha256(p, sb.len - SHA256_LEN, sum);
+	if (memcmp(sum, p + sb.len - SHA256_LEN, SHA256_LEN))
+		goto corrupt;
+	*out = xmalloc(n * sizeof(**out));
+	memcpy(*out, p + SDX_HEADER, n * sizeof(**out));
+	*nr = n;
+	strbuf_release(&sb);
+	return 0;
+corrupt:
+	strbuf_release(&sb);
+	return ERR_CORRUPT;
+}
+
+int dedup_load(struct dedup **out, const char *dir)
+{
+	struct dedup *d = xcalloc(1, sizeof(*d));
+	DIR *dh;
+	struct dirent *de;
+
+	*out = d;
+	if (!dir)
+		return 0;
+	dh = opendir(dir);
+	if (!dh)
+		return errno == ENOENT ? 0 : error("cannot open '%s': %s", dir, strerror(errno));
+	while ((de = readdir(dh))) {
+		size_t len = strlen(de->d_name), n, i;
+		struct dedup_entry *e;
+		char *path;
+
+		if (len < 5 || strcmp(de->d_name + len - 4, ".sdx"))
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		if (dedup_read_sidecar(path, &e, &n) == ERR_CORRUPT)
+			warning("dedup index '%s' is damaged and ignored; run 'backup check --repair-index'", path);
+		for (i = 0; i < n; i++)
+			dedup_insert(d, e[i].key, e[i].oid);
+		free(e);
+		free(path);
+	}
+	closedir(dh);
+	return 0;
+}

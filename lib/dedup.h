@@ -1,0 +1,44 @@
+/*
+ * dedup.h — the deduplication index: SHA-256 of a chunk's plaintext to the
+ * git id of the blob that stores it.
+ *
+ * On disk the index is one sidecar per pack, backup/dedup/pack-HASH.sdx,
+ * written only after its pack is durable, so it never names a blob that is
+ * not in a pack; a missing or damaged sidecar only costs deduplication and
+ * can be rebuilt from its pack. In memory all sidecars are merged into one
+ * open-addressing hash table of 52-byte slots at a load factor of at most
+ * 1/2: about 104 bytes per chunk in the repository.
+ */
+#ifndef DEDUP_H
+#define DEDUP_H
+
+#include <stddef.h>
+
+#include "hash.h"
+
+struct dedup_entry {
+	unsigned char key[SHA256_LEN];
+	unsigned char oid[SHA1_LEN];
+};
+
+struct dedup;
+
+/* Loads every sidecar in dir (which may not exist yet; NULL gives an empty
+ * index); damaged ones are skipped with a warning. */
+int dedup_load(struct dedup **out, const char *dir);
+void dedup_free(struct dedup *d);
+size_t dedup_count(const struct dedup *d);
+
+/* 1 and the blob id in oid when key is known, else 0. */
+int dedup_lookup(const struct dedup *d, const unsigned char key[SHA256_LEN],
+		 unsigned char oid[SHA1_LEN]);
+void dedup_insert(struct dedup *d, const unsigned char key[SHA256_LEN],
+		  const unsigned char oid[SHA1_LEN]);
+
+/* Writes dir/PACKNAME.sdx durably from entries (sorted here). */
+int dedup_write_sidecar(const char *dir, const char *packname,
+			struct dedup_entry *entries, size_t nr);
+/* Reads one sidecar; returns 0, or ERR_CORRUPT when its checksum fails. */
+int dedup_read_sidecar(const char *path, struct dedup_entry **out, size_t *nr);
+
+#endif

@@ -1,0 +1,275 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "fsutil.h"
+#include "pack.h"
+#include "strbuf.h"
+#include "usage.h"
+
+struct pack_writer {
+	char *dir;
+	size_t max_bytes;
+	struct strbuf body;		/* the objects, after the 12-byte header */
+	struct pack_entry *entries;
+	size_t nr, alloc;
+};
+
+int pack_writer_new(struct pack_writer **out, const char *pack_dir, size_t max_bytes)
+{
+	struct pack_writer *pw = xcalloc(1, sizeof(*pw));
+
+	pw->dir = xstrdup(pack_dir);
+	pw->max_bytes = max_bytes;
+	strbuf_init(&pw->body, 0);
+	*out = pw;
+	return 0;
+}
+
+void pack_writer_free(struct pack_writer *pw)
+{
+	if (!pw)
+		return;
+	strbuf_release(&pw->body);
+	free(pw->entries);
+	free(pw->dir);
+	free(pw);
+}
+
+size_t pack_entry_header(unsigned char *out, enum pack_type type, uint64_t size)
+{
+	size_t n = 0;
+	unsigned char c = (type << 4) | (size & 15);
+
+	size >>= 4;
+	while (size) {
+		out[n++] = c | 0x80;
+		c = size & 0x7f;
+		size >>= 7;
+	}
+	out[n++] = c;
+	return n;
+}
+
+/* A zlib stream of stored blocks: no compression, as git's format demands. */
+static void add_stored_zlib(struct strbuf *sb, const unsigned char *data, size_t len)
+{
+	uLong adler = adler32(0L, Z_NULL, 0);
+	size_t off = 0;
+
+	strbuf_add(sb, "\x78\x01", 2);
+	do {
+		size_t n = len - off > 65535 ? 65535 : len - off;
+		unsigned char hdr[5];
+
+		hdr[0] = off + n == len;	/* BFINAL, BTYPE=00 */
+		hdr[1] = n & 0xff;
+		hdr[2] = n >> 8;
+		hdr[3] = ~n & 0xff;
+		hdr[4] = (~n >> 8) & 0xff;
+		strbuf_add(sb, hdr, 5);
+		strbuf_add(sb, data + off, n);
+		off += n;
+	} while (off < len);
+	/* zlib's adler32 takes a uInt length: feed it in pieces. */
+	for (off = 0; off < len;) {
+		size_t n = len - off > (1u << 30) ? (1u << 30) : len - off;
+		adler = adler32(adler, data + off, (uInt)n);
+		off += n;
+	}
+	unsigned char tail[4] = { adler >> 24, adler >> 16, adler >> 8, adler };
+	strbuf_add(sb, tail, 4);
+}
+
+static void add_deflated(struct strbuf *sb, const unsigned char *data, size_t len)
+{
+	uLongf bound = compressBound(len);
+
+	strbuf_grow(sb, bound);
+	if (compress2((Bytef *)sb->buf + sb->len, &bound, data, len, 6) != Z_OK)
+		die("zlib compression failed");
+	strbuf_setlen(sb, sb->len + bound);
+}
+
+int pack_writer_add(struct pack_writer *pw, enum pack_type type,
+		    const unsigned char oid[SHA1_LEN], const void *data, size_t len)
+{
+	unsigned char hdr[16];
+	size_t start = pw->body.len, hlen = pack_entry_header(hdr, type, len);
+	struct pack_entry *e;
+
+	if (pw->nr == pw->alloc) {
+		pw->alloc = pw->alloc ? pw->alloc * 2 : 1024;
+		pw->entries = xrealloc(pw->entries, pw->alloc * sizeof(*pw->entries));
+	}
+	strbuf_add(&pw->body, hdr, hlen);
+	if (type == PACK_BLOB)
+		add_stored_zlib(&pw->body, data, len);
+	else
+		add_deflated(&pw->body, data, len);
+	e = &pw->entries[pw->nr++];
+	memcpy(e->oid, oid, SHA1_LEN);
+	e->offset = 12 + start;
+	e->crc = crc32_z(0L, (const Bytef *)pw->body.buf + start, pw->body.len - start);
+	return 0;
+}
+
+size_t pack_writer_count(const struct pack_writer *pw)
+{
+	return pw->nr;
+}
+
+size_t pack_writer_bytes(const struct pack_writer *pw)
+{
+	return pw->body.len;
+}
+
+int pack_writer_full(const struct pack_writer *pw)
+{
+	return pw->body.len >= pw->max_bytes;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return memcmp(((const struct pack_entry *)a)->oid, ((const struct pack_entry *)b)->oid, SHA1_LEN);
+}
+
+static void put_be32(struct strbuf *sb, uint32_t v)
+{
+	unsigned char b[4] = { v >> 24, v >> 16, v >> 8, v };
+	strbuf_add(sb, b, 4);
+}
+
+static void build_idx(struct strbuf *idx, struct pack_entry *e, size_t nr,
+		      const unsigned char pack_sum[SHA1_LEN])
+{
+	unsigned char sum[SHA1_LEN];
+	struct sha1_ctx c;
+	size_t i, nlarge = 0;
+	uint32_t fan[256] = { 0 };
+
+	qsort(e, nr, sizeof(*e), cmp_entry);
+	for (i = 0; i < nr; i++)
+		fan[e[i].oid[0]]++;
+	for (i = 1; i < 256; i++)
+		fan[i] += fan[i - 1];
+	strbuf_add(idx, "\377tOc", 4);
+	put_be32(idx, 2);
+	for (i = 0; i < 256; i++)
+		put_be32(idx, fan[i]);
+	for (i = 0; i < nr; i++)
+		strbuf_add(idx, e[i].oid, SHA1_LEN);
+	for (i = 0; i < nr; i++)
+		put_be32(idx, e[i].crc);
+	for (i = 0; i < nr; i++) {
+		if (e[i].offset < 0x80000000u)
+			put_be32(idx, (uint32_t)e[i].offset);
+		else
+			put_be32(idx, 0x80000000u | (uint32_t)nlarge++);
+	}
+	for (i = 0; i < nr; i++)
+		if (e[i].offset >= 0x80000000u) {
+			put_be32(idx, e[i].offset >> 32);
+			put_be32(idx, (uint32_t)e[i].offset);
+		}
+	strbuf_add(idx, pack_sum, SHA1_LEN);
+	sha1_init(&c);
+	sha1_update(&c, idx->buf, idx->len);
+	sha1_final(&c, sum);
+	strbuf_add(idx, sum, SHA1_LEN);
+}
+
+/* Writes data under a temporary name in dir and fsyncs it; returns the name. */
+static char *write_temp(const char *dir, const char *what, const void *head, size_t hlen,
+			const void *data, size_t len, const void *tail, size_t tlen)
+{
+	char *tmp = xasprintf("%s/tmp_%s_XXXXXX", dir, what);
+	int fd = mkstemp(tmp);
+
+	if (fd < 0) {
+		error("cannot create a temporary %s in '%s': %s", what, dir, strerror(errno));
+		free(tmp);
+		return NULL;
+	}
+	if (fchmod(fd, 0400) < 0 || write_all(fd, head, hlen) < 0 ||
+	    write_all(fd, data, len) < 0 || write_all(fd, tail, tlen) < 0 || fsync(fd) < 0) {
+		error("cannot write '%s': %s", tmp, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		return NULL;
+	}
+	close(fd);
+	return tmp;
+}
+
+int pack_writer_flush(struct pack_writer *pw, char **name_out)
+{
+	unsigned char hdr[12] = { 'P', 'A', 'C', 'K', 0, 0, 0, 2 }, sum[SHA1_LEN];
+	char hex[2 * SHA1_LEN + 1];
+	struct strbuf idx = STRBUF_INIT;
+	char *tmp_pack = NULL, *tmp_idx = NULL, *pack = NULL, *idxname = NULL;
+	struct sha1_ctx c;
+	int ret = -1;
+
+	if (name_out)
+		*name_out = NULL;
+	if (!pw->nr)
+		return 0;
+	hdr[8] = pw->nr >> 24;
+	hdr[9] = pw->nr >> 16;
+	hdr[10] = pw->nr >> 8;
+	hdr[11] = pw->nr;
+	sha1_init(&c);
+	sha1_update(&c, hdr, 12);
+	sha1_update(&c, pw->body.buf, pw->body.len);
+	sha1_final(&c, sum);
+	hex_encode(hex, sum, SHA1_LEN);
+
+	tmp_pack = write_temp(pw->dir, "pack", hdr, 12, pw->body.buf, pw->body.len, sum, SHA1_LEN);
+	if (!tmp_pack)
+		goto out;
+	build_idx(&idx, pw->entries, pw->nr, sum);
+	tmp_idx = write_temp(pw->dir, "idx", "", 0, idx.buf, idx.len, "", 0);
+	if (!tmp_idx)
+		goto out;
+	pack = xasprintf("%s/pack-%s.pack", pw->dir, hex);
+	idxname = xasprintf("%s/pack-%s.idx", pw->dir, hex);
+	if (rename(tmp_pack, pack) < 0) {
+		error("cannot rename '%s' to '%s': %s", tmp_pack, pack, strerror(errno));
+		goto out;
+	}
+	if (rename(tmp_idx, idxname) < 0) {
+		error("cannot rename '%s' to '%s': %s", tmp_idx, idxname, strerror(errno));
+		unlink(pack);
+		goto out;
+	}
+	if (fsync_dir(pw->dir) < 0) {
+		error("cannot sync '%s': %s", pw->dir, strerror(errno));
+		goto out;
+	}
+	if (name_out)
+		*name_out = xasprintf("pack-%s", hex);
+	pw->nr = 0;
+	strbuf_reset(&pw->body);
+	ret = 0;
+out:
+	if (ret < 0) {
+		if (tmp_pack)
+			unlink(tmp_pack);
+		if (tmp_idx)
+			unlink(tmp_idx);
+	}
+	strbuf_release(&idx);
+	free(tmp_pack);
+	free(tmp_idx);
+	free(pack);
+	free(idxname);
+	return ret;
+}

@@ -1,0 +1,65 @@
+/*
+ * pack.h — our writer of git pack files (pack v2 with an index v2).
+ *
+ * Objects are appended to an in-memory pack body; pack_writer_flush() writes
+ * the body as objects/pack/pack-HASH.pack with its .idx, each to a temporary
+ * name, fsynced, then renamed (pack first, index last: git readers ignore a
+ * pack without its index) and the directory fsynced. Only after flush returns
+ * may anything refer to the objects. A pack is flushed by the caller when
+ * pack_writer_full() says so, which bounds the memory to about max_bytes.
+ *
+ * Blob payloads are zstd frames that the caller made; the writer wraps them
+ * in zlib *stored* blocks (git's pack format demands a zlib stream) so they
+ * are never compressed twice. Trees and commits are deflated normally.
+ *
+ * The writer is not thread-safe; its user serialises calls.
+ */
+#ifndef PACK_H
+#define PACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hash.h"
+
+enum pack_type {
+	PACK_COMMIT = 1,
+	PACK_TREE = 2,
+	PACK_BLOB = 3,
+};
+
+struct pack_entry {
+	unsigned char oid[SHA1_LEN];
+	uint64_t offset;
+	uint32_t crc;
+};
+
+struct pack_writer;
+
+int pack_writer_new(struct pack_writer **out, const char *pack_dir, size_t max_bytes);
+void pack_writer_free(struct pack_writer *pw);
+
+/*
+ * Appends an object whose git id is oid. Blobs are stored (not deflated),
+ * other types deflated. Returns 0.
+ */
+int pack_writer_add(struct pack_writer *pw, enum pack_type type,
+		    const unsigned char oid[SHA1_LEN], const void *data, size_t len);
+
+/* Number of objects and bytes waiting to be flushed. */
+size_t pack_writer_count(const struct pack_writer *pw);
+size_t pack_writer_bytes(const struct pack_writer *pw);
+int pack_writer_full(const struct pack_writer *pw);
+
+/*
+ * Makes the waiting objects durable as one pack. On success *name_out (if
+ * not NULL) is set to the pack's name "pack-HASH" (caller frees), or NULL
+ * when nothing was waiting; the writer is then empty and reusable. On error
+ * nothing is left under a pack name and the objects stay waiting.
+ */
+int pack_writer_flush(struct pack_writer *pw, char **name_out);
+
+/* Encodes the object header of a pack entry; returns its length (<= 16). */
+size_t pack_entry_header(unsigned char *out, enum pack_type type, uint64_t size);
+
+#endif

@@ -1,0 +1,487 @@
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "snapshot.h"
+#include "tree.h"
+#include "usage.h"
+
+const char *format_time(const struct timespec *t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t s = t->tv_sec;
+
+	gmtime_r(&s, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+/* Field values are escaped so that a field never holds a space or a newline. */
+static void add_field(struct strbuf *sb, const char *v)
+{
+	const unsigned char *p = (const unsigned char *)(v ? v : "");
+
+	if (!*p) {
+		strbuf_addch(sb, '-');
+		return;
+	}
+	if (*p == '-' && !p[1]) {
+		strbuf_addstr(sb, "%2D");
+		return;
+	}
+	for (; *p; p++) {
+		if (*p <= 0x20 || *p == '%' || *p == 0x7f)
+			strbuf_addf(sb, "%%%02X", *p);
+		else
+			strbuf_addch(sb, *p);
+	}
+}
+
+static char *parse_field(const char *s, size_t len)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+
+	if (len == 1 && s[0] == '-')
+		return xstrdup("");
+	for (i = 0; i < len; i++) {
+		unsigned v;
+
+		if (s[i] == '%' && i + 2 < len && isxdigit((unsigned char)s[i + 1]) &&
+		    isxdigit((unsigned char)s[i + 2]) && sscanf(s + i + 1, "%2X", &v) == 1 && v) {
+			strbuf_addch(&sb, v);
+			i += 2;
+		} else {
+			strbuf_addch(&sb, s[i]);
+		}
+	}
+	return strbuf_detach(&sb, NULL);
+}
+
+static void add_time(struct strbuf *sb, const char *key, const struct timespec *t)
+{
+	strbuf_addf(sb, "%s %lld.%09ld\n", key, (long long)t->tv_sec, t->tv_nsec);
+}
+
+static void encode_message(struct strbuf *sb, const struct backup_info *b)
+{
+	size_t i;
+	int j;
+
+	strbuf_addf(sb, "backup %s %s", b->machine, b->kind);
+	if (b->label && *b->label) {
+		strbuf_addch(sb, ' ');
+		add_field(sb, b->label);
+	}
+	strbuf_addstr(sb, "\n\nbackup-format 1\nmachine ");
+	add_field(sb, b->machine);
+	strbuf_addf(sb, "\nkind %s\nlabel ", b->kind);
+	add_field(sb, b->label);
+	strbuf_addch(sb, '\n');
+	add_time(sb, "start", &b->start);
+	add_time(sb, "end", &b->end);
+	for (i = 0; i < b->ndisks; i++) {
+		const struct backup_disk *d = &b->disks[i];
+
+		strbuf_addf(sb, "disk %s %llu ", d->label, (unsigned long long)d->size);
+		add_field(sb, d->filesystem);
+		strbuf_addch(sb, ' ');
+		add_field(sb, d->source);
+		strbuf_addch(sb, '\n');
+	}
+	if (b->layout) {
+		strbuf_addf(sb, "plan %llu\n", (unsigned long long)b->layout->plan);
+		for (i = 0; i < b->layout->nprofiles; i++) {
+			const struct profile *p = &b->layout->profiles[i];
+
+			strbuf_addf(sb, "profile %s root=%s", p->name, p->root ? p->root : "-");
+			for (j = 0; j < NDEVICES; j++)
+				if (p->dev[j])
+					strbuf_addf(sb, " sd%c=%s", 'a' + j, p->dev[j]);
+			strbuf_addch(sb, '\n');
+		}
+		if (b->layout->boot)
+			strbuf_addf(sb, "boot %s\n", b->layout->boot);
+	}
+	strbuf_addf(sb, "files %llu\nbytes %llu\nfiles-read %llu\nbytes-read %llu\nbytes-stored %llu\n",
+		    (unsigned long long)b->files, (unsigned long long)b->bytes,
+		    (unsigned long long)b->files_read, (unsigned long long)b->bytes_read,
+		    (unsigned long long)b->bytes_stored);
+}
+
+int snapshot_commit(struct store *s, struct backup_info *b)
+{
+	struct strbuf tree = STRBUF_INIT, commit = STRBUF_INIT;
+	struct tree_entry *te = xcalloc(b->ndisks, sizeof(*te));
+	unsigned char tree_id[SHA1_LEN];
+	char hex[2 * SHA1_LEN + 1], host[256] = "localhost";
+	size_t i;
+	int ret;
+
+	for (i = 0; i < b->ndisks; i++) {
+		te[i].name = b->disks[i].label;
+		te[i].mode = MODE_TREE;
+		memcpy(te[i].oid, b->disks[i].tree, SHA1_LEN);
+	}
+	tree_encode(&tree, te, b->ndisks);
+	free(te);
+	ret = store_put_object(s, PACK_TREE, tree.buf, tree.len, tree_id);
+	if (ret < 0)
+		goto out;
+	gethostname(host, sizeof(host) - 1);
+	hex_encode(hex, tree_id, SHA1_LEN);
+	strbuf_addf(&commit, "tree %s\n", hex);
+	strbuf_addf(&commit, "author backup <backup@%s> %lld +0000\n", host, (long long)b->start.tv_sec);
+	strbuf_addf(&commit, "committer backup <backup@%s> %lld +0000\n\n", host, (long long)b->end.tv_sec);
+	encode_message(&commit, b);
+	ret = store_put_object(s, PACK_COMMIT, commit.buf, commit.len, b->id);
+	if (ret < 0)
+		goto out;
+	hex_encode(b->hex, b->id, SHA1_LEN);
+	ret = store_flush(s);
+out:
+	strbuf_release(&tree);
+	strbuf_release(&commit);
+	return ret;
+}
+
+int snapshot_set_slot(struct repo *r, const char *machine, const char *slot,
+		      const unsigned char id[SHA1_LEN], const char *why)
+{
+	git_reference *ref = NULL;
+	char *name = xasprintf("refs/backups/%s/%s", machine, slot);
+	git_oid oid;
+	int ret = 0;
+
+	memcpy(oid.id, id, SHA1_LEN);
+	if (git_reference_create(&ref, r->git, name, &oid, 1, why) < 0)
+		ret = error_git("cannot update the slot");
+	git_reference_free(ref);
+	free(name);
+	return ret;
+}
+
+void backup_info_free(struct backup_info *b)
+{
+	size_t i;
+
+	if (!b)
+		return;
+	for (i = 0; i < b->ndisks; i++) {
+		free(b->disks[i].label);
+		free(b->disks[i].source);
+		free(b->disks[i].filesystem);
+	}
+	for (i = 0; i < b->nslots; i++)
+		free(b->slots[i]);
+	free(b->slots);
+	free(b->disks);
+	machine_free(b->layout);
+	free(b->machine);
+	free(b->kind);
+	free(b->label);
+	free(b);
+}
+
+static int parse_time(const char *v, struct timespec *t)
+{
+	long long s;
+	long ns;
+
+	if (sscanf(v, "%lld.%9ld", &s, &ns) != 2 || ns < 0 || ns >= 1000000000)
+		return -1;
+	t->tv_sec = s;
+	t->tv_nsec = ns;
+	return 0;
+}
+
+static int parse_profile(struct machine *m, char *rest)
+{
+	char *save = NULL, *tok = strtok_r(rest, " ", &save);
+	struct profile *p;
+
+	if (!tok || !valid_name(tok))
+		return -1;
+	m->profiles = xrealloc(m->profiles, (m->nprofiles + 1) * sizeof(*m->profiles));
+	p = &m->profiles[m->nprofiles++];
+	memset(p, 0, sizeof(*p));
+	p->name = xstrdup(tok);
+	while ((tok = strtok_r(NULL, " ", &save))) {
+		if (!strncmp(tok, "root=", 5)) {
+			if (strcmp(tok + 5, "-"))
+				p->root = xstrdup(tok + 5);
+		} else if (tok[0] == 's' && tok[1] == 'd' && tok[2] >= 'a' && tok[2] < 'a' + NDEVICES &&
+			   tok[3] == '=' && valid_name(tok + 4)) {
+			free(p->dev[tok[2] - 'a']);
+			p->dev[tok[2] - 'a'] = xstrdup(tok + 4);
+		} else {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int parse_message(struct backup_info *b, const char *msg)
+{
+	const char *line = strstr(msg, "\n\nbackup-format 1\n");
+	struct machine *m = xcalloc(1, sizeof(*m));
+
+	b->layout = m;
+	if (!line)
+		return -1;
+	line += 2;
+	while (*line) {
+		const char *eol = strchrnul(line, '\n'), *sp = memchr(line, ' ', eol - line);
+		char *key, *val;
+		int bad = 0;
+
+		if (!sp) {
+			line = *eol ? eol + 1 : eol;
+			continue;
+		}
+		key = xstrndup(line, sp - line);
+		val = xstrndup(sp + 1, eol - sp - 1);
+		if (!strcmp(key, "machine"))
+			b->machine = parse_field(val, strlen(val));
+		else if (!strcmp(key, "kind"))
+			b->kind = xstrdup(val);
+		else if (!strcmp(key, "label"))
+			b->label = parse_field(val, strlen(val));
+		else if (!strcmp(key, "start"))
+			bad = parse_time(val, &b->start);
+		else if (!strcmp(key, "end"))
+			bad = parse_time(val, &b->end);
+		else if (!strcmp(key, "plan"))
+			m->plan = strtoull(val, NULL, 10);
+		else if (!strcmp(key, "boot"))
+			m->boot = valid_name(val) ? xstrdup(val) : NULL;
+		else if (!strcmp(key, "files"))
+			b->files = strtoull(val, NULL, 10);
+		else if (!strcmp(key, "bytes"))
+			b->bytes = strtoull(val, NULL, 10);
+		else if (!strcmp(key, "files-read"))
+			b->files_read = strtoull(val, NULL, 10);
+		else if (!strcmp(key, "bytes-read"))
+			b->bytes_read = strtoull(val, NULL, 10);
+		else if (!strcmp(key, "bytes-stored"))
+			b->bytes_stored = strtoull(val, NULL, 10);
+		else if (!strcmp(key, "profile"))
+			bad = parse_profile(m, val);
+		else if (!strcmp(key, "disk")) {
+			char *f[4], *save = NULL;
+			int i;
+			struct backup_disk *d;
+
+			for (i = 0; i < 4; i++)
+				if (!(f[i] = strtok_r(i ? NULL : val, " ", &save)))
+					break;
+			if (i < 4 || !valid_name(f[0])) {
+				bad = 1;
+			} else {
+				b->disks = xrealloc(b->disks, (b->ndisks + 1) * sizeof(*b->disks));
+				d = &b->disks[b->ndisks++];
+				memset(d, 0, sizeof(*d));
+				d->label = xstrdup(f[0]);
+				d->size = strtoull(f[1], NULL, 10);
+				d->filesystem = parse_field(f[2], strlen(f[2]));
+				d->source = parse_field(f[3], strlen(f[3]));
+			}
+		}
+		free(key);
+		free(val);
+		if (bad)
+			return -1;
+		line = *eol ? eol + 1 : eol;
+	}
+	if (!b->machine || !valid_name(b->machine) || !b->kind || !b->label)
+		return -1;
+	/* The layout as a machine, for restore: disks and profiles as recorded. */
+	m->name = xstrdup(b->machine);
+	m->disks = xcalloc(b->ndisks, sizeof(*m->disks));
+	m->ndisks = b->ndisks;
+	for (size_t i = 0; i < b->ndisks; i++) {
+		m->disks[i].label = xstrdup(b->disks[i].label);
+		m->disks[i].source = xstrdup(b->disks[i].source);
+		m->disks[i].filesystem = xstrdup(b->disks[i].filesystem);
+		m->disks[i].size = b->disks[i].size;
+	}
+	return 0;
+}
+
+int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backup_info **out)
+{
+	struct backup_info *b = xcalloc(1, sizeof(*b));
+	git_commit *c = NULL;
+	git_tree *t = NULL;
+	git_oid oid;
+	size_t i;
+	int ret = ERR_CORRUPT;
+
+	*out = NULL;
+	memcpy(oid.id, id, SHA1_LEN);
+	memcpy(b->id, id, SHA1_LEN);
+	hex_encode(b->hex, id, SHA1_LEN);
+	if (git_commit_lookup(&c, r->git, &oid) < 0 || git_commit_tree(&t, c) < 0)
+		goto out;
+	if (parse_message(b, git_commit_message_raw(c)) < 0)
+		goto out;
+	for (i = 0; i < b->ndisks; i++) {
+		const git_tree_entry *te = git_tree_entry_byname(t, b->disks[i].label);
+
+		if (!te || git_tree_entry_type(te) != GIT_OBJECT_TREE)
+			goto out;
+		memcpy(b->disks[i].tree, git_tree_entry_id(te)->id, SHA1_LEN);
+	}
+	*out = b;
+	b = NULL;
+	ret = 0;
+out:
+	git_tree_free(t);
+	git_commit_free(c);
+	backup_info_free(b);
+	return ret;
+}
+
+static int cmp_newest(const void *a, const void *b)
+{
+	const struct backup_info *x = *(struct backup_info *const *)a, *y = *(struct backup_info *const *)b;
+
+	if (x->start.tv_sec != y->start.tv_sec)
+		return x->start.tv_sec < y->start.tv_sec ? 1 : -1;
+	if (x->start.tv_nsec != y->start.tv_nsec)
+		return x->start.tv_nsec < y->start.tv_nsec ? 1 : -1;
+	return strcmp(x->hex, y->hex);
+}
+
+int snapshot_list(struct repo *r, const char *machine, struct backup_info ***out, size_t *nr)
+{
+	git_reference_iterator *it = NULL;
+	git_reference *ref;
+	struct backup_info **list = NULL;
+	size_t n = 0, i;
+	char *glob = machine ? xasprintf("refs/backups/%s/*", machine) : xstrdup("refs/backups/*");
+	int ret = -1, err;
+
+	*out = NULL;
+	*nr = 0;
+	if (git_reference_iterator_glob_new(&it, r->git, glob) < 0) {
+		error_git("cannot list the slots");
+		goto out;
+	}
+	while ((err = git_reference_next(&ref, it)) == 0) {
+		const char *name = git_reference_name(ref), *slot = strrchr(name, '/') + 1;
+		const git_oid *oid = git_reference_target(ref);
+		struct backup_info *b = NULL;
+
+		if (!oid) {
+			git_reference_free(ref);
+			continue;
+		}
+		for (i = 0; i < n; i++)
+			if (!memcmp(list[i]->id, oid->id, SHA1_LEN))
+				b = list[i];
+		if (!b) {
+			if (snapshot_read(r, oid->id, &b) < 0) {
+				error("slot '%s' names a damaged backup %s; run 'backup check'",
+				      name, git_oid_tostr_s(oid));
+				git_reference_free(ref);
+				goto out;
+			}
+			list = xrealloc(list, (n + 1) * sizeof(*list));
+			list[n++] = b;
+		}
+		b->slots = xrealloc(b->slots, (b->nslots + 1) * sizeof(char *));
+		b->slots[b->nslots++] = xstrdup(slot);
+		git_reference_free(ref);
+	}
+	if (err != GIT_ITEROVER) {
+		error_git("cannot list the slots");
+		goto out;
+	}
+	qsort(list, n, sizeof(*list), cmp_newest);
+	*out = list;
+	*nr = n;
+	list = NULL;
+	n = 0;
+	ret = 0;
+out:
+	snapshot_list_free(list, n);
+	git_reference_iterator_free(it);
+	free(glob);
+	return ret;
+}
+
+void snapshot_list_free(struct backup_info **list, size_t nr)
+{
+	size_t i;
+
+	for (i = 0; i < nr; i++)
+		backup_info_free(list[i]);
+	free(list);
+}
+
+int snapshot_resolve(struct repo *r, const char *src, struct backup_info **out)
+{
+	struct backup_info **list = NULL, *found = NULL;
+	const char *colon = strchr(src, ':');
+	size_t n = 0, i, len = strlen(src);
+	int ret = -1, matches = 0;
+
+	*out = NULL;
+	if (colon) {
+		char *machine = xstrndup(src, colon - src);
+		char *ref = xasprintf("refs/backups/%s/%s", machine, colon + 1);
+		git_oid oid;
+
+		if (!valid_name(machine) || !valid_name(colon + 1) ||
+		    git_reference_name_to_id(&oid, r->git, ref) < 0)
+			ret = error("no backup '%s'; see 'backup list %s'", src, machine);
+		else if ((ret = snapshot_read(r, oid.id, out)) < 0)
+			error("backup '%s' is damaged; run 'backup check'", src);
+		free(machine);
+		free(ref);
+		return ret;
+	}
+	if (valid_name(src) && snapshot_list(r, src, &list, &n) == 0 && n) {
+		*out = list[0];
+		list[0] = NULL;
+		snapshot_list_free(list, n);
+		return 0;
+	}
+	snapshot_list_free(list, n);
+	if (snapshot_list(r, NULL, &list, &n) < 0)
+		return -1;
+	for (i = 0; len >= 4 && i < n; i++)
+		if (!strncasecmp(list[i]->hex, src, len)) {
+			found = list[i];
+			matches++;
+		}
+	if (matches == 1) {
+		for (i = 0; i < n; i++)
+			if (list[i] == found)
+				list[i] = NULL;
+		*out = found;
+		ret = 0;
+	} else if (matches > 1) {
+		error("backup id '%s' is ambiguous; give more of it", src);
+	} else {
+		error("no backup '%s': not a machine with backups, MACHINE:SLOT or a backup id; see 'backup list'", src);
+	}
+	snapshot_list_free(list, n);
+	return ret;
+}
+
+struct backup_disk *backup_disk(const struct backup_info *b, const char *label)
+{
+	size_t i;
+
+	for (i = 0; i < b->ndisks; i++)
+		if (!strcmp(b->disks[i].label, label))
+			return &b->disks[i];
+	return NULL;
+}

@@ -1,0 +1,76 @@
+/*
+ * snapshot.h — backups as git commits, and the slots that name them.
+ *
+ * A backup is a commit with no parent (so that expiring one never keeps
+ * another alive) whose tree has one subtree per disk, named by the disk's
+ * label. Its message records, one "key value" line each, the machine, the
+ * kind (automatic or snapshot), label, start and end, each disk's layout,
+ * the profiles and the statistics (docs/FORMAT.md). Slots are the refs
+ * refs/backups/MACHINE/SLOT; one backup may hold several.
+ */
+#ifndef SNAPSHOT_H
+#define SNAPSHOT_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "hash.h"
+#include "machine.h"
+#include "repo.h"
+#include "store.h"
+
+#define SLOT_DAILY "daily"
+#define SLOT_WEEKLY "weekly"
+#define SLOT_BIWEEKLY "biweekly"
+#define SLOT_SNAPSHOT "snapshot"
+
+struct backup_disk {
+	char *label;
+	char *source;
+	char *filesystem;
+	uint64_t size;
+	unsigned char tree[SHA1_LEN];
+};
+
+struct backup_info {
+	unsigned char id[SHA1_LEN];
+	char hex[2 * SHA1_LEN + 1];
+	char *machine;
+	char *kind;			/* "automatic" or "snapshot" */
+	char *label;
+	struct timespec start, end;
+	struct backup_disk *disks;
+	size_t ndisks;
+	struct machine *layout;		/* disks and profiles as recorded */
+	uint64_t files, bytes, files_read, bytes_read, bytes_stored;
+	char **slots;
+	size_t nslots;
+};
+
+/*
+ * Writes the commit of a backup whose disks[i].tree are set, and flushes the
+ * store so that the commit is durable; sets info->id.
+ */
+int snapshot_commit(struct store *s, struct backup_info *info);
+/* Points refs/backups/MACHINE/SLOT at the backup (with a reflog entry). */
+int snapshot_set_slot(struct repo *r, const char *machine, const char *slot,
+		      const unsigned char id[SHA1_LEN], const char *why);
+
+/* Reads one backup; ERR_CORRUPT when its commit is not one of ours. */
+int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backup_info **out);
+void backup_info_free(struct backup_info *b);
+
+/* Every kept backup (those a slot names), newest first; machine may be NULL. */
+int snapshot_list(struct repo *r, const char *machine, struct backup_info ***out, size_t *nr);
+void snapshot_list_free(struct backup_info **list, size_t nr);
+
+/* Resolves SRC: MACHINE (its newest backup), MACHINE:SLOT, or an id prefix. */
+int snapshot_resolve(struct repo *r, const char *src, struct backup_info **out);
+
+/* The disk of a backup by label, or NULL. */
+struct backup_disk *backup_disk(const struct backup_info *b, const char *label);
+
+/* RFC 3339 UTC with seconds: "2026-11-28T16:00:00Z". buf holds 32 bytes. */
+const char *format_time(const struct timespec *t, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,220 @@
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zstd.h>
+
+#include "dedup.h"
+#include "store.h"
+#include "usage.h"
+
+#define PACK_MAX_BYTES ((size_t)48 << 20)
+#define ZSTD_LEVEL 3
+/* A blob larger than this is refused on read as damage: chunks are <= 4 MiB
+ * and metadata blobs hold one record per directory entry. */
+#define BLOB_MAX ((size_t)1 << 30)
+
+struct store {
+	struct repo *repo;
+	struct pack_writer *pw;
+	struct dedup *dedup;		/* SHA-256 -> blob, from disk and this run */
+	struct dedup *written;		/* trees and commits put in this run */
+	struct dedup_entry *sidecar;	/* blobs of the pack being written */
+	size_t nsidecar, asidecar;
+	struct store_stats stats;
+	pthread_mutex_t lock;
+};
+
+static __thread ZSTD_CCtx *cctx;
+
+void store_thread_done(void)
+{
+	ZSTD_freeCCtx(cctx);
+	cctx = NULL;
+}
+
+int store_open(struct store **out, struct repo *r)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
+
+	*out = NULL;
+	s->repo = r;
+	pthread_mutex_init(&s->lock, NULL);
+	if (dedup_load(&s->dedup, r->dedup_dir) < 0 ||
+	    pack_writer_new(&s->pw, r->pack_dir, PACK_MAX_BYTES) < 0) {
+		store_free(s);
+		return -1;
+	}
+	dedup_load(&s->written, NULL);
+	*out = s;
+	return 0;
+}
+
+void store_free(struct store *s)
+{
+	if (!s)
+		return;
+	pack_writer_free(s->pw);
+	dedup_free(s->dedup);
+	dedup_free(s->written);
+	free(s->sidecar);
+	pthread_mutex_destroy(&s->lock);
+	store_thread_done();
+	free(s);
+}
+
+/* Flushes the pack being written, then its sidecar; the lock is held. */
+static int flush_locked(struct store *s)
+{
+	char *name = NULL;
+	int ret;
+
+	if (pack_writer_flush(s->pw, &name) < 0)
+		return -1;
+	ret = name ? dedup_write_sidecar(s->repo->dedup_dir, name, s->sidecar, s->nsidecar) : 0;
+	s->nsidecar = 0;
+	free(name);
+	return ret;
+}
+
+int store_flush(struct store *s)
+{
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = flush_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	if (ret == 0 && git_odb_refresh(s->repo->odb) < 0)
+		return error_git("cannot see the new packs");
+	return ret;
+}
+
+static int add_locked(struct store *s, enum pack_type type, const unsigned char *oid,
+		      const void *data, size_t len)
+{
+	pack_writer_add(s->pw, type, oid, data, len);
+	if (pack_writer_full(s->pw))
+		return flush_locked(s);
+	return 0;
+}
+
+int store_put_blob(struct store *s, const void *data, size_t len, unsigned char oid[SHA1_LEN])
+{
+	unsigned char key[SHA256_LEN];
+	size_t bound, clen;
+	void *frame;
+	int ret = 0;
+
+	sha256(data, len, key);
+	pthread_mutex_lock(&s->lock);
+	if (dedup_lookup(s->dedup, key, oid)) {
+		s->stats.blobs_reused++;
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+
+	if (!cctx) {
+		cctx = ZSTD_createCCtx();
+		if (!cctx)
+			die("cannot create a zstd context");
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, ZSTD_LEVEL);
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+	}
+	bound = ZSTD_compressBound(len);
+	frame = xmalloc(bound);
+	clen = ZSTD_compress2(cctx, frame, bound, data, len);
+	if (ZSTD_isError(clen))
+		die("zstd compression failed: %s", ZSTD_getErrorName(clen));
+	object_id("blob", frame, clen, oid);
+
+	pthread_mutex_lock(&s->lock);
+	/* Another thread may have stored the same chunk meanwhile. */
+	if (dedup_lookup(s->dedup, key, oid)) {
+		s->stats.blobs_reused++;
+		goto out;
+	}
+	dedup_insert(s->dedup, key, oid);
+	if (s->nsidecar == s->asidecar) {
+		s->asidecar = s->asidecar ? 2 * s->asidecar : 1024;
+		s->sidecar = xrealloc(s->sidecar, s->asidecar * sizeof(*s->sidecar));
+	}
+	memcpy(s->sidecar[s->nsidecar].key, key, SHA256_LEN);
+	memcpy(s->sidecar[s->nsidecar].oid, oid, SHA1_LEN);
+	s->nsidecar++;
+	s->stats.blobs_new++;
+	s->stats.bytes_new += clen;
+	ret = add_locked(s, PACK_BLOB, oid, frame, clen);
+out:
+	pthread_mutex_unlock(&s->lock);
+	free(frame);
+	return ret;
+}
+
+int store_put_object(struct store *s, enum pack_type type, const void *data, size_t len,
+		     unsigned char oid[SHA1_LEN])
+{
+	unsigned char key[SHA256_LEN] = { 0 }, dummy[SHA1_LEN];
+	git_oid id;
+	int ret = 0;
+
+	object_id(type == PACK_TREE ? "tree" : "commit", data, len, oid);
+	memcpy(key, oid, SHA1_LEN);
+	memcpy(id.id, oid, SHA1_LEN);
+	pthread_mutex_lock(&s->lock);
+	if (dedup_lookup(s->written, key, dummy) ||
+	    git_odb_exists_ext(s->repo->odb, &id, GIT_ODB_LOOKUP_NO_REFRESH))
+		goto out;
+	dedup_insert(s->written, key, oid);
+	s->stats.objects_new++;
+	s->stats.bytes_new += len;
+	ret = add_locked(s, type, oid, data, len);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+void store_get_stats(struct store *s, struct store_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->stats;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int blob_decode(const void *data, size_t len, struct strbuf *out)
+{
+	unsigned long long size = ZSTD_getFrameContentSize(data, len);
+	size_t n;
+
+	if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > BLOB_MAX)
+		return ERR_CORRUPT;
+	if (ZSTD_findFrameCompressedSize(data, len) != len)
+		return ERR_CORRUPT;
+	strbuf_grow(out, size);
+	n = ZSTD_decompress(out->buf + out->len, size, data, len);
+	if (ZSTD_isError(n) || n != size)
+		return ERR_CORRUPT;
+	strbuf_setlen(out, out->len + n);
+	return 0;
+}
+
+int store_read_blob(struct repo *r, const unsigned char oid[SHA1_LEN], struct strbuf *out)
+{
+	git_odb_object *obj = NULL;
+	git_oid id;
+	int err;
+
+	memcpy(id.id, oid, SHA1_LEN);
+	err = git_odb_read(&obj, r->odb, &id);
+	if (err == GIT_ENOTFOUND)
+		return ERR_NOTFOUND;
+	if (err < 0)
+		return ERR_CORRUPT;
+	if (git_odb_object_type(obj) != GIT_OBJECT_BLOB)
+		err = ERR_CORRUPT;
+	else
+		err = blob_decode(git_odb_object_data(obj), git_odb_object_size(obj), out);
+	git_odb_object_free(obj);
+	return err;
+}

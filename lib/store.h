@@ -1,0 +1,55 @@
+/*
+ * store.h — the object store: putting blobs, trees and commits into packs,
+ * and reading blobs back.
+ *
+ * store_put_blob() is the deduplicating path: the SHA-256 of the plaintext
+ * is looked up in the dedup index, and only an unknown chunk is compressed
+ * (one zstd frame with its checksum, docs/FORMAT.md) and appended to the
+ * pack being written. It may be called from several threads at once; each
+ * calling thread must call store_thread_done() before it exits.
+ *
+ * Nothing written is visible to readers, nor may be referenced, before
+ * store_flush() has returned 0: then every object put so far is durable in a
+ * pack with its index and dedup sidecar.
+ */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stdint.h>
+
+#include "hash.h"
+#include "pack.h"
+#include "repo.h"
+#include "strbuf.h"
+
+struct store_stats {
+	uint64_t blobs_new;	/* blobs written */
+	uint64_t blobs_reused;	/* blobs found by their SHA-256 */
+	uint64_t bytes_new;	/* compressed bytes written */
+	uint64_t objects_new;	/* trees and commits written */
+};
+
+struct store;
+
+int store_open(struct store **out, struct repo *r);
+/* Frees the store; objects not flushed are dropped. */
+void store_free(struct store *s);
+
+int store_put_blob(struct store *s, const void *data, size_t len, unsigned char oid[SHA1_LEN]);
+/* A tree or commit, given as git's object payload. Main thread only. */
+int store_put_object(struct store *s, enum pack_type type, const void *data, size_t len,
+		     unsigned char oid[SHA1_LEN]);
+int store_flush(struct store *s);
+void store_thread_done(void);
+void store_get_stats(struct store *s, struct store_stats *out);
+
+/*
+ * Reads blob oid and decodes its zstd frame into out (appended). Returns 0,
+ * ERR_NOTFOUND when the object is missing, or ERR_CORRUPT when it fails its
+ * git hash, its zstd checksum or decoding; prints nothing.
+ */
+int store_read_blob(struct repo *r, const unsigned char oid[SHA1_LEN], struct strbuf *out);
+/* Decodes one zstd frame (a blob's payload) into out; ERR_CORRUPT on damage. */
+int blob_decode(const void *data, size_t len, struct strbuf *out);
+
+#endif

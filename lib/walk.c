@@ -1,0 +1,844 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "chunker.h"
+#include "meta.h"
+#include "tree.h"
+#include "usage.h"
+#include "walk.h"
+
+/* Chunk bytes queued for the workers at most: bounds memory. */
+#define QUEUE_BYTES ((size_t)24 << 20)
+
+enum kind { K_NONE, K_SKIP, K_CHUNKS, K_DIR, K_REUSE };
+
+struct pdir;
+
+struct entry {
+	struct meta m;
+	enum kind kind;
+	unsigned char (*chunks)[SHA1_LEN];	/* K_CHUNKS: filled by workers */
+	size_t nchunks;
+	struct pdir *sub;			/* K_DIR */
+	unsigned mode;				/* K_REUSE: MODE_BLOB or MODE_TREE */
+	unsigned char oid[SHA1_LEN];		/* K_REUSE */
+};
+
+/* A directory whose tree waits for its chunks to be stored. */
+struct pdir {
+	struct entry *e;	/* e[0] is the directory itself, "." */
+	size_t n;
+	int pending;		/* chunks not yet stored; under the pool lock */
+	int dequeued;		/* taken off the queue (built, or failed to) */
+	struct pdir *next;	/* the queue of directories, in post-order */
+	unsigned char tree[SHA1_LEN];
+};
+
+struct job {
+	void *data;
+	size_t len;
+	unsigned char *result;
+	struct pdir *owner;
+	struct job *next;
+};
+
+struct walker {
+	const struct walk_opts *o;
+	struct walk_stats *stats;
+	dev_t dev;
+	struct strbuf path;		/* the full path of what is being read */
+	unsigned char *buf;		/* read buffer, 2 * CHUNK_MAX */
+
+	pthread_mutex_t lock;
+	pthread_cond_t work, space, done;
+	struct job *head, *tail;
+	size_t queued;
+	int stop, failed;
+	pthread_t *threads;
+	int nthreads;
+
+	struct pdir *dhead, *dtail;	/* directories waiting for their tree */
+};
+
+/* ---- owner names ---------------------------------------------------- */
+
+struct name_cache {
+	uint32_t id;
+	char *name;
+};
+
+static const char *cached_name(struct name_cache **cache, size_t *nr, uint32_t id, int group)
+{
+	size_t i;
+	char buf[16384];
+	const char *name = "";
+
+	for (i = 0; i < *nr; i++)
+		if ((*cache)[i].id == id)
+			return (*cache)[i].name;
+	if (group) {
+		struct group g, *res = NULL;
+		if (!getgrgid_r(id, &g, buf, sizeof(buf), &res) && res)
+			name = res->gr_name;
+	} else {
+		struct passwd p, *res = NULL;
+		if (!getpwuid_r(id, &p, buf, sizeof(buf), &res) && res)
+			name = res->pw_name;
+	}
+	*cache = xrealloc(*cache, (*nr + 1) * sizeof(**cache));
+	(*cache)[*nr].id = id;
+	(*cache)[*nr].name = xstrdup(name);
+	return (*cache)[(*nr)++].name;
+}
+
+static struct name_cache *users, *groups;
+static size_t nusers, ngroups;
+
+const char *uid_name(uint32_t uid)
+{
+	return cached_name(&users, &nusers, uid, 0);
+}
+
+const char *gid_name(uint32_t gid)
+{
+	return cached_name(&groups, &ngroups, gid, 1);
+}
+
+/* ---- the worker pool ------------------------------------------------- */
+
+static void *worker(void *arg)
+{
+	struct walker *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		struct job *j;
+
+		while (!w->head && !w->stop)
+			pthread_cond_wait(&w->work, &w->lock);
+		if (!w->head)
+			break;
+		j = w->head;
+		w->head = j->next;
+		if (!w->head)
+			w->tail = NULL;
+		pthread_mutex_unlock(&w->lock);
+
+		int err = w->failed ? -1 : store_put_blob(w->o->store, j->data, j->len, j->result);
+
+		pthread_mutex_lock(&w->lock);
+		if (err < 0)
+			w->failed = 1;
+		w->queued -= j->len;
+		j->owner->pending--;
+		pthread_cond_broadcast(&w->done);
+		pthread_cond_signal(&w->space);
+		free(j->data);
+		free(j);
+	}
+	pthread_mutex_unlock(&w->lock);
+	store_thread_done();
+	return NULL;
+}
+
+/* Hands a chunk (data is taken over) to the workers; blocks while the queue is full. */
+static void submit(struct walker *w, void *data, size_t len, unsigned char *result, struct pdir *owner)
+{
+	struct job *j = xmalloc(sizeof(*j));
+
+	j->data = data;
+	j->len = len;
+	j->result = result;
+	j->owner = owner;
+	j->next = NULL;
+	pthread_mutex_lock(&w->lock);
+	while (w->queued && w->queued + len > QUEUE_BYTES)
+		pthread_cond_wait(&w->space, &w->lock);
+	if (w->tail)
+		w->tail->next = j;
+	else
+		w->head = j;
+	w->tail = j;
+	w->queued += len;
+	owner->pending++;
+	pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- trees ------------------------------------------------------------ */
+
+/* Frees d and the subdirectories it still holds that left the queue (the
+ * others are freed from the queue). */
+static void free_pdir(struct pdir *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++) {
+		if (d->e[i].kind == K_DIR && d->e[i].sub && d->e[i].sub->dequeued)
+			free_pdir(d->e[i].sub);
+		meta_clear(&d->e[i].m);
+		free(d->e[i].chunks);
+	}
+	free(d->e);
+	free(d);
+}
+
+static int build_tree(struct walker *w, struct pdir *d)
+{
+	struct strbuf meta = STRBUF_INIT, tree = STRBUF_INIT, name = STRBUF_INIT;
+	struct tree_entry *te = xcalloc(d->n + 1, sizeof(*te));
+	size_t i, nt = 0;
+	int ret = -1;
+
+	meta_header(&meta);
+	for (i = 0; i < d->n; i++) {
+		struct entry *e = &d->e[i];
+		struct tree_entry *t;
+
+		if (e->kind == K_SKIP)
+			continue;
+		meta_encode(&meta, &e->m);
+		if (i == 0 || e->kind == K_NONE)
+			continue;
+		t = &te[nt++];
+		strbuf_reset(&name);
+		name_escape(&name, e->m.name);
+		t->name = xstrdup(name.buf);
+		if (e->kind == K_REUSE) {
+			t->mode = e->mode;
+			memcpy(t->oid, e->oid, SHA1_LEN);
+		} else if (e->kind == K_DIR) {
+			t->mode = MODE_TREE;
+			memcpy(t->oid, e->sub->tree, SHA1_LEN);
+			free_pdir(e->sub);
+			e->sub = NULL;
+		} else if (e->nchunks == 1) {
+			t->mode = MODE_BLOB;
+			memcpy(t->oid, e->chunks[0], SHA1_LEN);
+		} else {
+			/* A chunked file: a tree of its chunks, in order. */
+			struct tree_entry *ce = xcalloc(e->nchunks, sizeof(*ce));
+			struct strbuf ct = STRBUF_INIT;
+			size_t c;
+
+			for (c = 0; c < e->nchunks; c++) {
+				ce[c].name = xasprintf("%08zx", c);
+				ce[c].mode = MODE_BLOB;
+				memcpy(ce[c].oid, e->chunks[c], SHA1_LEN);
+			}
+			tree_encode(&ct, ce, e->nchunks);
+			t->mode = MODE_TREE;
+			ret = store_put_object(w->o->store, PACK_TREE, ct.buf, ct.len, t->oid);
+			for (c = 0; c < e->nchunks; c++)
+				free(ce[c].name);
+			free(ce);
+			strbuf_release(&ct);
+			if (ret < 0)
+				goto out;
+		}
+	}
+	te[nt].name = xstrdup(META_NAME);
+	te[nt].mode = MODE_BLOB;
+	if (store_put_blob(w->o->store, meta.buf, meta.len, te[nt].oid) < 0)
+		goto out;
+	nt++;
+	tree_encode(&tree, te, nt);
+	ret = store_put_object(w->o->store, PACK_TREE, tree.buf, tree.len, d->tree);
+out:
+	for (i = 0; i < nt; i++)
+		free(te[i].name);
+	free(te);
+	strbuf_release(&meta);
+	strbuf_release(&tree);
+	strbuf_release(&name);
+	return ret;
+}
+
+/* Builds the trees of the queued directories whose chunks are all stored;
+ * with wait, waits for all of them. */
+static int drain(struct walker *w, int wait)
+{
+	pthread_mutex_lock(&w->lock);
+	while (w->dhead && !w->failed) {
+		struct pdir *d = w->dhead;
+
+		if (d->pending) {
+			if (!wait)
+				break;
+			pthread_cond_wait(&w->done, &w->lock);
+			continue;
+		}
+		w->dhead = d->next;
+		if (!w->dhead)
+			w->dtail = NULL;
+		d->dequeued = 1;
+		pthread_mutex_unlock(&w->lock);
+		if (build_tree(w, d) < 0) {
+			pthread_mutex_lock(&w->lock);
+			w->failed = 1;
+			break;
+		}
+		pthread_mutex_lock(&w->lock);
+	}
+	int failed = w->failed;
+	pthread_mutex_unlock(&w->lock);
+	return failed ? -1 : 0;
+}
+
+static void enqueue_dir(struct walker *w, struct pdir *d)
+{
+	pthread_mutex_lock(&w->lock);
+	d->next = NULL;
+	if (w->dtail)
+		w->dtail->next = d;
+	else
+		w->dhead = d;
+	w->dtail = d;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- the previous backup ----------------------------------------------- */
+
+struct prev {
+	git_tree *tree;
+	struct meta *m;
+	size_t n;
+};
+
+static void prev_load(struct walker *w, struct prev *p, const unsigned char *oid)
+{
+	const git_tree_entry *te;
+	struct strbuf sb = STRBUF_INIT;
+	git_oid id;
+
+	memset(p, 0, sizeof(*p));
+	if (!oid)
+		return;
+	memcpy(id.id, oid, SHA1_LEN);
+	if (git_tree_lookup(&p->tree, w->o->repo->git, &id) < 0)
+		return;
+	te = git_tree_entry_byname(p->tree, META_NAME);
+	if (!te || store_read_blob(w->o->repo, git_tree_entry_id(te)->id, &sb) < 0 ||
+	    meta_decode(sb.buf, sb.len, &p->m, &p->n) < 0) {
+		git_tree_free(p->tree);
+		p->tree = NULL;
+	}
+	strbuf_release(&sb);
+}
+
+static void prev_free(struct prev *p)
+{
+	meta_free_array(p->m, p->n);
+	git_tree_free(p->tree);
+}
+
+static const struct meta *prev_find(const struct prev *p, const char *name)
+{
+	size_t lo = 1, hi = p->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(p->m[mid].name, name);
+
+		if (!c)
+			return &p->m[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static const git_tree_entry *prev_entry(const struct prev *p, const char *name)
+{
+	struct strbuf sb = STRBUF_INIT;
+	const git_tree_entry *te;
+
+	if (!p->tree)
+		return NULL;
+	name_escape(&sb, name);
+	te = git_tree_entry_byname(p->tree, sb.buf);
+	strbuf_release(&sb);
+	return te;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static void unreadable(struct walker *w, const char *what)
+{
+	struct walk_stats *s = w->stats;
+
+	error("cannot read '%s': %s", w->path.buf, what);
+	s->unreadable = xrealloc(s->unreadable, (s->nunreadable + 1) * sizeof(char *));
+	s->unreadable[s->nunreadable++] = xstrdup(w->path.buf);
+}
+
+/* Reads the extended attributes (ACLs included) of fd, or of the path when fd < 0. */
+static int read_xattrs(struct walker *w, int fd, struct meta *m)
+{
+	char *list = NULL, *p;
+	ssize_t n = fd >= 0 ? flistxattr(fd, NULL, 0) : llistxattr(w->path.buf, NULL, 0);
+
+	if (n <= 0)
+		return n < 0 && errno != ENOTSUP ? -1 : 0;
+	list = xmalloc(n);
+	n = fd >= 0 ? flistxattr(fd, list, n) : llistxattr(w->path.buf, list, n);
+	if (n < 0) {
+		free(list);
+		return -1;
+	}
+	for (p = list; p < list + n; p += strlen(p) + 1) {
+		ssize_t vlen = fd >= 0 ? fgetxattr(fd, p, NULL, 0) : lgetxattr(w->path.buf, p, NULL, 0);
+		struct xattr *x;
+
+		if (vlen < 0)
+			continue;
+		m->xattrs = xrealloc(m->xattrs, (m->nxattrs + 1) * sizeof(*m->xattrs));
+		x = &m->xattrs[m->nxattrs++];
+		x->name = xstrdup(p);
+		x->value = xmalloc(vlen + 1);
+		vlen = fd >= 0 ? fgetxattr(fd, p, x->value, vlen) : lgetxattr(w->path.buf, p, x->value, vlen);
+		x->len = vlen < 0 ? 0 : vlen;
+	}
+	free(list);
+	return 0;
+}
+
+/* The data extents of a sparse file, from SEEK_DATA/SEEK_HOLE. */
+static void read_extents(int fd, struct meta *m)
+{
+	off_t pos = 0, end = m->size;
+
+	while (pos < end) {
+		off_t data = lseek(fd, pos, SEEK_DATA), hole;
+
+		if (data < 0)
+			break;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		m->extents = xrealloc(m->extents, 2 * (m->nextents + 1) * sizeof(*m->extents));
+		m->extents[2 * m->nextents] = data;
+		m->extents[2 * m->nextents + 1] = hole - data;
+		m->nextents++;
+		pos = hole;
+	}
+	if (!m->nextents) {
+		/* All hole: one empty extent still marks the file sparse. */
+		m->extents = xcalloc(2, sizeof(*m->extents));
+		m->nextents = 1;
+	}
+	lseek(fd, 0, SEEK_SET);
+}
+
+/* Fills buf with len bytes of the file at off: zeros inside holes. */
+static ssize_t read_at(int fd, const struct meta *m, unsigned char *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		uint64_t pos = off + done, next_data = m->size;
+		size_t i, want = len - done;
+		int in_data = !m->nextents;
+		ssize_t n;
+
+		for (i = 0; i < m->nextents && !in_data; i++) {
+			uint64_t s = m->extents[2 * i], e = s + m->extents[2 * i + 1];
+			if (pos >= s && pos < e) {
+				in_data = 1;
+				if (e - pos < want)
+					want = e - pos;
+			} else if (s > pos && s < next_data) {
+				next_data = s;
+			}
+		}
+		if (!in_data) {
+			if (next_data - pos < want)
+				want = next_data - pos;
+			memset(buf + done, 0, want);
+			done += want;
+			continue;
+		}
+		n = pread(fd, buf + done, want, pos);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		done += n;
+	}
+	return done;
+}
+
+static void read_file(struct walker *w, int dfd, struct entry *e, struct pdir *owner)
+{
+	int fd = openat(dfd, e->m.name, O_RDONLY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC);
+	uint64_t off = 0, size, max_chunks;
+	size_t have = 0;
+	struct stat st;
+
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dfd, e->m.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		unreadable(w, fd < 0 ? strerror(errno) : "it changed while being read");
+		e->kind = K_SKIP;
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	meta_from_stat(&e->m, &st);
+	if (read_xattrs(w, fd, &e->m) < 0)
+		warning("cannot read the extended attributes of '%s': %s", w->path.buf, strerror(errno));
+	if ((uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size)
+		read_extents(fd, &e->m);
+	size = e->m.size;
+	max_chunks = size / CHUNK_MIN + 2;
+	e->chunks = xcalloc(max_chunks, SHA1_LEN);
+	e->kind = K_CHUNKS;
+
+	if (size <= CHUNK_MIN) {
+		unsigned char *data = xmalloc(size + 1);
+		ssize_t n = read_at(fd, &e->m, data, size, 0);
+
+		if (n < 0) {
+			free(data);
+			goto fail;
+		}
+		e->m.size = n;
+		e->nchunks = 1;
+		submit(w, data, n, e->chunks[0], owner);
+		off = n;
+		goto done;
+	}
+	for (;;) {
+		size_t want = 2 * CHUNK_MAX - have, cut;
+		ssize_t n = 0;
+		int eof;
+
+		if (off + have < size) {
+			if (want > size - off - have)
+				want = size - off - have;
+			n = read_at(fd, &e->m, w->buf + have, want, off + have);
+			if (n < 0)
+				goto fail;
+			have += n;
+		}
+		eof = off + have >= size || n == 0;
+		if (!have)
+			break;
+		if (!eof && have < CHUNK_MAX)
+			continue;
+		cut = chunker_cut(w->buf, have);
+		if (e->nchunks == max_chunks)
+			goto fail_changed;
+		unsigned char *data = xmalloc(cut);
+		memcpy(data, w->buf, cut);
+		submit(w, data, cut, e->chunks[e->nchunks++], owner);
+		memmove(w->buf, w->buf + cut, have - cut);
+		have -= cut;
+		off += cut;
+		if (eof && !have)
+			break;
+	}
+	if (!e->nchunks) {
+		e->nchunks = 1;
+		submit(w, xmalloc(1), 0, e->chunks[0], owner);
+	}
+	e->m.size = off;
+done:
+	w->stats->files_read++;
+	w->stats->bytes_read += off;
+	close(fd);
+	return;
+fail_changed:
+	errno = EAGAIN;
+fail:
+	/* Chunks already handed out still land in chunks[]; the entry is dropped. */
+	unreadable(w, strerror(errno));
+	e->kind = K_SKIP;
+	close(fd);
+}
+
+static int excluded(struct walker *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->o->nexcludes; i++)
+		if (!fnmatch(w->o->excludes[i], w->path.buf, 0))
+			return 1;
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int read_names(int dfd, char ***out, size_t *nr)
+{
+	int fd = dup(dfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, alloc = 0;
+
+	*out = NULL;
+	*nr = 0;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n == alloc) {
+			alloc = alloc ? 2 * alloc : 32;
+			names = xrealloc(names, alloc * sizeof(*names));
+		}
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_name);
+	*out = names;
+	*nr = n;
+	return 0;
+}
+
+static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
+			     const unsigned char *prev_oid);
+
+static void walk_entry(struct walker *w, int dfd, struct pdir *d, struct entry *e,
+		       const struct prev *prev)
+{
+	const struct meta *pm = prev_find(prev, e->m.name);
+	const git_tree_entry *pte = pm ? prev_entry(prev, e->m.name) : NULL;
+	struct stat st;
+
+	if (fstatat(dfd, e->m.name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT) {	/* gone since readdir */
+			e->kind = K_SKIP;
+			return;
+		}
+		unreadable(w, strerror(errno));
+		e->kind = K_SKIP;
+		return;
+	}
+	if (excluded(w)) {
+		e->kind = K_SKIP;
+		return;
+	}
+	meta_from_stat(&e->m, &st);
+	e->m.uname = xstrdup(uid_name(st.st_uid));
+	e->m.gname = xstrdup(gid_name(st.st_gid));
+
+	if (S_ISREG(st.st_mode)) {
+		w->stats->files++;
+		if (pm && pte && S_ISREG(pm->mode) && pm->size == (uint64_t)st.st_size &&
+		    pm->ino == (uint64_t)st.st_ino &&
+		    pm->mtime.tv_sec == st.st_mtim.tv_sec && pm->mtime.tv_nsec == st.st_mtim.tv_nsec &&
+		    pm->ctime.tv_sec == st.st_ctim.tv_sec && pm->ctime.tv_nsec == st.st_ctim.tv_nsec) {
+			/* Unchanged: reuse content and attributes without opening it. */
+			struct meta copy;
+
+			meta_copy(&copy, pm);
+			e->m.xattrs = copy.xattrs;
+			e->m.nxattrs = copy.nxattrs;
+			e->m.extents = copy.extents;
+			e->m.nextents = copy.nextents;
+			copy.xattrs = NULL;
+			copy.nxattrs = 0;
+			copy.extents = NULL;
+			copy.nextents = 0;
+			meta_clear(&copy);
+			e->kind = K_REUSE;
+			e->mode = git_tree_entry_filemode(pte) == GIT_FILEMODE_TREE ? MODE_TREE : MODE_BLOB;
+			memcpy(e->oid, git_tree_entry_id(pte)->id, SHA1_LEN);
+			w->stats->bytes += st.st_size;
+			return;
+		}
+		read_file(w, dfd, e, d);
+		if (e->kind != K_SKIP)
+			w->stats->bytes += e->m.size;
+		return;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		int sub = -1;
+
+		w->stats->dirs++;
+		if (st.st_dev == w->dev)
+			sub = openat(dfd, e->m.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC);
+		if (sub < 0 && st.st_dev == w->dev && errno == EPERM)
+			sub = openat(dfd, e->m.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0 && st.st_dev == w->dev) {
+			unreadable(w, strerror(errno));
+			e->kind = K_SKIP;
+			return;
+		}
+		const unsigned char *poid = pte && git_tree_entry_filemode(pte) == GIT_FILEMODE_TREE &&
+			pm && S_ISDIR(pm->mode) ? git_tree_entry_id(pte)->id : NULL;
+		/* A mount point is kept as an empty directory: one file system per disk. */
+		e->sub = walk_dir(w, sub, &st, st.st_dev == w->dev ? poid : NULL);
+		if (sub >= 0)
+			close(sub);
+		e->kind = e->sub ? K_DIR : K_SKIP;
+		/* The directory's own record lives in its own .meta as ".". */
+		return;
+	}
+	w->stats->others++;
+	if (S_ISLNK(st.st_mode)) {
+		char *target = xmalloc(st.st_size + 2);
+		ssize_t n = readlinkat(dfd, e->m.name, target, st.st_size + 1);
+
+		if (n < 0) {
+			free(target);
+			unreadable(w, strerror(errno));
+			e->kind = K_SKIP;
+			return;
+		}
+		target[n] = '\0';
+		e->m.link = target;
+	}
+	if (read_xattrs(w, -1, &e->m) < 0 && errno != ENOENT)
+		warning("cannot read the extended attributes of '%s': %s", w->path.buf, strerror(errno));
+	e->kind = K_NONE;
+}
+
+/*
+ * Reads the directory open at dfd (or, with dfd < 0, records only its own
+ * metadata, for mount points) and queues its tree; returns it, or NULL.
+ */
+static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
+			     const unsigned char *prev_oid)
+{
+	struct pdir *d = xcalloc(1, sizeof(*d));
+	struct prev prev;
+	char **names = NULL;
+	size_t n = 0, i, plen = w->path.len;
+
+	prev_load(w, &prev, prev_oid);
+	if (dfd >= 0 && read_names(dfd, &names, &n) < 0) {
+		unreadable(w, strerror(errno));
+		prev_free(&prev);
+		free(d);
+		return NULL;
+	}
+	d->e = xcalloc(n + 1, sizeof(*d->e));
+	d->n = n + 1;
+	d->e[0].m.name = xstrdup(".");
+	meta_from_stat(&d->e[0].m, self);
+	d->e[0].m.uname = xstrdup(uid_name(self->st_uid));
+	d->e[0].m.gname = xstrdup(gid_name(self->st_gid));
+	if (dfd >= 0 && read_xattrs(w, dfd, &d->e[0].m) < 0)
+		warning("cannot read the extended attributes of '%s': %s", w->path.buf, strerror(errno));
+	for (i = 0; i < n; i++) {
+		struct entry *e = &d->e[i + 1];
+
+		e->m.name = names[i];
+		if (plen && w->path.buf[plen - 1] != '/')
+			strbuf_addch(&w->path, '/');
+		strbuf_addstr(&w->path, names[i]);
+		walk_entry(w, dfd, d, e, &prev);
+		strbuf_setlen(&w->path, plen);
+		if (w->failed)
+			break;
+	}
+	free(names);
+	prev_free(&prev);
+	enqueue_dir(w, d);
+	drain(w, 0);
+	return d;
+}
+
+int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char tree[SHA1_LEN])
+{
+	struct walker w;
+	struct stat st;
+	struct pdir *root = NULL;
+	int fd, i, ret = -1;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(&w, 0, sizeof(w));
+	w.o = o;
+	w.stats = stats;
+	strbuf_init(&w.path, 256);
+	strbuf_addstr(&w.path, o->source);
+	while (w.path.len > 1 && w.path.buf[w.path.len - 1] == '/')
+		strbuf_setlen(&w.path, w.path.len - 1);
+	fd = open(o->source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		error("cannot read the disk source '%s': %s; fix 'source' in the machine file",
+		      o->source, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		strbuf_release(&w.path);
+		return -1;
+	}
+	w.dev = st.st_dev;
+	w.buf = xmalloc(2 * CHUNK_MAX);
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.work, NULL);
+	pthread_cond_init(&w.space, NULL);
+	pthread_cond_init(&w.done, NULL);
+	w.nthreads = o->threads > 0 ? o->threads : ncpu > 0 ? (int)ncpu : 1;
+	w.threads = xcalloc(w.nthreads, sizeof(*w.threads));
+	for (i = 0; i < w.nthreads; i++)
+		if (pthread_create(&w.threads[i], NULL, worker, &w))
+			die("cannot start a worker thread");
+
+	root = walk_dir(&w, fd, &st, o->prev_tree);
+	close(fd);
+	if (root && drain(&w, 1) == 0) {
+		memcpy(tree, root->tree, SHA1_LEN);
+		ret = 0;
+	}
+
+	pthread_mutex_lock(&w.lock);
+	w.stop = 1;
+	pthread_cond_broadcast(&w.work);
+	pthread_mutex_unlock(&w.lock);
+	for (i = 0; i < w.nthreads; i++)
+		pthread_join(w.threads[i], NULL);
+	/* On failure, directories may still be queued. */
+	while (w.dhead) {
+		struct pdir *d = w.dhead;
+		w.dhead = d->next;
+		free_pdir(d);
+	}
+	if (root && root->dequeued)
+		free_pdir(root);
+	free(w.threads);
+	free(w.buf);
+	strbuf_release(&w.path);
+	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.work);
+	pthread_cond_destroy(&w.space);
+	pthread_cond_destroy(&w.done);
+	return ret;
+}
+
+void walk_stats_release(struct walk_stats *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nunreadable; i++)
+		free(s->unreadable[i]);
+	free(s->unreadable);
+	memset(s, 0, sizeof(*s));
+}
