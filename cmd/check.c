@@ -241,6 +241,7 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 	dedup_load(&c.seen, NULL);
 	dedup_load(&c.bad, NULL);
 	strbuf_init(&c.path, 256);
+	strbuf_init(&c.json, 0);
 	badpacks = check_packs(&c, &npacks);
 	if (badpacks < 0)
 		badpacks = 1;

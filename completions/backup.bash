@@ -47,8 +47,8 @@ _backup_machines()
 # Prints the command names, from "PROG --list".
 _backup_commands()
 {
-	local name summary
-	"$1" --list 2>/dev/null | while IFS=$'\t' read -r name summary; do
+	local name
+	"$1" --list 2>/dev/null | while IFS=$'\t' read -r name _; do
 		[[ -n $name ]] && printf '%s\n' "$name"
 	done
 }
@@ -88,7 +88,7 @@ _backup_takes_value()
 _backup_add()
 {
 	local IFS=$'\n'
-	COMPREPLY+=($(compgen -W "$1" -- "$cur"))
+	mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -W "$1" -- "$cur")
 }
 
 # Completes the value $cur of option $1.
@@ -98,11 +98,11 @@ _backup_value()
 	case $1 in
 	--repo|--to)
 		compopt -o filenames 2>/dev/null
-		COMPREPLY+=($(compgen -d -- "$cur"))
+		mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -d -- "$cur")
 		;;
 	--config)
 		compopt -o filenames 2>/dev/null
-		COMPREPLY+=($(compgen -f -- "$cur"))
+		mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur")
 		;;
 	--auto-enroll)
 		_backup_add $'on\noff'
@@ -130,7 +130,7 @@ _backup_option()
 
 _backup()
 {
-	local cur= prev= raw= prog= cmd= opts= w= i=0 n=0 operands=0 cword=0
+	local cur='' prev='' raw='' prog='' cmd='' opts='' w='' i=0 n=0 operands=0 cword=0
 	local -a _backup_words
 
 	# Bash splits words at '=' and ':' (COMP_WORDBREAKS); join "--opt=value"
@@ -155,6 +155,7 @@ _backup()
 	# The program, and the command: from the program's name (backup-run),
 	# else the first operand, skipping the values of options before it.
 	prog=${_backup_words[0]}
+	# shellcheck disable=SC2088 # a literal "~/" from the command line
 	[[ $prog == "~/"* ]] && prog=$HOME/${prog#"~/"}
 	i=1
 	case ${prog##*/} in
@@ -192,7 +193,7 @@ _backup()
 			_backup_takes_value "$w" "$opts" && ((i++))
 			continue
 		fi
-		((operands++))
+		operands=$((operands + 1))
 	done
 
 	if ! _backup_option operands; then

@@ -422,7 +422,12 @@ int restore_path(struct repo *r, const unsigned char disk_tree[SHA1_LEN], const 
 			goto out;
 		}
 		memcpy(cur, git_tree_entry_id(te)->id, SHA1_LEN);
-		/* The folders on the way are made plain; only what was asked for gets its metadata. */
+		/* The folders on the way are made plain; only what was asked for gets
+		 * its metadata. Anything else in their place (a symlink) is replaced. */
+		struct stat st;
+		if (fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
+		    clear_name(&rs, dfd, comp) < 0)
+			goto out;
 		if (mkdirat(dfd, comp, 0755) < 0 && errno != EEXIST) {
 			error("cannot create '%s': %s", rs.path.buf, strerror(errno));
 			goto out;

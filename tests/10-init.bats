@@ -1,0 +1,71 @@
+#!/usr/bin/env bats
+# backup init: a repository stock git reads, private, never overwritten.
+
+load test_helper
+
+setup() { setup_config; }
+
+@test "init creates a bare git repository stock git accepts" {
+	run backup init
+	assert_success
+	assert_output --partial "initialized repository '$REPO'"
+	run git --git-dir="$REPO" rev-parse --is-bare-repository
+	assert_output true
+	run git --git-dir="$REPO" config core.logAllRefUpdates
+	assert_output always
+	git --git-dir="$REPO" fsck --full
+	[ -f "$REPO/backup/format" ]
+}
+
+@test "the repository is private whatever the umask" {
+	umask 000
+	backup init -q
+	[ "$(stat -c %a "$REPO")" = 700 ]
+	[ "$(stat -c %a "$REPO/backup/format")" = 600 ]
+	[ "$(stat -c %a "$REPO/config")" = 600 ]
+}
+
+@test "init refuses to overwrite an existing repository or folder" {
+	backup init -q
+	run -1 backup init
+	assert_output --partial "already exists"
+	mkdir -p "$T/other" && echo keep >"$T/other/file"
+	run -1 backup init --repo "$T/other"
+	assert_output --partial "already exists"
+	[ "$(cat "$T/other/file")" = keep ]
+}
+
+@test "--repo and BACKUP_REPO replace repository.path" {
+	backup init -q --repo "$T/r2"
+	[ -f "$T/r2/backup/format" ]
+	BACKUP_REPO=$T/r3 backup init -q
+	[ -f "$T/r3/backup/format" ]
+	[ ! -e "$REPO" ]
+}
+
+@test "a missing, foreign or newer repository is refused with the fix" {
+	run -1 backup list
+	assert_output --partial "no repository at '$REPO'"
+	git init -q --bare "$REPO"
+	run -1 backup list
+	assert_output --partial "is not a backup repository"
+	rm -rf "$REPO"
+	backup init -q
+	echo "backup repository format 99" >"$REPO/backup/format"
+	run -1 backup list
+	assert_output --partial "newer than this backup"
+}
+
+@test "a malformed configuration is named and nothing happens" {
+	printf '[repository\n\tpath = x\n' >"$BACKUP_CONFIG"
+	run -1 backup init
+	assert_output --partial "malformed configuration"
+	run -1 backup init --config "$T/nonexistent.conf"
+	assert_output --partial "cannot read the configuration"
+}
+
+@test "--json prints the repository created" {
+	run backup init --json
+	assert_success
+	assert_output "{\"repository\":\"$REPO\"}"
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bats
+# backup check: presence of every object; with --read-data, every byte.
+
+load test_helper
+
+setup() { setup_repo web1; }
+
+@test "check passes on a sound repository and says what it read" {
+	make_torture_tree "$T/src"
+	backup run -q web1
+	run backup check
+	assert_success
+	assert_output --partial "is sound"
+	run backup check --read-data --json
+	assert_success
+	[ "$(echo "$output" | json_field ok)" = True ]
+	[ "$(echo "$output" | json_field backups)" = 1 ]
+}
+
+@test "a flipped byte in a pack: check --read-data names it, restore refuses" {
+	head -c 3000000 /dev/urandom >"$T/src/data"
+	backup run -q web1
+	pack=$(ls -S "$REPO"/objects/pack/*.pack | head -1)
+	chmod u+w "$pack"
+	python3 - "$pack" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[len(b) // 2] ^= 0x40
+open(p, 'wb').write(b)
+PY
+	run -1 backup check --read-data
+	assert_output --partial "damaged: blob"
+	assert_output --partial "root:/data"
+	assert_output --partial "in backup $(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)"
+	run -1 backup restore web1 --path /data --to "$T/out"
+	assert_output --partial "cannot restore 'data': its data in the repository is damaged"
+	[ ! -e "$T/out/data" ]
+	run -1 backup restore web1 --new r1
+	[ ! -e "$MACHINES/r1.conf" ]
+	[ ! -e "$MROOT/r1" ]
+}
+
+@test "a missing pack is found by the plain check" {
+	echo x >"$T/src/a"
+	backup run -q web1
+	rm -f "$REPO"/objects/pack/*
+	run -1 backup check
+	assert_output --partial "damaged"
+}
+
+@test "a damaged pack index fails its checksum" {
+	echo x >"$T/src/a"
+	backup run -q web1
+	idx=$(ls "$REPO"/objects/pack/*.idx | head -1)
+	chmod u+w "$idx"
+	printf '\x01' | dd of="$idx" bs=1 seek=1100 conv=notrunc status=none
+	run -1 backup check
+	assert_output --partial "fails its checksum"
+}

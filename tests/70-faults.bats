@@ -1,0 +1,68 @@
+#!/usr/bin/env bats
+# Faults: kill -9 at any instant, a full disk, hostile input.
+
+load test_helper
+
+setup() { setup_repo web1; }
+
+@test "kill -9 during run: the repository checks clean, the last backup restores, the next run works" {
+	echo first >"$T/src/first"
+	backup run -q web1
+	good=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	head -c 60M /dev/urandom >"$T/src/big1"
+	head -c 60M /dev/urandom >"$T/src/big2"
+	for delay in 0.05 0.2 0.4 0.7; do
+		"$BK" run -q web1 &
+		pid=$!
+		sleep "$delay"
+		kill -9 "$pid" 2>/dev/null || true
+		wait "$pid" || true
+		run backup check --read-data
+		assert_success
+		git --git-dir="$REPO" fsck --full
+		rm -rf "$T/out"
+		backup restore web1:daily --path /first --to "$T/out" -q
+		[ "$(cat "$T/out/first")" = first ]
+	done
+	run backup run web1
+	assert_success
+	rm -rf "$T/out"
+	backup restore web1 --new r1 -q
+	run tree_diff "$T/src" "$MROOT/r1/disks/root"
+	assert_output ""
+}
+
+@test "a full disk during run: one clear error, the previous backup intact" {
+	mkdir "$T/small"
+	mount -t tmpfs -o size=8M none "$T/small" || skip "cannot mount tmpfs here"
+	backup init -q --repo "$T/small/repo"
+	backup enable -q --repo "$T/small/repo" web1
+	echo first >"$T/src/first"
+	backup run -q --repo "$T/small/repo" web1
+	before=$(git --git-dir="$T/small/repo" rev-parse refs/backups/web1/daily)
+	head -c 20M /dev/urandom >"$T/src/big"
+	run -1 backup run --repo "$T/small/repo" web1
+	assert_output --partial "No space left on device"
+	[ "$(git --git-dir="$T/small/repo" rev-parse refs/backups/web1/daily)" = "$before" ]
+	run backup check --read-data --repo "$T/small/repo"
+	assert_success
+	ls "$T/small/repo/objects/pack" | grep -v '^pack-' && fail "temporary files left behind"
+	umount "$T/small"
+}
+
+@test "a damaged metadata blob is reported, never guessed at" {
+	mkdir -p "$T/src/d" && echo x >"$T/src/d/f"
+	backup run -q web1
+	# Replace the slot with a commit whose tree's .meta is garbage, written with stock git.
+	garbage=$(printf 'not metadata' | zstd -q -c | git --git-dir="$REPO" hash-object -w --stdin)
+	disk=$(printf '100644 blob %s\t.meta\n' "$garbage" | git --git-dir="$REPO" mktree)
+	top=$(printf '040000 tree %s\troot\n' "$disk" | git --git-dir="$REPO" mktree)
+	msg=$(git --git-dir="$REPO" log -1 --format=%B refs/backups/web1/daily)
+	commit=$(echo "$msg" | GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t git --git-dir="$REPO" commit-tree "$top")
+	git --git-dir="$REPO" update-ref refs/backups/web1/daily "$commit"
+	run -1 backup check
+	assert_output --partial "damaged: metadata"
+	run -1 backup restore web1 --new r1
+	assert_output --partial "metadata is missing or damaged"
+	[ ! -e "$MACHINES/r1.conf" ]
+}

@@ -1,0 +1,103 @@
+bats_require_minimum_version 1.5.0
+# Loaded by every tests/*.bats: a private configuration, machines folder and
+# repository per test, and `backup` run through $EXEC_PREFIX so the whole
+# suite can run under valgrind or a sanitizer build.
+export LC_ALL=C TZ=UTC
+export HOME=$BATS_TEST_TMPDIR
+BK=${BK:-$BATS_TEST_DIRNAME/../backup}
+BK=$(cd "$(dirname "$BK")" && pwd)/$(basename "$BK")
+
+bats_load_library bats-support
+bats_load_library bats-assert
+
+backup() { $EXEC_PREFIX "$BK" "$@"; }
+
+T=$BATS_TEST_TMPDIR
+export BACKUP_CONFIG=$T/backup.conf
+REPO=$T/repo
+MACHINES=$T/machines
+MROOT=$T/mroot
+unset BACKUP_REPO
+
+setup_config() {
+	mkdir -p "$MACHINES"
+	cat >"$BACKUP_CONFIG" <<CONF
+[repository]
+	path = $REPO
+[machines]
+	dir = $MACHINES
+	root = $MROOT
+CONF
+}
+
+# define_machine NAME SOURCE [more machine-file lines]
+define_machine() {
+	local name=$1 src=$2
+	shift 2
+	{
+		printf '[machine]\n\tplan = 10G\n[disk "root"]\n\tsource = %s\n\tsize = 1G\n\tfilesystem = ext4\n' "$src"
+		printf '[profile "default"]\n\troot = sda\n\tsda = root\n'
+		for l in "$@"; do printf '%s\n' "$l"; done
+	} >"$MACHINES/$name.conf"
+}
+
+# A repository with machine NAME (default web1) enrolled, backing up $T/src.
+setup_repo() {
+	setup_config
+	mkdir -p "$T/src"
+	define_machine "${1:-web1}" "$T/src"
+	backup init -q
+	backup enable -q "${1:-web1}"
+}
+
+# Prints what differs between two trees (content, metadata, ns times); nothing when equal.
+tree_diff() {
+	rsync -aHAXn --checksum --modify-window=-1 -i --delete "$1/" "$2/"
+}
+
+# Field of the first object of a JSON document: json_field KEY < doc
+json_field() {
+	python3 -c 'import json,sys
+d=json.load(sys.stdin)
+d=d[0] if isinstance(d,list) else d
+print(d[sys.argv[1]])' "$1"
+}
+
+# Fills $1 with every kind of file and metadata a backup must keep.
+make_torture_tree() {
+	local d=$1
+	mkdir -p "$d/dir/sub" "$d/.git/objects" "$d/empty"
+	echo "hello" >"$d/file"
+	: >"$d/emptyfile"
+	head -c 3000000 /dev/urandom >"$d/random3m"
+	printf 'x%.0s' $(seq 1 1000) >"$d/dir/sub/text"
+	ln "$d/file" "$d/dir/hardlink"
+	ln -s file "$d/symlink"
+	ln -s /nonexistent/target "$d/dangling"
+	mkfifo "$d/fifo"
+	mknod "$d/chardev" c 1 3
+	mknod "$d/blockdev" b 7 200
+	truncate -s 50M "$d/sparse"
+	printf 'data in the middle' | dd of="$d/sparse" bs=1 seek=20000000 conv=notrunc status=none
+	echo "[core]" >"$d/.git/config"
+	echo "[submodule]" >"$d/.gitmodules"
+	echo x >"$d/git~1"
+	echo x >"$d/%41percent"
+	echo x >"$d/.hidden"
+	echo x >"$d/$(printf 'new\nline')"
+	echo x >"$d/$(printf 'latin1-\xe9')"
+	echo x >"$d/$(printf 'utf8-\xc3\xa9')"
+	echo x >"$d/with space"
+	echo x >"$d/setuid"
+	chmod 4755 "$d/setuid"
+	chmod 1777 "$d/dir"
+	echo x >"$d/owned"
+	chown 12345:54321 "$d/owned"
+	setfattr -n user.comment -v "a value" "$d/file"
+	setfattr -n user.bin -v 0x00ff00 "$d/dir/sub/text"
+	setfacl -m u:12345:rwx "$d/dir/sub/text"
+	setfacl -d -m g:54321:rx "$d/dir/sub"
+	touch -h -d '2001-02-03 04:05:06.123456789' "$d/symlink"
+	touch -d '1999-12-31 23:59:59.987654321' "$d/file"
+	touch -d '2020-01-01 00:00:00.5' "$d/dir/sub"
+}
