@@ -43,7 +43,8 @@ unit: $(UNIT_BIN)
 deps:
 	@tests/install-deps.sh
 
-check: backup $(UNIT_BIN)
+check: deps
+	@$(MAKE) --no-print-directory backup $(UNIT_BIN)
 	@tests/run-tests.sh
 
 # The whole suite on an AddressSanitizer + UBSan build, in its own tree.
@@ -51,7 +52,8 @@ asan:
 	rm -rf .asan && mkdir -p .asan
 	cp -r Makefile lib cmd tests man completions .asan/
 	$(MAKE) -C .asan clean >/dev/null
-	$(MAKE) -C .asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check
+	$(MAKE) -C .asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		LDFLAGS="-fsanitize=address,undefined" check
 
 check-man:
 	@for m in man/*.[15]; do groff -man -ww -z $$m || exit 1; done
@@ -70,7 +72,8 @@ install: backup
 	install -m 644 completions/_backup $(DESTDIR)$(ZSHCOMPDIR)/_backup
 	install -m 644 completions/backup.fish $(DESTDIR)$(FISHCOMPDIR)/backup.fish
 
-demo: backup
+demo: deps
+	@$(MAKE) --no-print-directory backup
 	@tests/demo.sh
 
 clean:

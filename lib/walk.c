@@ -781,7 +781,9 @@ int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char
 	strbuf_addstr(&w.path, o->source);
 	while (w.path.len > 1 && w.path.buf[w.path.len - 1] == '/')
 		strbuf_setlen(&w.path, w.path.len - 1);
-	fd = open(o->source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(o->source, O_RDONLY | O_DIRECTORY | O_NOATIME | O_CLOEXEC);
+	if (fd < 0 && errno == EPERM)
+		fd = open(o->source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		error("cannot read the disk source '%s': %s; fix 'source' in the machine file",
 		      o->source, strerror(errno));
