@@ -237,6 +237,8 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 		return EXIT_USAGE;
 	if (argc)
 		return opt_usage_error(usage, "check takes no operand"), EXIT_USAGE;
+	if (ctx_prepare(ctx) < 0)
+		return EXIT_ERROR;
 	c.repo = ctx->repo;
 	dedup_load(&c.seen, NULL);
 	dedup_load(&c.bad, NULL);

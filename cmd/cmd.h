@@ -3,7 +3,7 @@
  *
  * Each command lives in cmd/NAME.c as cmd_NAME() with its usage lines and
  * its option table; main's table (cmd/main.c) lists each command once with
- * the flags that say what to prepare before it runs.
+ * the flags that say what ctx_prepare() sets up for it.
  */
 #ifndef CMD_H
 #define CMD_H
@@ -19,6 +19,7 @@ enum {
 };
 
 struct ctx {
+	int flags;				/* the command's NEED_* flags */
 	const char *repo_opt;
 	const char *config_opt;
 	int json;
@@ -35,6 +36,14 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx);
 int cmd_list(int argc, const char **argv, struct ctx *ctx);
 int cmd_restore(int argc, const char **argv, struct ctx *ctx);
 int cmd_check(int argc, const char **argv, struct ctx *ctx);
+
+/*
+ * Prepares what the command's flags ask for (configuration, repository).
+ * Commands call it once their arguments are parsed, so that a usage error
+ * is reported as one whatever the state of the repository. Returns 0, or
+ * -1 after printing the reason.
+ */
+int ctx_prepare(struct ctx *ctx);
 
 /* Prints sb (a JSON document) on stdout with a final newline. */
 void print_json(struct strbuf *sb);

@@ -32,6 +32,8 @@ int cmd_enable(int argc, const char **argv, struct ctx *ctx)
 
 		if (argc || (!on && strcmp(auto_enroll, "off")))
 			return opt_usage_error(usage, "--auto-enroll takes on or off and no machine"), EXIT_USAGE;
+		if (ctx_prepare(ctx) < 0)
+			return EXIT_ERROR;
 		if (service_set_auto_enroll(ctx->repo, ctx->cfg, on) < 0)
 			return EXIT_ERROR;
 		if (ctx->json) {
@@ -46,6 +48,8 @@ int cmd_enable(int argc, const char **argv, struct ctx *ctx)
 	}
 	if (argc != 1)
 		return opt_usage_error(usage, "enable needs one machine"), EXIT_USAGE;
+	if (ctx_prepare(ctx) < 0)
+		return EXIT_ERROR;
 	if (machine_load(&m, ctx->cfg, argv[0]) < 0)
 		return EXIT_ERROR;
 	ret = service_enable(ctx->repo, m->name);

@@ -15,6 +15,8 @@ int cmd_init(int argc, const char **argv, struct ctx *ctx)
 		return EXIT_USAGE;
 	if (argc)
 		return opt_usage_error(usage, "init takes no operand"), EXIT_USAGE;
+	if (ctx_prepare(ctx) < 0)
+		return EXIT_ERROR;
 	if (repo_init(ctx->cfg->repo_path) < 0)
 		return EXIT_ERROR;
 	if (ctx->json) {

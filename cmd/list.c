@@ -62,6 +62,8 @@ int cmd_list(int argc, const char **argv, struct ctx *ctx)
 		return EXIT_USAGE;
 	if (argc > 1)
 		return opt_usage_error(usage, "list takes at most one machine"), EXIT_USAGE;
+	if (ctx_prepare(ctx) < 0)
+		return EXIT_ERROR;
 	if (argc == 1 && !valid_name(argv[0]))
 		return error("'%s' is not a valid machine name", argv[0]), EXIT_ERROR;
 	if (snapshot_list(ctx->repo, argc ? argv[0] : NULL, &list, &n) < 0)

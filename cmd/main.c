@@ -118,8 +118,9 @@ static int take_global(int argc, const char **argv, const struct option_spec *gl
 	return n;
 }
 
-static int prepare(struct ctx *ctx, int flags)
+int ctx_prepare(struct ctx *ctx)
 {
+	int flags = ctx->flags;
 	const char *cfg = ctx->config_opt, *repo = ctx->repo_opt;
 	int required = 1;
 
@@ -211,20 +212,8 @@ int main(int argc, const char **argv)
 
 	git_libgit2_init();
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
-	/* A command's own --help must work without a configuration. */
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--"))
-			break;
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "--list-opts"))
-			goto run;
-	}
-	if (prepare(&ctx, cmd->flags) < 0) {
-		ret = EXIT_ERROR;
-		goto out;
-	}
-run:
+	ctx.flags = cmd->flags;
 	ret = cmd->fn(argc, argv, &ctx);
-out:
 	repo_free(ctx.repo);
 	config_free(ctx.cfg);
 	git_libgit2_shutdown();

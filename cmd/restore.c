@@ -205,6 +205,8 @@ int cmd_restore(int argc, const char **argv, struct ctx *ctx)
 		goto out;
 	}
 	ret = EXIT_ERROR;
+	if (ctx_prepare(ctx) < 0)
+		goto out;
 	if (snapshot_resolve(ctx->repo, argv[0], &b) < 0)
 		goto out;
 	ret = new_name ? restore_new(ctx, b, new_name) : restore_paths(ctx, b, &paths, to);

@@ -196,6 +196,8 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 		return opt_usage_error(usage, "--label goes with --snapshot"), EXIT_USAGE;
 	if (o.wait < 0)
 		return opt_usage_error(usage, "--wait takes a number of seconds >= 0"), EXIT_USAGE;
+	if (ctx_prepare(ctx) < 0)
+		return EXIT_ERROR;
 	if (o.all) {
 		if (machine_list(&names, &n, ctx->cfg) < 0)
 			return EXIT_ERROR;
