@@ -11,9 +11,9 @@ CC ?= cc
 VERSION = 0.1.0
 PKGS = libgit2 libarchive libzstd libcrypto zlib
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -D_FILE_OFFSET_BITS=64 \
+BASE_CFLAGS = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -D_FILE_OFFSET_BITS=64 \
 	-DBACKUP_VERSION='"$(VERSION)"' -Ilib $(shell pkg-config --cflags $(PKGS))
-LDLIBS += $(shell pkg-config --libs $(PKGS)) -lacl -pthread
+LIBS = $(shell pkg-config --libs $(PKGS)) -pthread
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
 CMD_SRC = $(sort $(wildcard cmd/*.c))
@@ -25,16 +25,16 @@ UNIT_BIN = $(UNIT_SRC:.c=)
 all: backup
 
 backup: $(CMD_OBJ) lib/libbackup.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CMD_OBJ) lib/libbackup.a $(LDLIBS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(CMD_OBJ) lib/libbackup.a $(LIBS)
 
 lib/libbackup.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 %.o: %.c $(wildcard lib/*.h) $(wildcard cmd/*.h)
-	@echo CC $@; $(CC) $(CFLAGS) -c -o $@ $<
+	@echo CC $@; $(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 tests/unit/%: tests/unit/%.c lib/libbackup.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libbackup.a $(LDLIBS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libbackup.a $(LIBS)
 
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do $$t || exit 1; done

@@ -197,7 +197,8 @@ static int check_packs(struct checker *c, int *npacks)
 				struct strbuf pack = STRBUF_INIT;
 
 				memcpy(want, sb.buf + sb.len - 2 * SHA1_LEN, SHA1_LEN);
-				strcpy(path + strlen(path) - 4, ".pack");
+				free(path);
+				path = xasprintf("%s/%.*s.pack", c->repo->pack_dir, (int)(len - 4), de->d_name);
 				if (strbuf_read_file(&pack, path) < 0 || pack.len < 32) {
 					fprintf(stderr, "backup: damaged: pack %s cannot be read\n", path);
 					bad++;

@@ -62,7 +62,10 @@ static int restore_new(struct ctx *ctx, struct backup_info *b, const char *name)
 		char *dir = xasprintf("%s/%s", disks, b->disks[i].label);
 		int r = restore_tree(ctx->repo, b->disks[i].tree, dir, &st);
 
-		/* The new machine's disk is the restored folder. */
+		/* The new machine's disk is the restored folder, mounted where the
+		 * original was when its profile boots. */
+		if (!m->disks[i].mount && m->disks[i].source[0] == '/')
+			m->disks[i].mount = xstrdup(m->disks[i].source);
 		free(m->disks[i].source);
 		m->disks[i].source = dir;
 		required += b->disks[i].size;

@@ -42,7 +42,8 @@ function __backup_machines
     end
 end
 
-# Prints the options that take a value, for words before the command.
+# The options that take a value (without their '='), to skip their values
+# before the command; set by __backup_define.
 set -g __backup_value_opts
 
 # Prints the command being completed, and then the operands before the

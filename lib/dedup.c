@@ -108,7 +108,8 @@ int dedup_write_sidecar(const char *dir, const char *packname,
 	char *path;
 	int ret;
 
-	qsort(entries, nr, sizeof(*entries), cmp_key);
+	if (nr)
+		qsort(entries, nr, sizeof(*entries), cmp_key);
 	hdr[7] = SDX_VERSION;
 	hdr[8] = nr >> 24;
 	hdr[9] = nr >> 16;

@@ -216,6 +216,13 @@ static int set_entry(struct machine *m, const git_config_entry *e)
 			d->filesystem = xstrdup(v);
 			return 0;
 		}
+		if (!strcmp(key, "mount")) {
+			if (v[0] != '/')
+				return error("%s: disk.%s.mount '%s' is not an absolute path", m->path, sub, v);
+			free(d->mount);
+			d->mount = xstrdup(v);
+			return 0;
+		}
 	} else if (!strcmp(section, "profile") && *sub) {
 		struct profile *p;
 		int i;
@@ -354,6 +361,7 @@ void machine_free(struct machine *m)
 		free(m->disks[i].label);
 		free(m->disks[i].source);
 		free(m->disks[i].filesystem);
+		free(m->disks[i].mount);
 	}
 	for (i = 0; i < m->nprofiles; i++) {
 		free(m->profiles[i].name);
@@ -420,6 +428,10 @@ int machine_write(const struct machine *m, const char *path)
 		add_value(&sb, d->source);
 		strbuf_addf(&sb, "\tsize = %llu\n\tfilesystem = ", (unsigned long long)d->size);
 		add_value(&sb, d->filesystem ? d->filesystem : "ext4");
+		if (d->mount) {
+			strbuf_addstr(&sb, "\tmount = ");
+			add_value(&sb, d->mount);
+		}
 	}
 	for (i = 0; i < m->nprofiles; i++) {
 		const struct profile *p = &m->profiles[i];
@@ -481,7 +493,8 @@ int machine_list(char ***out, size_t *nr, const struct config *c)
 		names[n++] = name;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_str);
 	*out = names;
 	*nr = n;
 	return 0;

@@ -39,6 +39,7 @@ struct disk {
 	char *source;
 	uint64_t size;
 	char *filesystem;
+	char *mount;		/* where it mounts when its profile boots, or NULL */
 };
 
 struct profile {

@@ -264,7 +264,8 @@ void meta_copy(struct meta *dst, const struct meta *src)
 		dst->xattrs[i].len = src->xattrs[i].len;
 	}
 	dst->extents = xcalloc(2 * src->nextents, sizeof(*dst->extents));
-	memcpy(dst->extents, src->extents, 2 * src->nextents * sizeof(*dst->extents));
+	if (src->nextents)
+		memcpy(dst->extents, src->extents, 2 * src->nextents * sizeof(*dst->extents));
 }
 
 void meta_from_stat(struct meta *m, const struct stat *st)

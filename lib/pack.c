@@ -154,7 +154,8 @@ static void build_idx(struct strbuf *idx, struct pack_entry *e, size_t nr,
 	size_t i, nlarge = 0;
 	uint32_t fan[256] = { 0 };
 
-	qsort(e, nr, sizeof(*e), cmp_entry);
+	if (nr)
+		qsort(e, nr, sizeof(*e), cmp_entry);
 	for (i = 0; i < nr; i++)
 		fan[e[i].oid[0]]++;
 	for (i = 1; i < 256; i++)

@@ -403,7 +403,8 @@ int snapshot_list(struct repo *r, const char *machine, struct backup_info ***out
 		error_git("cannot list the slots");
 		goto out;
 	}
-	qsort(list, n, sizeof(*list), cmp_newest);
+	if (n)
+		qsort(list, n, sizeof(*list), cmp_newest);
 	*out = list;
 	*nr = n;
 	list = NULL;

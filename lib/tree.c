@@ -76,7 +76,8 @@ void tree_encode(struct strbuf *out, struct tree_entry *e, size_t nr)
 {
 	size_t i;
 
-	qsort(e, nr, sizeof(*e), cmp_git);
+	if (nr)
+		qsort(e, nr, sizeof(*e), cmp_git);
 	for (i = 0; i < nr; i++) {
 		strbuf_addf(out, "%o %s", e[i].mode, e[i].name);
 		strbuf_addch(out, '\0');

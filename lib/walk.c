@@ -615,7 +615,8 @@ static int read_names(int dfd, char ***out, size_t *nr)
 		names[n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_name);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_name);
 	*out = names;
 	*nr = n;
 	return 0;
