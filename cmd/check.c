@@ -230,7 +230,7 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 	};
 	struct backup_info **list = NULL;
 	struct strbuf js = STRBUF_INIT;
-	size_t n = 0, i, k;
+	size_t n = 0, i, k, ndamaged = 0;
 	int npacks = 0, badpacks, ret;
 
 	argc = opt_parse(argc, argv, opts, ctx->global, usage);
@@ -241,17 +241,18 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 	if (ctx_prepare(ctx) < 0)
 		return EXIT_ERROR;
 	c.repo = ctx->repo;
-	dedup_load(&c.seen, NULL);
-	dedup_load(&c.bad, NULL);
+	dedup_load(&c.seen, NULL, NULL);
+	dedup_load(&c.bad, NULL, NULL);
 	strbuf_init(&c.path, 256);
 	strbuf_init(&c.json, 0);
 	badpacks = check_packs(&c, &npacks);
 	if (badpacks < 0)
 		badpacks = 1;
-	if (snapshot_list(ctx->repo, NULL, &list, &n) < 0) {
+	if (snapshot_list_ext(ctx->repo, NULL, &list, &n, &ndamaged) < 0) {
 		badpacks++;
 		n = 0;
 	}
+	c.damaged += ndamaged;
 	for (i = 0; i < n; i++) {
 		c.backup = list[i];
 		for (k = 0; k < list[i]->ndisks; k++) {

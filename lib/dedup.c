@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dedup.h"
 #include "fsutil.h"
@@ -159,7 +160,7 @@ corrupt:
 	return ERR_CORRUPT;
 }
 
-int dedup_load(struct dedup **out, const char *dir)
+int dedup_load(struct dedup **out, const char *dir, const char *pack_dir)
 {
 	struct dedup *d = xcalloc(1, sizeof(*d));
 	DIR *dh;
@@ -178,6 +179,12 @@ int dedup_load(struct dedup **out, const char *dir)
 
 		if (len < 5 || strcmp(de->d_name + len - 4, ".sdx"))
 			continue;
+		path = xasprintf("%s/%.*s.idx", pack_dir, (int)(len - 4), de->d_name);
+		if (access(path, F_OK) < 0) {
+			free(path);
+			continue;
+		}
+		free(path);
 		path = xasprintf("%s/%s", dir, de->d_name);
 		if (dedup_read_sidecar(path, &e, &n) == ERR_CORRUPT)
 			warning("dedup index '%s' is damaged and ignored; run 'backup check --repair-index'", path);

@@ -23,9 +23,14 @@ struct dedup_entry {
 
 struct dedup;
 
-/* Loads every sidecar in dir (which may not exist yet; NULL gives an empty
- * index); damaged ones are skipped with a warning. */
-int dedup_load(struct dedup **out, const char *dir);
+/*
+ * Loads every sidecar in dir (which may not exist yet; NULL gives an empty
+ * index) whose pack is still in pack_dir; damaged ones are skipped with a
+ * warning. A sidecar whose pack was removed (by our space reclamation or by
+ * a stock `git repack`) is ignored, so the index never names a blob that
+ * is gone.
+ */
+int dedup_load(struct dedup **out, const char *dir, const char *pack_dir);
 void dedup_free(struct dedup *d);
 size_t dedup_count(const struct dedup *d);
 

@@ -246,6 +246,11 @@ int pack_writer_flush(struct pack_writer *pw, char **name_out)
 		error("cannot rename '%s' to '%s': %s", tmp_pack, pack, strerror(errno));
 		goto out;
 	}
+	if (fsync_dir(pw->dir) < 0) {
+		error("cannot sync '%s': %s", pw->dir, strerror(errno));
+		unlink(pack);
+		goto out;
+	}
 	if (rename(tmp_idx, idxname) < 0) {
 		error("cannot rename '%s' to '%s': %s", tmp_idx, idxname, strerror(errno));
 		unlink(pack);

@@ -82,6 +82,7 @@ int repo_open(struct repo **out, const char *path)
 	struct strbuf sb = STRBUF_INIT;
 	char *fmt = xasprintf("%s/backup/format", path);
 	int version = 0, ret = -1;
+	char want[64] = "";
 	struct stat st;
 
 	*out = NULL;
@@ -89,7 +90,9 @@ int repo_open(struct repo **out, const char *path)
 		error("no repository at '%s'; create it with 'backup init' or name it with --repo", path);
 		goto out;
 	}
-	if (strbuf_read_file(&sb, fmt) < 0 || sscanf(sb.buf, "backup repository format %d", &version) != 1) {
+	if (strbuf_read_file(&sb, fmt) == 0 && sscanf(sb.buf, "backup repository format %d", &version) == 1)
+		snprintf(want, sizeof(want), FORMAT_LINE, version);
+	if (version < 1 || strcmp(sb.buf, want)) {
 		error("'%s' is not a backup repository (no valid backup/format); "
 		      "create one with 'backup init' or name the right one with --repo", path);
 		goto out;
@@ -104,6 +107,14 @@ int repo_open(struct repo **out, const char *path)
 	if (git_repository_open_ext(&r->git, path, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL) < 0) {
 		error_git("cannot open the repository");
 		goto out;
+	}
+	{
+		char host[256] = "localhost", *email;
+
+		gethostname(host, sizeof(host) - 1);
+		email = xasprintf("backup@%s", host);
+		git_repository_set_ident(r->git, "backup", email);
+		free(email);
 	}
 	if (git_repository_odb(&r->odb, r->git) < 0) {
 		error_git("cannot open the object database");
@@ -172,33 +183,53 @@ int repo_state_get_bool(struct repo *r, const char *key, int def)
 	return v;
 }
 
+/*
+ * Changes the state file under its own lock (jobs of different machines
+ * change it concurrently), which also makes a state.lock left by a killed
+ * job safe to remove; then makes the change durable, which libgit2's config
+ * writer does not.
+ */
+static int change_state(struct repo *r, const char *key, const char *value)
+{
+	char *stale = xasprintf("%s.lock", r->state_path);
+	int lock = repo_lock(r, ".state", -1), ret = -1, err;
+	git_config *cfg = NULL;
+
+	if (lock < 0)
+		goto out;
+	unlink(stale);
+	cfg = open_state(r);
+	if (!cfg)
+		goto out;
+	err = value ? git_config_set_string(cfg, key, value) : git_config_delete_entry(cfg, key);
+	if (err < 0 && !(err == GIT_ENOTFOUND && !value)) {
+		error_git("cannot change the service state");
+		goto out;
+	}
+	int fd = open(r->state_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0 || fsync_parent(r->state_path) < 0) {
+		error("cannot sync '%s': %s", r->state_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	ret = 0;
+out:
+	git_config_free(cfg);
+	repo_unlock(lock);
+	free(stale);
+	return ret;
+}
+
 int repo_state_set(struct repo *r, const char *key, const char *value)
 {
-	git_config *cfg = open_state(r);
-	int ret = -1;
-
-	if (cfg && git_config_set_string(cfg, key, value) == 0)
-		ret = 0;
-	else if (cfg)
-		error_git("cannot change the service state");
-	git_config_free(cfg);
-	return ret;
+	return change_state(r, key, value);
 }
 
 int repo_state_unset(struct repo *r, const char *key)
 {
-	git_config *cfg = open_state(r);
-	int ret = -1, err;
-
-	if (cfg) {
-		err = git_config_delete_entry(cfg, key);
-		if (err == 0 || err == GIT_ENOTFOUND)
-			ret = 0;
-		else
-			error_git("cannot change the service state");
-	}
-	git_config_free(cfg);
-	return ret;
+	return change_state(r, key, NULL);
 }
 
 int repo_lock(struct repo *r, const char *name, long wait_seconds)

@@ -154,11 +154,15 @@ int snapshot_set_slot(struct repo *r, const char *machine, const char *slot,
 		      const unsigned char id[SHA1_LEN], const char *why)
 {
 	git_reference *ref = NULL;
-	char *name = xasprintf("refs/backups/%s/%s", machine, slot);
+	char *name = xasprintf("refs/backups/%s/%s", machine, slot), *stale;
 	git_oid oid;
 	int ret = 0;
 
 	memcpy(oid.id, id, SHA1_LEN);
+	/* The caller holds the machine's lock: a ref lock can only be left by a killed job. */
+	stale = xasprintf("%s/%s.lock", r->path, name);
+	unlink(stale);
+	free(stale);
 	if (git_reference_create(&ref, r->git, name, &oid, 1, why) < 0)
 		ret = error_git("cannot update the slot");
 	git_reference_free(ref);
@@ -228,12 +232,15 @@ static int parse_profile(struct machine *m, char *rest)
 
 static int parse_message(struct backup_info *b, const char *msg)
 {
-	const char *line = strstr(msg, "\n\nbackup-format 1\n");
+	const char *line = strstr(msg, "\n\nbackup-format ");
 	struct machine *m = xcalloc(1, sizeof(*m));
+	int version = 0;
 
 	b->layout = m;
-	if (!line)
-		return -1;
+	if (!line || sscanf(line + 2, "backup-format %d", &version) != 1 || version < 1)
+		return ERR_CORRUPT;
+	if (version > 1)
+		return ERR_NEWER;
 	line += 2;
 	while (*line) {
 		const char *eol = strchrnul(line, '\n'), *sp = memchr(line, ' ', eol - line);
@@ -328,8 +335,10 @@ int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backu
 	hex_encode(b->hex, id, SHA1_LEN);
 	if (git_commit_lookup(&c, r->git, &oid) < 0 || git_commit_tree(&t, c) < 0)
 		goto out;
-	if (parse_message(b, git_commit_message_raw(c)) < 0)
+	ret = parse_message(b, git_commit_message_raw(c));
+	if (ret < 0)
 		goto out;
+	ret = ERR_CORRUPT;
 	for (i = 0; i < b->ndisks; i++) {
 		const git_tree_entry *te = git_tree_entry_byname(t, b->disks[i].label);
 
@@ -360,6 +369,12 @@ static int cmp_newest(const void *a, const void *b)
 
 int snapshot_list(struct repo *r, const char *machine, struct backup_info ***out, size_t *nr)
 {
+	return snapshot_list_ext(r, machine, out, nr, NULL);
+}
+
+int snapshot_list_ext(struct repo *r, const char *machine, struct backup_info ***out, size_t *nr,
+		      size_t *ndamaged)
+{
 	git_reference_iterator *it = NULL;
 	git_reference *ref;
 	struct backup_info **list = NULL;
@@ -386,11 +401,21 @@ int snapshot_list(struct repo *r, const char *machine, struct backup_info ***out
 			if (!memcmp(list[i]->id, oid->id, SHA1_LEN))
 				b = list[i];
 		if (!b) {
-			if (snapshot_read(r, oid->id, &b) < 0) {
+			int err = snapshot_read(r, oid->id, &b);
+
+			if (err == ERR_NEWER) {
+				warning("slot '%s' names backup %s, written by a newer backup; skipped",
+					name, git_oid_tostr_s(oid));
+				git_reference_free(ref);
+				continue;
+			}
+			if (err < 0) {
 				error("slot '%s' names a damaged backup %s; run 'backup check'",
 				      name, git_oid_tostr_s(oid));
+				if (ndamaged)
+					(*ndamaged)++;
 				git_reference_free(ref);
-				goto out;
+				continue;
 			}
 			list = xrealloc(list, (n + 1) * sizeof(*list));
 			list[n++] = b;

@@ -52,7 +52,8 @@ struct backup_info {
  * store so that the commit is durable; sets info->id.
  */
 int snapshot_commit(struct store *s, struct backup_info *info);
-/* Points refs/backups/MACHINE/SLOT at the backup (with a reflog entry). */
+/* Points refs/backups/MACHINE/SLOT at the backup (with a reflog entry).
+ * The caller holds the machine's lock. */
 int snapshot_set_slot(struct repo *r, const char *machine, const char *slot,
 		      const unsigned char id[SHA1_LEN], const char *why);
 
@@ -60,8 +61,15 @@ int snapshot_set_slot(struct repo *r, const char *machine, const char *slot,
 int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backup_info **out);
 void backup_info_free(struct backup_info *b);
 
-/* Every kept backup (those a slot names), newest first; machine may be NULL. */
+/*
+ * Every kept backup (those a slot names), newest first; machine may be NULL.
+ * A slot naming a damaged backup is reported and skipped (counted in
+ * *ndamaged when it is not NULL), one written by a newer version skipped
+ * with a warning.
+ */
 int snapshot_list(struct repo *r, const char *machine, struct backup_info ***out, size_t *nr);
+int snapshot_list_ext(struct repo *r, const char *machine, struct backup_info ***out, size_t *nr,
+		      size_t *ndamaged);
 void snapshot_list_free(struct backup_info **list, size_t nr);
 
 /* Resolves SRC: MACHINE (its newest backup), MACHINE:SLOT, or an id prefix. */

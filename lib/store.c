@@ -40,12 +40,12 @@ int store_open(struct store **out, struct repo *r)
 	*out = NULL;
 	s->repo = r;
 	pthread_mutex_init(&s->lock, NULL);
-	if (dedup_load(&s->dedup, r->dedup_dir) < 0 ||
+	if (dedup_load(&s->dedup, r->dedup_dir, r->pack_dir) < 0 ||
 	    pack_writer_new(&s->pw, r->pack_dir, PACK_MAX_BYTES) < 0) {
 		store_free(s);
 		return -1;
 	}
-	dedup_load(&s->written, NULL);
+	dedup_load(&s->written, NULL, NULL);
 	*out = s;
 	return 0;
 }

@@ -8,17 +8,24 @@ static int needs_escape(const char *name)
 {
 	unsigned char c = name[0];
 
-	return c == '.' || c == '%' || c >= 0x80 ||
+	return c == '.' || c == '%' || c >= 0x80 || strchr(name, '\\') ||
 	       ((c == 'g' || c == 'G') && strchr(name, '~'));
 }
 
 void name_escape(struct strbuf *out, const char *name)
 {
-	if (needs_escape(name)) {
-		strbuf_addf(out, "%%%02X", (unsigned char)name[0]);
-		strbuf_addstr(out, name + 1);
-	} else {
+	const char *p;
+
+	if (!needs_escape(name)) {
 		strbuf_addstr(out, name);
+		return;
+	}
+	strbuf_addf(out, "%%%02X", (unsigned char)name[0]);
+	for (p = name + 1; *p; p++) {
+		if (*p == '%' || *p == '\\')
+			strbuf_addf(out, "%%%02X", (unsigned char)*p);
+		else
+			strbuf_addch(out, *p);
 	}
 }
 
@@ -33,27 +40,43 @@ static int hexval(char c)
 
 int name_unescape(struct strbuf *out, const char *stored)
 {
+	struct strbuf check = STRBUF_INIT;
 	size_t start = out->len;
+	const char *p;
+	int ok;
 
 	if (!*stored || strchr(stored, '/'))
 		return -1;
-	if (stored[0] == '%') {
-		int hi = hexval(stored[1]), lo = hi < 0 ? -1 : hexval(stored[2]);
-
-		if (lo < 0 || !(hi << 4 | lo))
+	if (stored[0] != '%') {
+		if (needs_escape(stored))
 			return -1;
-		strbuf_addch(out, hi << 4 | lo);
-		strbuf_addstr(out, stored + 3);
-		/* Only the canonical encoding is valid, so a name has one form. */
-		if (!needs_escape(out->buf + start)) {
+		strbuf_addstr(out, stored);
+		return 0;
+	}
+	for (p = stored; *p; p++) {
+		int hi, lo;
+
+		if (*p != '%') {
+			strbuf_addch(out, *p);
+			continue;
+		}
+		hi = hexval(p[1]);
+		lo = hi < 0 ? -1 : hexval(p[2]);
+		if (lo < 0 || !(hi << 4 | lo)) {
 			strbuf_setlen(out, start);
 			return -1;
 		}
-		return 0;
+		strbuf_addch(out, hi << 4 | lo);
+		p += 2;
 	}
-	if (needs_escape(stored))
+	/* Only the canonical encoding is valid, so that a name has one spelling. */
+	name_escape(&check, out->buf + start);
+	ok = !strcmp(check.buf, stored);
+	strbuf_release(&check);
+	if (!ok) {
+		strbuf_setlen(out, start);
 		return -1;
-	strbuf_addstr(out, stored);
+	}
 	return 0;
 }
 

@@ -1,13 +1,14 @@
 /*
  * tree.h — git tree objects and how file names are stored in them.
  *
- * A name is stored as it is, except that its first byte is written as %XX
- * when the name starts with '.', '%' or a byte >= 0x80, or starts with 'g'
- * or 'G' and contains '~'. That covers every name git fsck refuses or treats
- * specially (".git" and its NTFS and HFS+ spellings, ".gitmodules",
+ * A name is stored as it is unless it starts with '.', '%' or a byte >=
+ * 0x80, starts with 'g' or 'G' and contains '~', or contains a backslash.
+ * Then its first byte is written as %XX and so is every later '%' and '\'.
+ * That covers every name git fsck refuses or treats specially (".git" and
+ * its NTFS and HFS+ spellings, also after a backslash, ".gitmodules",
  * "git~1", ...), keeps names beginning with '.' free for our own entries
- * (".meta"), and leaves all other names readable in `git ls-tree`. Names may
- * hold any byte but '/' and NUL, newlines and non-UTF-8 included.
+ * (".meta"), and leaves all other names readable in `git ls-tree`. Names
+ * may hold any byte but '/' and NUL, newlines and non-UTF-8 included.
  */
 #ifndef TREE_H
 #define TREE_H

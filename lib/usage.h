@@ -31,6 +31,7 @@ enum err_code {
 	ERR_CORRUPT = -5,
 	ERR_EXISTS = -6,
 	ERR_PARTIAL = -7,
+	ERR_NEWER = -8,		/* written by a newer version of backup */
 };
 
 /* Verbosity: -1 with -q, 0 by default, 1 with -v. */

@@ -66,3 +66,40 @@ setup() { setup_repo web1; }
 	assert_output --partial "metadata is missing or damaged"
 	[ ! -e "$MACHINES/r1.conf" ]
 }
+
+@test "locks left by a killed job never block the next one" {
+	echo x >"$T/src/a"
+	backup run -q web1
+	: >"$REPO/refs/backups/web1/daily.lock"
+	: >"$REPO/backup/state.lock"
+	run backup run web1
+	assert_success
+	run backup enable web1
+	assert_success
+	[ ! -e "$REPO/refs/backups/web1/daily.lock" ]
+}
+
+@test "packs removed behind our back are not deduplicated against" {
+	head -c 1000000 /dev/urandom >"$T/src/a"
+	backup run -q web1
+	rm -f "$REPO"/objects/pack/pack-*
+	run backup run web1
+	assert_success
+	run backup check --read-data
+	assert_success
+	backup restore web1 --new r1 -q
+	cmp "$T/src/a" "$MROOT/r1/disks/root/a"
+}
+
+@test "a backup written by a newer format is skipped with a warning, not called damaged" {
+	echo x >"$T/src/a"
+	backup run -q web1
+	msg=$(git --git-dir="$REPO" log -1 --format=%B refs/backups/web1/daily | sed 's/^backup-format 1$/backup-format 2/')
+	tree=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily^{tree})
+	c=$(echo "$msg" | GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t git --git-dir="$REPO" commit-tree "$tree")
+	git --git-dir="$REPO" update-ref refs/backups/web1/snapshot "$c"
+	run backup list
+	assert_success
+	assert_output --partial "written by a newer backup; skipped"
+	assert_output --partial daily
+}

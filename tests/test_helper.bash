@@ -82,6 +82,8 @@ make_torture_tree() {
 	echo "[core]" >"$d/.git/config"
 	echo "[submodule]" >"$d/.gitmodules"
 	echo x >"$d/git~1"
+	echo x >"$d/a\\.git"
+	echo x >"$d/x\\git~1"
 	echo x >"$d/%41percent"
 	echo x >"$d/.hidden"
 	echo x >"$d/$(printf 'new\nline')"
