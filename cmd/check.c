@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <git2.h>
 
@@ -14,13 +15,15 @@
 #include "tree.h"
 #include "usage.h"
 
-static const char *const usage[] = { "backup check [--read-data]", NULL };
+static const char *const usage[] = { "backup check [--read-data] [--repair-index]", NULL };
 
 struct checker {
 	struct repo *repo;
 	int read_data;
 	struct dedup *seen;		/* objects verified good */
 	struct dedup *bad;		/* objects found damaged */
+	struct dedup *index;		/* blob -> SHA-256 prefix, from the sidecars */
+	uint64_t index_bad;
 	struct strbuf path;
 	const struct backup_info *backup;
 	uint64_t objects, bytes, damaged;
@@ -81,8 +84,23 @@ static int check_blob(struct checker *c, const unsigned char *oid, const char *w
 	memcpy(id.id, oid, SHA1_LEN);
 	if (c->read_data) {
 		struct strbuf sb = STRBUF_INIT;
+		unsigned char key[SHA256_LEN] = { 0 }, want[SHA1_LEN], sum[SHA256_LEN];
+
 		ok = store_read_blob(c->repo, oid, &sb) == 0;
 		c->bytes += sb.len;
+		memcpy(key, oid, SHA1_LEN);
+		/* The dedup index must give the SHA-256 of exactly these bytes. */
+		if (ok && dedup_lookup(c->index, key, want)) {
+			sha256(sb.buf, sb.len, sum);
+			if (memcmp(sum, want, SHA1_LEN)) {
+				char hex[2 * SHA1_LEN + 1];
+
+				hex_encode(hex, oid, SHA1_LEN);
+				error("damaged: the dedup index entry of blob %s names other bytes; "
+				      "run 'backup check --repair-index'", hex);
+				c->index_bad++;
+			}
+		}
 		strbuf_release(&sb);
 	} else {
 		ok = git_odb_exists(c->repo->odb, &id);
@@ -181,6 +199,23 @@ static int check_packs(struct checker *c, int *npacks)
 		if (len < 6 || strcmp(de->d_name + len - 4, ".idx"))
 			continue;
 		(*npacks)++;
+		path = xasprintf("%s/%.*s.sdx", c->repo->dedup_dir, (int)(len - 4), de->d_name);
+		{
+			struct dedup_entry *e = NULL;
+			size_t ne;
+			int err = access(path, F_OK) < 0 ? ERR_NOTFOUND : dedup_read_sidecar(path, &e, &ne);
+
+			if (err == ERR_NOTFOUND)
+				warning("pack %.*s has no dedup index: its data is not deduplicated against; "
+					"run 'backup check --repair-index'", (int)(len - 4), de->d_name);
+			else if (err) {
+				fprintf(stderr, "backup: damaged: the dedup index of pack %.*s fails its checksum; "
+					"run 'backup check --repair-index'\n", (int)(len - 4), de->d_name);
+				c->index_bad++;
+			}
+			free(e);
+		}
+		free(path);
 		path = xasprintf("%s/%s", c->repo->pack_dir, de->d_name);
 		if (strbuf_read_file(&sb, path) < 0 || sb.len < 8 + 1024 + 40) {
 			fprintf(stderr, "backup: damaged: pack index %s cannot be read\n", de->d_name);
@@ -224,8 +259,10 @@ static int check_packs(struct checker *c, int *npacks)
 int cmd_check(int argc, const char **argv, struct ctx *ctx)
 {
 	struct checker c = { 0 };
+	int repair = 0;
 	const struct option_spec opts[] = {
 		{ OPT_BOOL, 0, "read-data", &c.read_data, NULL, "decode every byte and verify its checksums" },
+		{ OPT_BOOL, 0, "repair-index", &repair, NULL, "rebuild the dedup index from the packs first" },
 		{ OPT_END, 0, NULL, NULL, NULL, NULL }
 	};
 	struct backup_info **list = NULL;
@@ -241,6 +278,15 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 	if (ctx_prepare(ctx) < 0)
 		return EXIT_ERROR;
 	c.repo = ctx->repo;
+	if (repair) {
+		size_t np, nb;
+
+		if (store_rebuild_index(ctx->repo, &np, &nb) < 0)
+			return EXIT_ERROR;
+		if (!ctx->quiet && !ctx->json)
+			printf("rebuilt the dedup index: %zu packs, %zu blobs\n", np, nb);
+	}
+	dedup_load_reverse(&c.index, ctx->repo->dedup_dir, ctx->repo->pack_dir);
 	dedup_load(&c.seen, NULL, NULL);
 	dedup_load(&c.bad, NULL, NULL);
 	strbuf_init(&c.path, 256);
@@ -261,12 +307,13 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 			check_dir(&c, list[i]->disks[k].tree);
 		}
 	}
-	ret = c.damaged || badpacks ? EXIT_ERROR : EXIT_OK;
+	ret = c.damaged || badpacks || c.index_bad ? EXIT_ERROR : EXIT_OK;
 	if (ctx->json) {
 		strbuf_addf(&js, "{\"ok\":%s,\"packs\":%d,\"damaged_packs\":%d,\"backups\":%zu,\"objects\":%llu,"
-			    "\"bytes\":%llu,\"read_data\":%s,\"damaged\":[%s]}",
+			    "\"bytes\":%llu,\"read_data\":%s,\"index_damaged\":%llu,\"damaged\":[%s]}",
 			    ret ? "false" : "true", npacks, badpacks, n, (unsigned long long)c.objects,
-			    (unsigned long long)c.bytes, c.read_data ? "true" : "false", c.json.buf);
+			    (unsigned long long)c.bytes, c.read_data ? "true" : "false",
+			    (unsigned long long)c.index_bad, c.json.buf);
 		print_json(&js);
 	} else if (!ctx->quiet || ret) {
 		if (ret)
@@ -281,6 +328,7 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 	snapshot_list_free(list, n);
 	dedup_free(c.seen);
 	dedup_free(c.bad);
+	dedup_free(c.index);
 	strbuf_release(&c.path);
 	strbuf_release(&c.json);
 	strbuf_release(&js);

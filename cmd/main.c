@@ -26,9 +26,11 @@ struct command {
 static const struct command commands[] = {
 	{ "init", cmd_init, NEED_CONFIG, "create the repository" },
 	{ "enable", cmd_enable, NEED_REPO, "enrol a machine, or switch auto-enrolment" },
+	{ "schedule", cmd_schedule, NEED_REPO, "set or show the backup window and weekly day" },
 	{ "run", cmd_run, NEED_REPO, "take the automatic backup or a manual snapshot" },
 	{ "list", cmd_list, NEED_REPO, "list every kept backup" },
 	{ "restore", cmd_restore, NEED_REPO, "restore a backup to a new machine or single paths" },
+	{ "boot-config", cmd_boot_config, NEED_CONFIG, "list profiles, choose the one that boots, print one" },
 	{ "check", cmd_check, NEED_REPO, "verify the repository" },
 	{ NULL, NULL, 0, NULL }
 };
@@ -212,6 +214,11 @@ int main(int argc, const char **argv)
 
 	git_libgit2_init();
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+	/* Memory stays bounded: every object is read about once, so a big cache
+	 * and wide pack windows (1 GiB mapped by default) only grow the RSS. */
+	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)8 << 20);
+	git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, (size_t)8 << 20);
+	git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, (size_t)64 << 20);
 	ctx.flags = cmd->flags;
 	ret = cmd->fn(argc, argv, &ctx);
 	repo_free(ctx.repo);

@@ -124,6 +124,8 @@ static int run_machine(struct ctx *ctx, const char *name, const struct run_opts 
 			.repo = ctx->repo, .store = store, .source = m->disks[i].source,
 			.excludes = m->excludes, .nexcludes = m->nexcludes,
 			.prev_tree = pd ? pd->tree : NULL,
+			.progress = !ctx->quiet && !ctx->json && isatty(2),
+			.expected_bytes = nprev ? prev[0]->bytes : 0,
 		};
 
 		b.disks[i].label = m->disks[i].label;

@@ -160,7 +160,19 @@ corrupt:
 	return ERR_CORRUPT;
 }
 
+static int load(struct dedup **out, const char *dir, const char *pack_dir, int reverse);
+
 int dedup_load(struct dedup **out, const char *dir, const char *pack_dir)
+{
+	return load(out, dir, pack_dir, 0);
+}
+
+int dedup_load_reverse(struct dedup **out, const char *dir, const char *pack_dir)
+{
+	return load(out, dir, pack_dir, 1);
+}
+
+static int load(struct dedup **out, const char *dir, const char *pack_dir, int reverse)
 {
 	struct dedup *d = xcalloc(1, sizeof(*d));
 	DIR *dh;
@@ -188,8 +200,16 @@ int dedup_load(struct dedup **out, const char *dir, const char *pack_dir)
 		path = xasprintf("%s/%s", dir, de->d_name);
 		if (dedup_read_sidecar(path, &e, &n) == ERR_CORRUPT)
 			warning("dedup index '%s' is damaged and ignored; run 'backup check --repair-index'", path);
-		for (i = 0; i < n; i++)
-			dedup_insert(d, e[i].key, e[i].oid);
+		for (i = 0; i < n; i++) {
+			if (reverse) {
+				unsigned char key[SHA256_LEN] = { 0 };
+
+				memcpy(key, e[i].oid, SHA1_LEN);
+				dedup_insert(d, key, e[i].key);
+			} else {
+				dedup_insert(d, e[i].key, e[i].oid);
+			}
+		}
 		free(e);
 		free(path);
 	}

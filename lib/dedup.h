@@ -31,6 +31,11 @@ struct dedup;
  * is gone.
  */
 int dedup_load(struct dedup **out, const char *dir, const char *pack_dir);
+/*
+ * The same sidecars the other way round, for verification: the key is the
+ * blob id (zero-padded) and the value the first 20 bytes of its SHA-256.
+ */
+int dedup_load_reverse(struct dedup **out, const char *dir, const char *pack_dir);
 void dedup_free(struct dedup *d);
 size_t dedup_count(const struct dedup *d);
 

@@ -1,3 +1,5 @@
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,4 +219,89 @@ int store_read_blob(struct repo *r, const unsigned char oid[SHA1_LEN], struct st
 		err = blob_decode(git_odb_object_data(obj), git_odb_object_size(obj), out);
 	git_odb_object_free(obj);
 	return err;
+}
+
+/* The object ids a pack index (v2) lists. */
+static int read_idx_oids(const char *path, unsigned char **out, size_t *nr)
+{
+	struct strbuf sb = STRBUF_INIT;
+	const unsigned char *p;
+	size_t n;
+
+	*out = NULL;
+	*nr = 0;
+	if (strbuf_read_file(&sb, path) < 0)
+		return error("cannot read '%s': %s", path, strerror(errno));
+	p = (const unsigned char *)sb.buf;
+	if (sb.len < 8 + 1024 + 40 || memcmp(p, "\377tOc\0\0\0\2", 8)) {
+		strbuf_release(&sb);
+		return error("'%s' is not a pack index of version 2", path);
+	}
+	n = (size_t)p[8 + 1020] << 24 | (size_t)p[8 + 1021] << 16 | (size_t)p[8 + 1022] << 8 | p[8 + 1023];
+	if (sb.len < 8 + 1024 + n * SHA1_LEN) {
+		strbuf_release(&sb);
+		return error("pack index '%s' is truncated", path);
+	}
+	*out = xmalloc(n * SHA1_LEN + 1);
+	memcpy(*out, p + 8 + 1024, n * SHA1_LEN);
+	*nr = n;
+	strbuf_release(&sb);
+	return 0;
+}
+
+int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs)
+{
+	DIR *d = opendir(r->pack_dir);
+	struct dirent *de;
+	int ret = 0;
+
+	*npacks = *nblobs = 0;
+	if (!d)
+		return error("cannot read '%s': %s", r->pack_dir, strerror(errno));
+	while ((de = readdir(d)) && !ret) {
+		size_t len = strlen(de->d_name), n, i, ne = 0;
+		unsigned char *oids;
+		struct dedup_entry *e;
+		struct strbuf plain = STRBUF_INIT;
+		char *path, *name;
+
+		if (len < 10 || strncmp(de->d_name, "pack-", 5) || strcmp(de->d_name + len - 4, ".idx"))
+			continue;
+		path = xasprintf("%s/%s", r->pack_dir, de->d_name);
+		name = xstrndup(de->d_name, len - 4);
+		ret = read_idx_oids(path, &oids, &n);
+		e = xcalloc(n + 1, sizeof(*e));
+		for (i = 0; i < n && !ret; i++) {
+			git_odb_object *obj = NULL;
+			git_oid id;
+
+			memcpy(id.id, oids + i * SHA1_LEN, SHA1_LEN);
+			if (git_odb_read(&obj, r->odb, &id) < 0) {
+				warning("object %s of %s cannot be read; it is left out of the index",
+					git_oid_tostr_s(&id), name);
+				continue;
+			}
+			strbuf_reset(&plain);
+			if (git_odb_object_type(obj) == GIT_OBJECT_BLOB &&
+			    blob_decode(git_odb_object_data(obj), git_odb_object_size(obj), &plain) == 0) {
+				sha256(plain.buf, plain.len, e[ne].key);
+				memcpy(e[ne].oid, id.id, SHA1_LEN);
+				ne++;
+			}
+			git_odb_object_free(obj);
+		}
+		if (!ret)
+			ret = dedup_write_sidecar(r->dedup_dir, name, e, ne);
+		if (!ret) {
+			(*npacks)++;
+			*nblobs += ne;
+		}
+		strbuf_release(&plain);
+		free(oids);
+		free(e);
+		free(path);
+		free(name);
+	}
+	closedir(d);
+	return ret;
 }

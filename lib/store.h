@@ -49,6 +49,13 @@ void store_get_stats(struct store *s, struct store_stats *out);
  * git hash, its zstd checksum or decoding; prints nothing.
  */
 int store_read_blob(struct repo *r, const unsigned char oid[SHA1_LEN], struct strbuf *out);
+/*
+ * Rebuilds every pack's dedup sidecar from the pack itself: each blob is
+ * read, decoded and hashed. For a damaged or lost sidecar; slow (it reads
+ * all data). Returns 0, or -1 after reporting.
+ */
+int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs);
+
 /* Decodes one zstd frame (a blob's payload) into out; ERR_CORRUPT on damage. */
 int blob_decode(const void *data, size_t len, struct strbuf *out);
 

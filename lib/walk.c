@@ -71,6 +71,7 @@ struct walker {
 	int nthreads;
 
 	struct pdir *dhead, *dtail;	/* directories waiting for their tree */
+	struct timespec start, shown;	/* progress */
 };
 
 /* ---- owner names ---------------------------------------------------- */
@@ -308,6 +309,37 @@ static void enqueue_dir(struct walker *w, struct pdir *d)
 		w->dhead = d;
 	w->dtail = d;
 	pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- progress ---------------------------------------------------------- */
+
+static double since(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) + (b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* At most four times a second: files, bytes, rate and, when the previous
+ * backup's size is known, the time left. */
+static void progress(struct walker *w, int last)
+{
+	const struct walk_stats *s = w->stats;
+	struct timespec now;
+	double t, rate;
+	char eta[32] = "";
+
+	if (!w->o->progress)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!last && since(&w->shown, &now) < 0.25)
+		return;
+	w->shown = now;
+	t = since(&w->start, &now);
+	rate = t > 0 ? s->bytes / t : 0;
+	if (w->o->expected_bytes > s->bytes && rate > 0)
+		snprintf(eta, sizeof(eta), ", ETA %.0fs", (w->o->expected_bytes - s->bytes) / rate);
+	fprintf(stderr, "\r%llu files, %.1f MiB (%.1f MiB read), %.1f MiB/s%s\033[K%s",
+		(unsigned long long)s->files, s->bytes / 1048576.0, s->bytes_read / 1048576.0,
+		rate / 1048576.0, eta, last ? "\n" : "");
 }
 
 /* ---- the previous backup ----------------------------------------------- */
@@ -757,6 +789,7 @@ static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
 		strbuf_addstr(&w->path, names[i]);
 		walk_entry(w, dfd, d, e, &prev);
 		strbuf_setlen(&w->path, plen);
+		progress(w, 0);
 		if (w->failed)
 			break;
 	}
@@ -805,7 +838,9 @@ int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char
 		if (pthread_create(&w.threads[i], NULL, worker, &w))
 			die("cannot start a worker thread");
 
+	clock_gettime(CLOCK_MONOTONIC, &w.start);
 	root = walk_dir(&w, fd, &st, o->prev_tree);
+	progress(&w, 1);
 	close(fd);
 	if (root && drain(&w, 1) == 0) {
 		memcpy(tree, root->tree, SHA1_LEN);

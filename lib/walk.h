@@ -41,6 +41,8 @@ struct walk_opts {
 	size_t nexcludes;
 	const unsigned char *prev_tree;	/* the same disk in the previous backup, or NULL */
 	int threads;			/* workers; 0 = one per core */
+	int progress;			/* print progress on stderr (a terminal) */
+	uint64_t expected_bytes;	/* for the ETA: the previous backup's size */
 };
 
 /*

@@ -153,3 +153,14 @@ setup() { setup_repo web1; }
 	[ -d "$MROOT/r1/disks/root/mnt" ]
 	[ ! -e "$MROOT/r1/disks/root/mnt/other-fs" ]
 }
+
+@test "progress goes to stderr on a terminal, never with -q or into a pipe" {
+	echo x >"$T/src/a"
+	run script -qec "'$BK' run web1" /dev/null
+	assert_success
+	assert_output --partial "MiB/s"
+	run script -qec "'$BK' run -q web1" /dev/null
+	refute_output --partial "MiB/s"
+	run backup run web1
+	refute_output --partial "MiB/s"
+}

@@ -58,3 +58,44 @@ PY
 	run -1 backup check
 	assert_output --partial "fails its checksum"
 }
+
+@test "a damaged dedup index is reported and --repair-index rebuilds it" {
+	head -c 2000000 /dev/urandom >"$T/src/a"
+	backup run -q web1
+	sdx=$(ls "$REPO"/backup/dedup/*.sdx | head -1)
+	chmod u+w "$sdx"
+	printf '\x01' | dd of="$sdx" bs=1 seek=20 conv=notrunc status=none
+	run -1 backup check
+	assert_output --partial "the dedup index of pack"
+	assert_output --partial "--repair-index"
+	run backup check --repair-index --read-data
+	assert_success
+	assert_output --partial "rebuilt the dedup index"
+	# Deduplication works again: the same bytes are not stored twice.
+	cp "$T/src/a" "$T/src/b"
+	run backup run --json web1
+	[ "$(echo "$output" | json_field bytes_stored)" -lt 10000 ]
+}
+
+@test "a dedup index entry naming the wrong bytes is caught by --read-data" {
+	head -c 100000 /dev/urandom >"$T/src/a"
+	backup run -q web1
+	# Rewrite every sidecar with wrong SHA-256 values but a valid checksum.
+	for f in "$REPO"/backup/dedup/*.sdx; do
+		chmod u+w "$f"
+		python3 - "$f" <<'PY'
+import hashlib, sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+n = int.from_bytes(b[8:12], 'big')
+for i in range(n):
+    b[12 + 52 * i] ^= 0xff
+body = bytes(b[:-32])
+open(p, 'wb').write(body + hashlib.sha256(body).digest())
+PY
+	done
+	run -1 backup check --read-data
+	assert_output --partial "names other bytes"
+	run backup check --repair-index --read-data
+	assert_success
+}
