@@ -268,7 +268,7 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 	struct backup_info **list = NULL;
 	struct strbuf js = STRBUF_INIT;
 	size_t n = 0, i, k, ndamaged = 0;
-	int npacks = 0, badpacks, ret;
+	int npacks = 0, badpacks, ret, lock;
 
 	argc = opt_parse(argc, argv, opts, ctx->global, usage);
 	if (argc < 0)
@@ -278,6 +278,9 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 	if (ctx_prepare(ctx) < 0)
 		return EXIT_ERROR;
 	c.repo = ctx->repo;
+	lock = repo_lock_shared(ctx->repo, -1);
+	if (lock < 0)
+		return EXIT_ERROR;
 	if (repair) {
 		size_t np, nb;
 
@@ -325,6 +328,7 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 			       ctx->repo->path, npacks, n, (unsigned long long)c.objects,
 			       c.read_data ? ", every byte read" : "");
 	}
+	repo_unlock(lock);
 	snapshot_list_free(list, n);
 	dedup_free(c.seen);
 	dedup_free(c.bad);

@@ -194,7 +194,7 @@ int cmd_restore(int argc, const char **argv, struct ctx *ctx)
 		{ OPT_END, 0, NULL, NULL, NULL, NULL }
 	};
 	struct backup_info *b = NULL;
-	int ret = EXIT_USAGE;
+	int ret = EXIT_USAGE, lock = -1;
 
 	argc = opt_parse(argc, argv, opts, ctx->global, usage);
 	if (argc < 0)
@@ -210,10 +210,13 @@ int cmd_restore(int argc, const char **argv, struct ctx *ctx)
 	ret = EXIT_ERROR;
 	if (ctx_prepare(ctx) < 0)
 		goto out;
-	if (snapshot_resolve(ctx->repo, argv[0], &b) < 0)
+	/* Packs must not be reclaimed while they are read. */
+	lock = repo_lock_shared(ctx->repo, -1);
+	if (lock < 0 || snapshot_resolve(ctx->repo, argv[0], &b) < 0)
 		goto out;
 	ret = new_name ? restore_new(ctx, b, new_name) : restore_paths(ctx, b, &paths, to);
 out:
+	repo_unlock(lock);
 	backup_info_free(b);
 	opt_list_free(&paths);
 	return ret;

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "schedule.h"
 #include "service.h"
+#include "slots.h"
 #include "snapshot.h"
 #include "store.h"
 #include "usage.h"
@@ -74,6 +76,20 @@ static void add_json_result(struct strbuf *js, const struct backup_info *b, cons
 	strbuf_addstr(js, "]}");
 }
 
+static int apply_retention(struct ctx *ctx, const char *machine, time_t now)
+{
+	struct schedule sched;
+	struct slot_plan plan;
+	int ret;
+
+	if (schedule_get(ctx->repo, machine, &sched) < 0 ||
+	    slots_plan(ctx->repo, machine, sched.weekday, now, &plan) < 0)
+		return -1;
+	ret = slots_apply(ctx->repo, &plan);
+	slot_plan_release(&plan);
+	return ret;
+}
+
 /* Backs up one machine; returns an exit status. */
 static int run_machine(struct ctx *ctx, const char *name, const struct run_opts *o, struct strbuf *js)
 {
@@ -85,7 +101,7 @@ static int run_machine(struct ctx *ctx, const char *name, const struct run_opts 
 	const char *kind = o->snapshot ? "snapshot" : "automatic";
 	const char *slot = o->snapshot ? SLOT_SNAPSHOT : SLOT_DAILY;
 	size_t nprev = 0, i;
-	int lock = -1, ret = EXIT_ERROR, hook;
+	int lock = -1, repo_lock_fd = -1, ret = EXIT_ERROR, hook;
 
 	if (machine_load(&m, ctx->cfg, name) < 0)
 		goto out;
@@ -101,6 +117,10 @@ static int run_machine(struct ctx *ctx, const char *name, const struct run_opts 
 		goto out;
 	}
 	if (lock < 0)
+		goto out;
+	/* Space reclamation must not delete what this run deduplicates against. */
+	repo_lock_fd = repo_lock_shared(ctx->repo, -1);
+	if (repo_lock_fd < 0)
 		goto out;
 	if (m->pre_hook) {
 		hook = run_hook("preHook", m->pre_hook, m->name, kind, -1);
@@ -148,6 +168,9 @@ static int run_machine(struct ctx *ctx, const char *name, const struct run_opts 
 	    snapshot_set_slot(ctx->repo, m->name, slot, b.id,
 			      o->snapshot ? "backup: manual snapshot" : "backup: automatic backup") < 0)
 		goto out_hook;
+	/* The new backup is daily (weekly too on the weekly day); what falls out of every slot goes. */
+	if (!o->snapshot && apply_retention(ctx, m->name, b.start.tv_sec) < 0)
+		goto out_hook;
 	ret = ws.nunreadable ? EXIT_PARTIAL : EXIT_OK;
 	if (js)
 		add_json_result(js, &b, slot, &ws);
@@ -163,6 +186,7 @@ out_hook:
 			warning("the postHook of '%s' failed (exit %d)", m->name, hook);
 	}
 out:
+	repo_unlock(repo_lock_fd);
 	repo_unlock(lock);
 	store_free(store);
 	snapshot_list_free(prev, nprev);

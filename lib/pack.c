@@ -120,6 +120,23 @@ int pack_writer_add(struct pack_writer *pw, enum pack_type type,
 	return 0;
 }
 
+int pack_writer_add_raw(struct pack_writer *pw, const unsigned char oid[SHA1_LEN],
+			const void *raw, size_t len, uint32_t crc)
+{
+	struct pack_entry *e;
+
+	if (pw->nr == pw->alloc) {
+		pw->alloc = pw->alloc ? pw->alloc * 2 : 1024;
+		pw->entries = xrealloc(pw->entries, pw->alloc * sizeof(*pw->entries));
+	}
+	e = &pw->entries[pw->nr++];
+	memcpy(e->oid, oid, SHA1_LEN);
+	e->offset = 12 + pw->body.len;
+	e->crc = crc;
+	strbuf_add(&pw->body, raw, len);
+	return 0;
+}
+
 size_t pack_writer_count(const struct pack_writer *pw)
 {
 	return pw->nr;

@@ -46,6 +46,14 @@ void pack_writer_free(struct pack_writer *pw);
 int pack_writer_add(struct pack_writer *pw, enum pack_type type,
 		    const unsigned char oid[SHA1_LEN], const void *data, size_t len);
 
+/*
+ * Appends an entry copied verbatim from another pack (its header and zlib
+ * stream, not a delta), with the CRC32 that pack's index gives for it: space
+ * reclamation moves live objects without recompressing them.
+ */
+int pack_writer_add_raw(struct pack_writer *pw, const unsigned char oid[SHA1_LEN],
+			const void *raw, size_t len, uint32_t crc);
+
 /* Number of objects and bytes waiting to be flushed. */
 size_t pack_writer_count(const struct pack_writer *pw);
 size_t pack_writer_bytes(const struct pack_writer *pw);

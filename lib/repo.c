@@ -232,7 +232,24 @@ int repo_state_unset(struct repo *r, const char *key)
 	return change_state(r, key, NULL);
 }
 
+static int lock_mode(struct repo *r, const char *name, long wait_seconds, int mode);
+
 int repo_lock(struct repo *r, const char *name, long wait_seconds)
+{
+	return lock_mode(r, name, wait_seconds, LOCK_EX);
+}
+
+int repo_lock_shared(struct repo *r, long wait_seconds)
+{
+	return lock_mode(r, ".repo", wait_seconds, LOCK_SH);
+}
+
+int repo_lock_exclusive(struct repo *r, long wait_seconds)
+{
+	return lock_mode(r, ".repo", wait_seconds, LOCK_EX);
+}
+
+static int lock_mode(struct repo *r, const char *name, long wait_seconds, int mode)
 {
 	char *path = xasprintf("%s/%s.lock", r->lock_dir, name);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -246,7 +263,7 @@ int repo_lock(struct repo *r, const char *name, long wait_seconds)
 	free(path);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		if (flock(fd, mode | LOCK_NB) == 0)
 			return fd;
 		if (errno != EWOULDBLOCK && errno != EINTR) {
 			int ret = error("cannot lock '%s': %s", name, strerror(errno));

@@ -44,4 +44,12 @@ int repo_state_unset(struct repo *r, const char *key);
 int repo_lock(struct repo *r, const char *name, long wait_seconds);
 void repo_unlock(int fd);
 
+/*
+ * The repository-wide lock between jobs that add objects or read them
+ * (shared: run, restore, check) and space reclamation, which deletes packs
+ * (exclusive). Same return values as repo_lock().
+ */
+int repo_lock_shared(struct repo *r, long wait_seconds);
+int repo_lock_exclusive(struct repo *r, long wait_seconds);
+
 #endif

@@ -7,6 +7,7 @@
 #include <zstd.h>
 
 #include "dedup.h"
+#include "packidx.h"
 #include "store.h"
 #include "usage.h"
 
@@ -221,34 +222,6 @@ int store_read_blob(struct repo *r, const unsigned char oid[SHA1_LEN], struct st
 	return err;
 }
 
-/* The object ids a pack index (v2) lists. */
-static int read_idx_oids(const char *path, unsigned char **out, size_t *nr)
-{
-	struct strbuf sb = STRBUF_INIT;
-	const unsigned char *p;
-	size_t n;
-
-	*out = NULL;
-	*nr = 0;
-	if (strbuf_read_file(&sb, path) < 0)
-		return error("cannot read '%s': %s", path, strerror(errno));
-	p = (const unsigned char *)sb.buf;
-	if (sb.len < 8 + 1024 + 40 || memcmp(p, "\377tOc\0\0\0\2", 8)) {
-		strbuf_release(&sb);
-		return error("'%s' is not a pack index of version 2", path);
-	}
-	n = (size_t)p[8 + 1020] << 24 | (size_t)p[8 + 1021] << 16 | (size_t)p[8 + 1022] << 8 | p[8 + 1023];
-	if (sb.len < 8 + 1024 + n * SHA1_LEN) {
-		strbuf_release(&sb);
-		return error("pack index '%s' is truncated", path);
-	}
-	*out = xmalloc(n * SHA1_LEN + 1);
-	memcpy(*out, p + 8 + 1024, n * SHA1_LEN);
-	*nr = n;
-	strbuf_release(&sb);
-	return 0;
-}
-
 int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs)
 {
 	DIR *d = opendir(r->pack_dir);
@@ -260,7 +233,7 @@ int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs)
 		return error("cannot read '%s': %s", r->pack_dir, strerror(errno));
 	while ((de = readdir(d)) && !ret) {
 		size_t len = strlen(de->d_name), n, i, ne = 0;
-		unsigned char *oids;
+		struct packidx idx;
 		struct dedup_entry *e;
 		struct strbuf plain = STRBUF_INIT;
 		char *path, *name;
@@ -269,13 +242,16 @@ int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs)
 			continue;
 		path = xasprintf("%s/%s", r->pack_dir, de->d_name);
 		name = xstrndup(de->d_name, len - 4);
-		ret = read_idx_oids(path, &oids, &n);
+		ret = packidx_read(&idx, path);
+		if (ret)
+			error("pack index '%s' is damaged; its pack cannot be indexed", path);
+		n = idx.nr;
 		e = xcalloc(n + 1, sizeof(*e));
 		for (i = 0; i < n && !ret; i++) {
 			git_odb_object *obj = NULL;
 			git_oid id;
 
-			memcpy(id.id, oids + i * SHA1_LEN, SHA1_LEN);
+			memcpy(id.id, idx.oids + i * SHA1_LEN, SHA1_LEN);
 			if (git_odb_read(&obj, r->odb, &id) < 0) {
 				warning("object %s of %s cannot be read; it is left out of the index",
 					git_oid_tostr_s(&id), name);
@@ -297,7 +273,7 @@ int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs)
 			*nblobs += ne;
 		}
 		strbuf_release(&plain);
-		free(oids);
+		packidx_release(&idx);
 		free(e);
 		free(path);
 		free(name);

@@ -1,0 +1,104 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "gc.h"
+#include "service.h"
+#include "slots.h"
+#include "usage.h"
+
+static const char *const usage[] = {
+	"backup cancel [--yes] [--wait SECONDS] MACHINE",
+	NULL
+};
+
+/* Asks on the terminal; 1 for yes. */
+static int confirm(const char *machine)
+{
+	char answer[16] = "";
+	FILE *tty = fopen("/dev/tty", "r+");
+
+	if (!tty)
+		return 0;
+	fprintf(tty, "Delete every backup of '%s', its snapshot too, and disable it for at least 24 hours? [y/N] ",
+		machine);
+	fflush(tty);
+	if (!fgets(answer, sizeof(answer), tty))
+		answer[0] = '\0';
+	fclose(tty);
+	return answer[0] == 'y' || answer[0] == 'Y';
+}
+
+int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
+{
+	int yes = 0, lock = -1, r, ret = EXIT_ERROR;
+	long wait = 0;
+	const struct option_spec opts[] = {
+		{ OPT_BOOL, 'y', "yes", &yes, NULL, "do not ask for confirmation" },
+		{ OPT_INT, 0, "wait", &wait, "SECONDS", "wait this long for a busy machine and the repository" },
+		{ OPT_END, 0, NULL, NULL, NULL, NULL }
+	};
+	struct strbuf js = STRBUF_INIT;
+	struct gc_stats st;
+	size_t nb = 0;
+	char key[128], when[32], buf[32];
+	time_t now, until;
+	struct tm tm;
+
+	argc = opt_parse(argc, argv, opts, ctx->global, usage);
+	if (argc < 0)
+		return EXIT_USAGE;
+	if (argc != 1 || !valid_name(argv[0]))
+		return opt_usage_error(usage, "cancel needs one machine"), EXIT_USAGE;
+	if (wait < 0)
+		return opt_usage_error(usage, "--wait takes a number of seconds >= 0"), EXIT_USAGE;
+	if (!yes && !(isatty(0) && confirm(argv[0]))) {
+		if (isatty(0))
+			return error("not cancelled"), EXIT_ERROR;
+		return opt_usage_error(usage, "cancel deletes every backup of '%s': confirm with --yes", argv[0]),
+		       EXIT_USAGE;
+	}
+	if (ctx_prepare(ctx) < 0)
+		return EXIT_ERROR;
+	lock = repo_lock(ctx->repo, argv[0], wait);
+	if (lock == ERR_LOCKED) {
+		error("machine '%s' is busy: another job holds its lock; try again or pass --wait SECONDS", argv[0]);
+		return EXIT_BUSY;
+	}
+	if (lock < 0)
+		return EXIT_ERROR;
+	now = now_utc().tv_sec;
+	snprintf(buf, sizeof(buf), "%lld", (long long)now);
+	snprintf(key, sizeof(key), "machine.%s.cancelledAt", argv[0]);
+	/* Disable first: a timer that fires now finds the machine not enrolled. */
+	if (repo_state_set(ctx->repo, key, buf) < 0)
+		goto out;
+	snprintf(key, sizeof(key), "machine.%s.enabled", argv[0]);
+	if (repo_state_set(ctx->repo, key, "false") < 0 || slots_delete_all(ctx->repo, argv[0], &nb) < 0)
+		goto out;
+	repo_unlock(lock);
+	lock = -1;
+	r = reclaim_space(ctx, wait, 0, NULL, 0, &st);
+	until = now + CANCEL_WAIT_SECONDS;
+	gmtime_r(&until, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	ret = r < 0 ? EXIT_ERROR : EXIT_OK;
+	if (ctx->json) {
+		strbuf_addstr(&js, "{\"machine\":");
+		strbuf_add_json(&js, argv[0]);
+		strbuf_addf(&js, ",\"backups_deleted\":%zu,\"enable_from\":\"%s\",", nb, when);
+		print_reclaim(ctx, r, 0, &st, &js);
+		strbuf_addch(&js, '}');
+		print_json(&js);
+	} else if (!ctx->quiet) {
+		printf("cancelled '%s': %zu backups deleted; it can be enabled again from %s\n", argv[0], nb, when);
+		print_reclaim(ctx, r, 0, &st, NULL);
+	}
+out:
+	repo_unlock(lock);
+	strbuf_release(&js);
+	return ret;
+}

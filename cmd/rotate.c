@@ -1,0 +1,222 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "fsutil.h"
+#include "gc.h"
+#include "schedule.h"
+#include "slots.h"
+#include "snapshot.h"
+#include "usage.h"
+
+static const char *const usage[] = {
+	"backup rotate [--dry-run] [--wait SECONDS] [MACHINE...]",
+	NULL
+};
+
+/* Every machine that has a slot, from refs/backups/MACHINE/SLOT. */
+static int machines_with_backups(struct repo *r, char ***out, size_t *nr)
+{
+	struct backup_info **list = NULL;
+	size_t n = 0, i, j, k = 0;
+	char **names;
+
+	if (snapshot_list(r, NULL, &list, &n) < 0)
+		return -1;
+	names = xcalloc(n + 1, sizeof(*names));
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < k; j++)
+			if (!strcmp(names[j], list[i]->machine))
+				break;
+		if (j == k)
+			names[k++] = xstrdup(list[i]->machine);
+	}
+	snapshot_list_free(list, n);
+	*out = names;
+	*nr = k;
+	return 0;
+}
+
+static void add_plan_json(struct strbuf *js, const struct slot_plan *p)
+{
+	char when[32], names[64];
+	size_t i;
+	int first;
+
+	strbuf_addstr(js, "{\"machine\":");
+	strbuf_add_json(js, p->machine);
+	strbuf_addstr(js, ",\"keep\":[");
+	for (i = 0, first = 1; i < p->n; i++) {
+		const struct slot_change *c = &p->c[i];
+		struct timespec t = { c->created, 0 };
+
+		if (!c->after)
+			continue;
+		strbuf_addf(js, "%s{\"id\":\"%s\",\"created\":\"%s\",\"slots\":[", first ? "" : ",", c->hex,
+			    format_time(&t, when, sizeof(when)));
+		slot_names(c->after, names, sizeof(names));
+		for (char *s = strtok(names, ","), *sep = ""; s; s = strtok(NULL, ","), sep = ",")
+			strbuf_addf(js, "%s\"%s\"", sep, s);
+		strbuf_addstr(js, "]}");
+		first = 0;
+	}
+	strbuf_addstr(js, "],\"delete\":[");
+	for (i = 0, first = 1; i < p->n; i++) {
+		const struct slot_change *c = &p->c[i];
+		struct timespec t = { c->created, 0 };
+
+		if (c->after)
+			continue;
+		strbuf_addf(js, "%s{\"id\":\"%s\",\"created\":\"%s\"}", first ? "" : ",", c->hex,
+			    format_time(&t, when, sizeof(when)));
+		first = 0;
+	}
+	strbuf_addstr(js, "]}");
+}
+
+static void print_plan(const struct slot_plan *p, int dry_run, time_t now)
+{
+	char when[32], names[64];
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		const struct slot_change *c = &p->c[i];
+		struct timespec t = { c->created, 0 };
+
+		printf("%s: %s %.12s %s  %s (%.1f days old)\n", p->machine,
+		       c->after ? "keep  " : dry_run ? "would delete" : "delete",
+		       c->hex, format_time(&t, when, sizeof(when)),
+		       slot_names(c->after ? c->after : c->before, names, sizeof(names)),
+		       (now - c->created) / 86400.0);
+	}
+}
+
+/* Reclaims space; returns 0, 1 when deferred because another job runs, -1 on error. */
+int reclaim_space(struct ctx *ctx, long wait, int dry_run, const unsigned char (*drop)[SHA1_LEN],
+		  size_t ndrop, struct gc_stats *st)
+{
+	int lock = dry_run ? repo_lock_shared(ctx->repo, wait) : repo_lock_exclusive(ctx->repo, wait);
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	if (lock == ERR_LOCKED)
+		return 1;
+	if (lock < 0)
+		return -1;
+	ret = gc_run(ctx->repo, dry_run, drop, ndrop, st);
+	repo_unlock(lock);
+	return ret;
+}
+
+void print_reclaim(struct ctx *ctx, int result, int dry_run, const struct gc_stats *st, struct strbuf *js)
+{
+	char b[32];
+	uint64_t freed = dry_run ? st->dead_bytes :
+			 st->bytes_before > st->bytes_after ? st->bytes_before - st->bytes_after : 0;
+
+	if (js) {
+		strbuf_addf(js, "\"reclaim\":{\"dry_run\":%s,\"deferred\":%s,\"bytes\":%llu,\"packs_before\":%zu,"
+			    "\"packs_after\":%zu,\"packs_deleted\":%zu,\"packs_rewritten\":%zu,\"dead_objects\":%llu,"
+			    "\"live_objects\":%llu}",
+			    dry_run ? "true" : "false", result == 1 ? "true" : "false", (unsigned long long)freed,
+			    st->packs_before, dry_run ? st->packs_before - st->packs_deleted : st->packs_after,
+			    st->packs_deleted, st->packs_rewritten, (unsigned long long)st->dead_objects,
+			    (unsigned long long)st->live_objects);
+		return;
+	}
+	if (ctx->quiet)
+		return;
+	if (result == 1)
+		printf("space reclamation deferred: another job is using the repository; the next rotate does it\n");
+	else if (result == 0)
+		printf("%s %s: %zu packs deleted, %zu rewritten, %llu dead objects\n",
+		       dry_run ? "would reclaim" : "reclaimed", human_size(freed, b, sizeof(b)),
+		       st->packs_deleted, st->packs_rewritten, (unsigned long long)st->dead_objects);
+}
+
+int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
+{
+	int dry_run = 0;
+	long wait = 0;
+	const struct option_spec opts[] = {
+		{ OPT_BOOL, 'n', "dry-run", &dry_run, NULL, "print the plan and what would be reclaimed; change nothing" },
+		{ OPT_INT, 0, "wait", &wait, "SECONDS", "wait this long for busy machines and the repository" },
+		{ OPT_END, 0, NULL, NULL, NULL, NULL }
+	};
+	struct strbuf js = STRBUF_INIT;
+	char **names = NULL;
+	size_t n = 0, i, ndrop = 0;
+	unsigned char (*drop)[SHA1_LEN] = NULL;
+	struct gc_stats st;
+	time_t now;
+	int ret = EXIT_OK, r;
+
+	argc = opt_parse(argc, argv, opts, ctx->global, usage);
+	if (argc < 0)
+		return EXIT_USAGE;
+	if (wait < 0)
+		return opt_usage_error(usage, "--wait takes a number of seconds >= 0"), EXIT_USAGE;
+	for (i = 0; i < (size_t)argc; i++)
+		if (!valid_name(argv[i]))
+			return opt_usage_error(usage, "'%s' is not a valid machine name", argv[i]), EXIT_USAGE;
+	if (ctx_prepare(ctx) < 0)
+		return EXIT_ERROR;
+	now = now_utc().tv_sec;
+	if (argc) {
+		names = xcalloc(argc, sizeof(*names));
+		for (i = 0; i < (size_t)argc; i++)
+			names[n++] = xstrdup(argv[i]);
+	} else if (machines_with_backups(ctx->repo, &names, &n) < 0) {
+		return EXIT_ERROR;
+	}
+	strbuf_addstr(&js, "{\"machines\":[");
+	for (i = 0; i < n; i++) {
+		struct schedule sched;
+		struct slot_plan plan;
+		int lock = repo_lock(ctx->repo, names[i], wait);
+
+		if (lock == ERR_LOCKED) {
+			error("machine '%s' is busy: another job holds its lock; try again or pass --wait SECONDS", names[i]);
+			ret = EXIT_BUSY;
+			continue;
+		}
+		if (lock < 0 || schedule_get(ctx->repo, names[i], &sched) < 0 ||
+		    slots_plan(ctx->repo, names[i], sched.weekday, now, &plan) < 0) {
+			repo_unlock(lock);
+			ret = EXIT_ERROR;
+			continue;
+		}
+		if (!dry_run && slots_apply(ctx->repo, &plan) < 0)
+			ret = EXIT_ERROR;
+		repo_unlock(lock);
+		for (size_t k = 0; k < plan.n; k++)
+			if (!plan.c[k].after) {
+				drop = xrealloc(drop, (ndrop + 1) * sizeof(*drop));
+				memcpy(drop[ndrop++], plan.c[k].id, SHA1_LEN);
+			}
+		if (ctx->json) {
+			if (i)
+				strbuf_addch(&js, ',');
+			add_plan_json(&js, &plan);
+		} else if (!ctx->quiet) {
+			print_plan(&plan, dry_run, now);
+		}
+		slot_plan_release(&plan);
+	}
+	strbuf_addstr(&js, "],");
+	r = reclaim_space(ctx, wait, dry_run, (const unsigned char (*)[SHA1_LEN])drop, ndrop, &st);
+	if (r < 0)
+		ret = EXIT_ERROR;
+	print_reclaim(ctx, r, dry_run, &st, ctx->json ? &js : NULL);
+	strbuf_addch(&js, '}');
+	if (ctx->json)
+		print_json(&js);
+	strbuf_release(&js);
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(drop);
+	return ret;
+}

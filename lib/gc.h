@@ -1,0 +1,44 @@
+/*
+ * gc.h — space reclamation: removing what no kept backup needs.
+ *
+ * Live objects are those reachable from any ref (every slot of every
+ * machine); the walk reads trees only, never file data, so its cost grows
+ * with the live metadata. Reflog entries naming commits that are no longer
+ * live are dropped (stock git would otherwise keep dead data alive, and git
+ * fsck would complain once it is gone). Then each pack is kept as it is
+ * when all its objects live, deleted when none does, and otherwise its live
+ * objects are copied, byte for byte and without recompression, into new
+ * packs. The new packs and their dedup sidecars are durable before any old
+ * pack is deleted, so a crash at any instant leaves every kept backup whole
+ * (at worst with some dead data or duplicates left for the next run).
+ *
+ * The caller holds the repository lock exclusively: no job adds or reads
+ * objects meanwhile.
+ */
+#ifndef GC_H
+#define GC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hash.h"
+#include "repo.h"
+
+struct gc_stats {
+	size_t packs_before, packs_after;
+	size_t packs_deleted, packs_rewritten;
+	uint64_t bytes_before, bytes_after;	/* packs, indexes and sidecars */
+	uint64_t live_objects, dead_objects;
+	uint64_t dead_bytes;			/* packed bytes of dead objects */
+	size_t reflog_dropped;
+};
+
+/*
+ * With dry_run, only counts: nothing is changed. Refs naming one of the
+ * ndrop commits in drop are treated as gone (what rotate --dry-run plans to
+ * delete).
+ */
+int gc_run(struct repo *r, int dry_run, const unsigned char (*drop)[SHA1_LEN], size_t ndrop,
+	   struct gc_stats *st);
+
+#endif

@@ -1,0 +1,155 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <git2.h>
+
+#include "slots.h"
+#include "snapshot.h"
+#include "usage.h"
+
+static const struct {
+	unsigned bit;
+	const char *name;
+} slot_table[] = {
+	{ SLOT_BIT_DAILY, SLOT_DAILY },
+	{ SLOT_BIT_WEEKLY, SLOT_WEEKLY },
+	{ SLOT_BIT_BIWEEKLY, SLOT_BIWEEKLY },
+	{ SLOT_BIT_SNAPSHOT, SLOT_SNAPSHOT },
+};
+#define NSLOTS (sizeof(slot_table) / sizeof(slot_table[0]))
+
+const char *slot_names(unsigned mask, char *buf, size_t len)
+{
+	size_t i, n = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < NSLOTS; i++)
+		if (mask & slot_table[i].bit)
+			n += snprintf(buf + n, n < len ? len - n : 0, "%s%s", n ? "," : "", slot_table[i].name);
+	return buf;
+}
+
+static unsigned slot_bit(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NSLOTS; i++)
+		if (!strcmp(slot_table[i].name, name))
+			return slot_table[i].bit;
+	return 0;
+}
+
+int slots_plan(struct repo *r, const char *machine, int weekly_day, time_t now, struct slot_plan *out)
+{
+	struct backup_info **list = NULL;
+	struct ret_item *items;
+	size_t n = 0, i, j, na = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (snapshot_list(r, machine, &list, &n) < 0)
+		return -1;
+	out->machine = xstrdup(machine);
+	out->c = xcalloc(n + 1, sizeof(*out->c));
+	out->n = n;
+	items = xcalloc(n + 1, sizeof(*items));
+	for (i = 0; i < n; i++) {
+		struct slot_change *c = &out->c[i];
+
+		memcpy(c->id, list[i]->id, SHA1_LEN);
+		memcpy(c->hex, list[i]->hex, sizeof(c->hex));
+		c->created = list[i]->start.tv_sec;
+		c->automatic = !strcmp(list[i]->kind, "automatic");
+		for (j = 0; j < list[i]->nslots; j++)
+			c->before |= slot_bit(list[i]->slots[j]);
+		c->after = c->before & SLOT_BIT_SNAPSHOT;
+		if (c->automatic) {
+			items[na].created = c->created;
+			items[na].weekday = local_weekday(c->created);
+			na++;
+		}
+	}
+	retention_apply(items, na, weekly_day, now);
+	for (i = 0, j = 0; i < n; i++)
+		if (out->c[i].automatic)
+			out->c[i].after |= items[j++].slots;
+	free(items);
+	snapshot_list_free(list, n);
+	return 0;
+}
+
+static int delete_ref(struct repo *r, const char *name)
+{
+	git_reference *ref = NULL;
+	int err = git_reference_lookup(&ref, r->git, name);
+
+	if (err == GIT_ENOTFOUND)
+		return 0;
+	if (err < 0 || git_reference_delete(ref) < 0) {
+		git_reference_free(ref);
+		return error_git("cannot delete a slot");
+	}
+	git_reference_free(ref);
+	git_reflog_delete(r->git, name);
+	return 0;
+}
+
+int slots_apply(struct repo *r, const struct slot_plan *p)
+{
+	size_t s, i;
+	int ret = 0;
+
+	/* Set every slot that has a holder first, then delete the empty ones. */
+	for (s = 0; s < NSLOTS && !ret; s++) {
+		for (i = 0; i < p->n; i++) {
+			const struct slot_change *c = &p->c[i];
+
+			if ((c->after & slot_table[s].bit) && !(c->before & slot_table[s].bit)) {
+				ret = snapshot_set_slot(r, p->machine, slot_table[s].name, c->id, "backup: rotate");
+				break;
+			}
+		}
+	}
+	for (s = 0; s < NSLOTS && !ret; s++) {
+		int held = 0, was = 0;
+		char *name;
+
+		for (i = 0; i < p->n; i++) {
+			held |= !!(p->c[i].after & slot_table[s].bit);
+			was |= !!(p->c[i].before & slot_table[s].bit);
+		}
+		if (held || !was)
+			continue;
+		name = xasprintf("refs/backups/%s/%s", p->machine, slot_table[s].name);
+		ret = delete_ref(r, name);
+		free(name);
+	}
+	return ret;
+}
+
+void slot_plan_release(struct slot_plan *p)
+{
+	free(p->machine);
+	free(p->c);
+	memset(p, 0, sizeof(*p));
+}
+
+int slots_delete_all(struct repo *r, const char *machine, size_t *nbackups)
+{
+	struct backup_info **list = NULL;
+	size_t n = 0, s;
+	int ret = 0;
+
+	*nbackups = 0;
+	if (snapshot_list(r, machine, &list, &n) < 0)
+		return -1;
+	*nbackups = n;
+	snapshot_list_free(list, n);
+	for (s = 0; s < NSLOTS && !ret; s++) {
+		char *name = xasprintf("refs/backups/%s/%s", machine, slot_table[s].name);
+
+		ret = delete_ref(r, name);
+		free(name);
+	}
+	return ret;
+}

@@ -1,0 +1,45 @@
+/*
+ * slots.h — applying the retention rules (retention.h) to a machine's
+ * slot refs.
+ *
+ * slots_plan() reads the machine's kept backups and works out which slots
+ * each keeps at a given time; slots_apply() moves the refs accordingly,
+ * setting before deleting, and deletes the refs (and reflogs) of slots left
+ * empty. A backup that loses every slot is then unreferenced, and space
+ * reclamation (gc.h) removes its data. The caller holds the machine's lock.
+ */
+#ifndef SLOTS_H
+#define SLOTS_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "hash.h"
+#include "repo.h"
+#include "retention.h"
+
+#define SLOT_BIT_SNAPSHOT 8
+
+struct slot_change {
+	unsigned char id[SHA1_LEN];
+	char hex[2 * SHA1_LEN + 1];
+	time_t created;
+	int automatic;
+	unsigned before, after;		/* SLOT_BIT_* */
+};
+
+struct slot_plan {
+	char *machine;
+	struct slot_change *c;
+	size_t n;
+};
+
+int slots_plan(struct repo *r, const char *machine, int weekly_day, time_t now, struct slot_plan *out);
+int slots_apply(struct repo *r, const struct slot_plan *p);
+void slot_plan_release(struct slot_plan *p);
+/* "daily,weekly" for a mask; buf holds 48 bytes. */
+const char *slot_names(unsigned mask, char *buf, size_t len);
+/* Deletes every slot of a machine (cancel). */
+int slots_delete_all(struct repo *r, const char *machine, size_t *nbackups);
+
+#endif
