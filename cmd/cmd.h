@@ -35,6 +35,7 @@ int cmd_enable(int argc, const char **argv, struct ctx *ctx);
 int cmd_run(int argc, const char **argv, struct ctx *ctx);
 int cmd_list(int argc, const char **argv, struct ctx *ctx);
 int cmd_restore(int argc, const char **argv, struct ctx *ctx);
+int cmd_boot_config(int argc, const char **argv, struct ctx *ctx);
 int cmd_check(int argc, const char **argv, struct ctx *ctx);
 
 /*

@@ -44,6 +44,17 @@ _backup_machines()
 	done
 }
 
+# Prints the profile names of machine $1, from its file in machines.dir.
+_backup_profiles()
+{
+	local dir
+	[[ -n $1 ]] || return 0
+	dir=$(git config -f "$(_backup_config)" machines.dir 2>/dev/null)
+	[[ -n $dir ]] || dir=/etc/backup/machines
+	git config -f "$dir/$1.conf" --name-only --get-regexp '^profile\.' 2>/dev/null |
+		sed -n 's/^profile\.\(.*\)\.[^.]*$/\1/p' | awk '!seen[$0]++'
+}
+
 # Prints the command names, from "PROG --list".
 _backup_commands()
 {
@@ -95,6 +106,19 @@ _backup_add()
 _backup_value()
 {
 	local IFS=$'\n'
+	# boot-config's values: a profile of the machine given first.
+	if [[ $cmd == boot-config ]]; then
+		case $1 in
+		--boot|--print)
+			_backup_add "$(_backup_profiles "$machine")"
+			return
+			;;
+		--format)
+			_backup_add $'fstab\nnspawn\njson'
+			return
+			;;
+		esac
+	fi
 	case $1 in
 	--repo|--to)
 		compopt -o filenames 2>/dev/null
@@ -131,6 +155,7 @@ _backup_option()
 _backup()
 {
 	local cur='' prev='' raw='' prog='' cmd='' opts='' w='' i=0 n=0 operands=0 cword=0
+	local machine=''
 	local -a _backup_words
 
 	# Bash splits words at '=' and ':' (COMP_WORDBREAKS); join "--opt=value"
@@ -194,13 +219,14 @@ _backup()
 			continue
 		fi
 		operands=$((operands + 1))
+		((operands == 1)) && machine=$w
 	done
 
 	if ! _backup_option operands; then
 		case $cmd in
 		init|check)
 			;;
-		list)
+		list|boot-config)
 			((operands == 0)) && _backup_add "$(_backup_machines)"
 			;;
 		restore)

@@ -42,6 +42,16 @@ function __backup_machines
     end
 end
 
+# Prints the profile names of the machine given first on the command line.
+function __backup_profiles
+    set -l p (__backup_parse)
+    set -q p[2]; or return
+    set -l dir (git config -f (__backup_config) machines.dir 2>/dev/null)
+    test -n "$dir"; or set dir /etc/backup/machines
+    git config -f $dir/$p[2].conf --name-only --get-regexp '^profile\.' 2>/dev/null |
+        string replace -r '^profile\.(.*)\.[^.]*$' '$1' | awk '!seen[$0]++'
+end
+
 # The options that take a value (without their '='), to skip their values
 # before the command; set by __backup_define.
 set -g __backup_value_opts
@@ -121,7 +131,7 @@ function __backup_operands
     switch $cmd
         case init check
             return
-        case list
+        case list boot-config
             test $nr -eq 0; and __backup_machines
         case restore
             test $nr -eq 0; or return
@@ -154,6 +164,16 @@ function __backup_define_opt
         string match -q -r -- '^\s+(?:-(?<short>\w), )?--'(string escape --style=regex -- $long)'(?: \S+)?\s+(?<desc>.*)$'
     test -n "$short"; and set -a args -s $short
     test -n "$desc"; and set -a args -d $desc
+    # boot-config's values: a profile of the machine given first.
+    if test "$cmd" = boot-config; and contains -- $long boot print format
+        if test $long = format
+            set -a args -x -a 'fstab nspawn json'
+        else
+            set -a args -x -a '(__backup_profiles)'
+        end
+        complete $args
+        return
+    end
     if string match -q -- '*=' $opt
         switch $long
             case repo to

@@ -48,7 +48,8 @@ load test_helper
 		[ -f "$page" ] || fail "no man page for $c"
 		backup "$c" --help | sed -n 's/^\(usage\|   or\): //p' | while read -r line; do
 			first=$(echo "$line" | awk '{print $1, $2}')
-			grep -q "$first" "$page" || fail "man page of $c lacks '$line'"
+			# The page writes a command's hyphens as "\-", as roff wants.
+			sed 's/\\-/-/g' "$page" | grep -qF -- "$first" || fail "man page of $c lacks '$line'"
 		done
 	done
 }
