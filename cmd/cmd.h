@@ -32,6 +32,7 @@ struct ctx {
 
 int cmd_init(int argc, const char **argv, struct ctx *ctx);
 int cmd_enable(int argc, const char **argv, struct ctx *ctx);
+int cmd_schedule(int argc, const char **argv, struct ctx *ctx);
 int cmd_run(int argc, const char **argv, struct ctx *ctx);
 int cmd_list(int argc, const char **argv, struct ctx *ctx);
 int cmd_restore(int argc, const char **argv, struct ctx *ctx);

@@ -102,6 +102,27 @@ _backup_add()
 	mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -W "$1" -- "$cur")
 }
 
+# Completes the value $cur of option $1 of "backup schedule".
+_backup_schedule_value()
+{
+	local IFS=$'\n'
+	case $1 in
+	--window)
+		_backup_add "$(printf 'W%d\n' 0 2 4 6 8 10 12 14 16 18 20 22)"
+		;;
+	--day)
+		_backup_add $'monday\ntuesday\nwednesday\nthursday\nfriday\nsaturday\nsunday'
+		;;
+	--print)
+		_backup_add $'systemd\ncron'
+		;;
+	--output)
+		compopt -o filenames 2>/dev/null
+		mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -d -- "$cur")
+		;;
+	esac
+}
+
 # Completes the value $cur of option $1.
 _backup_value()
 {
@@ -130,6 +151,11 @@ _backup_value()
 		;;
 	--auto-enroll)
 		_backup_add $'on\noff'
+		;;
+	--window|--day|--print|--output)
+		# Values of "backup schedule" ($cmd is _backup's); other commands
+		# may give these names other meanings.
+		[[ $cmd == schedule ]] && _backup_schedule_value "$1"
 		;;
 	esac
 }

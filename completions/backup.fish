@@ -182,6 +182,21 @@ function __backup_define_opt
                 set -a args -r -F
             case auto-enroll
                 set -a args -x -a 'on off'
+            case window day print output
+                # Values of "backup schedule"; others may differ.
+                set -a args -x
+                if test "$cmd" = schedule
+                    switch $long
+                        case window
+                            set -a args -a 'W0 W2 W4 W6 W8 W10 W12 W14 W16 W18 W20 W22'
+                        case day
+                            set -a args -a 'monday tuesday wednesday thursday friday saturday sunday'
+                        case print
+                            set -a args -a 'systemd cron'
+                        case output
+                            set -a args -a '(__fish_complete_directories)'
+                    end
+                end
             case '*'
                 set -a args -x
         end

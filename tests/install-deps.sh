@@ -2,8 +2,10 @@
 # Installs the Debian packages that building and testing backup need.
 # Run as root on Debian 12; does nothing when everything is there.
 set -e
+# systemd: its systemd-analyze checks the units that backup schedule prints.
 pkgs="build-essential pkg-config libgit2-dev libarchive-dev libzstd-dev libssl-dev zlib1g-dev
-libacl1-dev bats bats-assert bats-support faketime rsync acl attr git zstd groff-base e2fsprogs"
+libacl1-dev bats bats-assert bats-support faketime rsync acl attr git zstd groff-base e2fsprogs
+systemd"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
