@@ -246,11 +246,14 @@ static int copy_live(struct rewriter *w, const char *pack_path, const struct pac
 			}
 			enum pack_type t = git_odb_object_type(obj) == GIT_OBJECT_BLOB ? PACK_BLOB :
 					   git_odb_object_type(obj) == GIT_OBJECT_TREE ? PACK_TREE : PACK_COMMIT;
-			pack_writer_add(w->pw, t, oid, git_odb_object_data(obj), git_odb_object_size(obj));
+			if (pack_writer_add(w->pw, t, oid, git_odb_object_data(obj), git_odb_object_size(obj)) < 0)
+				ret = -1;
 			git_odb_object_free(obj);
-		} else {
-			pack_writer_add_raw(w->pw, oid, raw.buf, raw.len, idx->crc[i]);
+		} else if (pack_writer_add_raw(w->pw, oid, raw.buf, raw.len, idx->crc[i]) < 0) {
+			ret = -1;
 		}
+		if (ret)
+			break;
 		/* Its dedup entry moves with it (side is sorted by blob id). */
 		const struct dedup_entry *se = nside ? bsearch(oid, side, nside, sizeof(*side), cmp_side_oid) : NULL;
 		if (se) {

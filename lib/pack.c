@@ -13,12 +13,18 @@
 #include "strbuf.h"
 #include "usage.h"
 
+#define WRITE_BUFFER ((size_t)1 << 20)
+
 struct pack_writer {
 	char *dir;
 	size_t max_bytes;
-	struct strbuf body;		/* the objects, after the 12-byte header */
+	int fd;				/* the temporary pack, or -1 */
+	char *tmp;
+	uint64_t size;			/* bytes in the pack so far, header included */
+	struct strbuf body;		/* objects not yet written to fd */
 	struct pack_entry *entries;
 	size_t nr, alloc;
+	int failed;			/* a write failed: the pack is lost */
 };
 
 int pack_writer_new(struct pack_writer **out, const char *pack_dir, size_t max_bytes)
@@ -27,15 +33,32 @@ int pack_writer_new(struct pack_writer **out, const char *pack_dir, size_t max_b
 
 	pw->dir = xstrdup(pack_dir);
 	pw->max_bytes = max_bytes;
+	pw->fd = -1;
 	strbuf_init(&pw->body, 0);
 	*out = pw;
 	return 0;
+}
+
+/* Drops the temporary pack. */
+static void discard(struct pack_writer *pw)
+{
+	if (pw->fd >= 0) {
+		close(pw->fd);
+		unlink(pw->tmp);
+	}
+	pw->fd = -1;
+	free(pw->tmp);
+	pw->tmp = NULL;
+	pw->size = 0;
+	pw->nr = 0;
+	strbuf_reset(&pw->body);
 }
 
 void pack_writer_free(struct pack_writer *pw)
 {
 	if (!pw)
 		return;
+	discard(pw);
 	strbuf_release(&pw->body);
 	free(pw->entries);
 	free(pw->dir);
@@ -97,27 +120,74 @@ static void add_deflated(struct strbuf *sb, const unsigned char *data, size_t le
 	strbuf_setlen(sb, sb->len + bound);
 }
 
-int pack_writer_add(struct pack_writer *pw, enum pack_type type,
-		    const unsigned char oid[SHA1_LEN], const void *data, size_t len)
+/* Opens the temporary pack with room for the header, which is written last. */
+static int start(struct pack_writer *pw)
 {
-	unsigned char hdr[16];
-	size_t start = pw->body.len, hlen = pack_entry_header(hdr, type, len);
+	static const char zero[12];
+
+	if (pw->fd >= 0)
+		return 0;
+	pw->tmp = xasprintf("%s/tmp_pack_XXXXXX", pw->dir);
+	pw->fd = mkstemp(pw->tmp);
+	if (pw->fd < 0) {
+		error("cannot create a pack in '%s': %s", pw->dir, strerror(errno));
+		free(pw->tmp);
+		pw->tmp = NULL;
+		return -1;
+	}
+	if (write_all(pw->fd, zero, sizeof(zero)) < 0) {
+		error("cannot write '%s': %s", pw->tmp, strerror(errno));
+		discard(pw);
+		return -1;
+	}
+	pw->size = sizeof(zero);
+	return 0;
+}
+
+static int drain_body(struct pack_writer *pw)
+{
+	if (pw->body.len && write_all(pw->fd, pw->body.buf, pw->body.len) < 0) {
+		error("cannot write '%s': %s", pw->tmp, strerror(errno));
+		pw->failed = 1;
+		return -1;
+	}
+	strbuf_reset(&pw->body);
+	return 0;
+}
+
+static struct pack_entry *new_entry(struct pack_writer *pw, const unsigned char *oid)
+{
 	struct pack_entry *e;
 
 	if (pw->nr == pw->alloc) {
 		pw->alloc = pw->alloc ? pw->alloc * 2 : 1024;
 		pw->entries = xrealloc(pw->entries, pw->alloc * sizeof(*pw->entries));
 	}
+	e = &pw->entries[pw->nr++];
+	memcpy(e->oid, oid, SHA1_LEN);
+	e->offset = pw->size;
+	return e;
+}
+
+int pack_writer_add(struct pack_writer *pw, enum pack_type type,
+		    const unsigned char oid[SHA1_LEN], const void *data, size_t len)
+{
+	unsigned char hdr[16];
+	size_t begin, hlen = pack_entry_header(hdr, type, len);
+	struct pack_entry *e;
+
+	if (pw->failed || start(pw) < 0)
+		return -1;
+	e = new_entry(pw, oid);
+	begin = pw->body.len;
 	strbuf_add(&pw->body, hdr, hlen);
 	if (type == PACK_BLOB)
 		add_stored_zlib(&pw->body, data, len);
 	else
 		add_deflated(&pw->body, data, len);
-	e = &pw->entries[pw->nr++];
-	memcpy(e->oid, oid, SHA1_LEN);
-	e->offset = 12 + start;
-	e->crc = crc32_z(0L, (const Bytef *)pw->body.buf + start, pw->body.len - start);
-	return 0;
+	e->crc = crc32_z(0L, (const Bytef *)pw->body.buf + begin, pw->body.len - begin);
+	pw->size += pw->body.len - begin;
+	return pw->body.len >= WRITE_BUFFER ? drain_body(pw) : 0;
 }
 
 int pack_writer_add_raw(struct pack_writer *pw, const unsigned char oid[SHA1_LEN],
@@ -125,16 +195,13 @@ int pack_writer_add_raw(struct pack_writer *pw, const unsigned char oid[SHA1_LEN
 {
 	struct pack_entry *e;
 
-	if (pw->nr == pw->alloc) {
-		pw->alloc = pw->alloc ? pw->alloc * 2 : 1024;
-		pw->entries = xrealloc(pw->entries, pw->alloc * sizeof(*pw->entries));
-	}
-	e = &pw->entries[pw->nr++];
-	memcpy(e->oid, oid, SHA1_LEN);
-	e->offset = 12 + pw->body.len;
+	if (pw->failed || start(pw) < 0)
+		return -1;
+	e = new_entry(pw, oid);
 	e->crc = crc;
 	strbuf_add(&pw->body, raw, len);
-	return 0;
+	pw->size += len;
+	return pw->body.len >= WRITE_BUFFER ? drain_body(pw) : 0;
 }
 
 size_t pack_writer_count(const struct pack_writer *pw)
@@ -144,12 +211,12 @@ size_t pack_writer_count(const struct pack_writer *pw)
 
 size_t pack_writer_bytes(const struct pack_writer *pw)
 {
-	return pw->body.len;
+	return pw->size;
 }
 
 int pack_writer_full(const struct pack_writer *pw)
 {
-	return pw->body.len >= pw->max_bytes;
+	return pw->size >= pw->max_bytes;
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -204,8 +271,7 @@ static void build_idx(struct strbuf *idx, struct pack_entry *e, size_t nr,
 }
 
 /* Writes data under a temporary name in dir and fsyncs it; returns the name. */
-static char *write_temp(const char *dir, const char *what, const void *head, size_t hlen,
-			const void *data, size_t len, const void *tail, size_t tlen)
+static char *write_temp(const char *dir, const char *what, const void *data, size_t len)
 {
 	char *tmp = xasprintf("%s/tmp_%s_XXXXXX", dir, what);
 	int fd = mkstemp(tmp);
@@ -215,8 +281,7 @@ static char *write_temp(const char *dir, const char *what, const void *head, siz
 		free(tmp);
 		return NULL;
 	}
-	if (fchmod(fd, 0400) < 0 || write_all(fd, head, hlen) < 0 ||
-	    write_all(fd, data, len) < 0 || write_all(fd, tail, tlen) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, 0400) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
 		error("cannot write '%s': %s", tmp, strerror(errno));
 		close(fd);
 		unlink(tmp);
@@ -227,40 +292,67 @@ static char *write_temp(const char *dir, const char *what, const void *head, siz
 	return tmp;
 }
 
+/* Writes the header, then hashes the pack as written (from the page cache)
+ * for its trailer: the object count is only known now. */
+static int finish_pack(struct pack_writer *pw, unsigned char sum[SHA1_LEN])
+{
+	unsigned char hdr[12] = { 'P', 'A', 'C', 'K', 0, 0, 0, 2 };
+	struct sha1_ctx c;
+	char *buf = xmalloc(WRITE_BUFFER);
+	uint64_t off = 0;
+
+	hdr[8] = pw->nr >> 24;
+	hdr[9] = pw->nr >> 16;
+	hdr[10] = pw->nr >> 8;
+	hdr[11] = pw->nr;
+	if (drain_body(pw) < 0 || pwrite(pw->fd, hdr, 12, 0) != 12)
+		goto fail;
+	sha1_init(&c);
+	while (off < pw->size) {
+		size_t want = pw->size - off < WRITE_BUFFER ? pw->size - off : WRITE_BUFFER;
+		ssize_t n = pread(pw->fd, buf, want, off);
+
+		if (n <= 0) {
+			sha1_final(&c, sum);
+			goto fail;
+		}
+		sha1_update(&c, buf, n);
+		off += n;
+	}
+	sha1_final(&c, sum);
+	free(buf);
+	if (pwrite(pw->fd, sum, SHA1_LEN, pw->size) != SHA1_LEN || fchmod(pw->fd, 0400) < 0 ||
+	    fsync(pw->fd) < 0)
+		return error("cannot write '%s': %s", pw->tmp, strerror(errno));
+	return 0;
+fail:
+	free(buf);
+	return error("cannot write '%s': %s", pw->tmp, strerror(errno ? errno : EIO));
+}
+
 int pack_writer_flush(struct pack_writer *pw, char **name_out)
 {
-	unsigned char hdr[12] = { 'P', 'A', 'C', 'K', 0, 0, 0, 2 }, sum[SHA1_LEN];
+	unsigned char sum[SHA1_LEN];
 	char hex[2 * SHA1_LEN + 1];
 	struct strbuf idx = STRBUF_INIT;
-	char *tmp_pack = NULL, *tmp_idx = NULL, *pack = NULL, *idxname = NULL;
-	struct sha1_ctx c;
+	char *tmp_idx = NULL, *pack = NULL, *idxname = NULL;
 	int ret = -1;
 
 	if (name_out)
 		*name_out = NULL;
 	if (!pw->nr)
 		return 0;
-	hdr[8] = pw->nr >> 24;
-	hdr[9] = pw->nr >> 16;
-	hdr[10] = pw->nr >> 8;
-	hdr[11] = pw->nr;
-	sha1_init(&c);
-	sha1_update(&c, hdr, 12);
-	sha1_update(&c, pw->body.buf, pw->body.len);
-	sha1_final(&c, sum);
-	hex_encode(hex, sum, SHA1_LEN);
-
-	tmp_pack = write_temp(pw->dir, "pack", hdr, 12, pw->body.buf, pw->body.len, sum, SHA1_LEN);
-	if (!tmp_pack)
+	if (pw->failed || finish_pack(pw, sum) < 0)
 		goto out;
+	hex_encode(hex, sum, SHA1_LEN);
 	build_idx(&idx, pw->entries, pw->nr, sum);
-	tmp_idx = write_temp(pw->dir, "idx", "", 0, idx.buf, idx.len, "", 0);
+	tmp_idx = write_temp(pw->dir, "idx", idx.buf, idx.len);
 	if (!tmp_idx)
 		goto out;
 	pack = xasprintf("%s/pack-%s.pack", pw->dir, hex);
 	idxname = xasprintf("%s/pack-%s.idx", pw->dir, hex);
-	if (rename(tmp_pack, pack) < 0) {
-		error("cannot rename '%s' to '%s': %s", tmp_pack, pack, strerror(errno));
+	if (rename(pw->tmp, pack) < 0) {
+		error("cannot rename '%s' to '%s': %s", pw->tmp, pack, strerror(errno));
 		goto out;
 	}
 	if (fsync_dir(pw->dir) < 0) {
@@ -279,18 +371,21 @@ int pack_writer_flush(struct pack_writer *pw, char **name_out)
 	}
 	if (name_out)
 		*name_out = xasprintf("pack-%s", hex);
+	close(pw->fd);
+	pw->fd = -1;
+	free(pw->tmp);
+	pw->tmp = NULL;
 	pw->nr = 0;
-	strbuf_reset(&pw->body);
+	pw->size = 0;
 	ret = 0;
 out:
 	if (ret < 0) {
-		if (tmp_pack)
-			unlink(tmp_pack);
+		/* The objects are lost with the temporary pack: nothing may refer to them. */
+		pw->failed = 1;
 		if (tmp_idx)
 			unlink(tmp_idx);
 	}
 	strbuf_release(&idx);
-	free(tmp_pack);
 	free(tmp_idx);
 	free(pack);
 	free(idxname);

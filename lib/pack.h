@@ -1,12 +1,17 @@
 /*
  * pack.h — our writer of git pack files (pack v2 with an index v2).
  *
- * Objects are appended to an in-memory pack body; pack_writer_flush() writes
- * the body as objects/pack/pack-HASH.pack with its .idx, each to a temporary
- * name, fsynced, then renamed (pack first, index last: git readers ignore a
- * pack without its index) and the directory fsynced. Only after flush returns
- * may anything refer to the objects. A pack is flushed by the caller when
- * pack_writer_full() says so, which bounds the memory to about max_bytes.
+ * Objects are streamed into a temporary file objects/pack/tmp_pack_XXXXXX
+ * through a 1 MiB buffer, so memory does not grow with the pack. The object
+ * count in the header is only known at the end: pack_writer_flush() writes
+ * the header then, hashes the file as written (it is in the page cache) for
+ * the trailer, fsyncs it, writes the .idx under a temporary name, and
+ * renames pack then index, fsyncing the directory after each (git readers
+ * ignore a pack without its index). Only after flush returns may anything
+ * refer to the objects. The caller flushes when pack_writer_full() says the
+ * pack reached max_bytes. A failed write loses the pack being written: the
+ * writer then refuses everything, and its temporary file is removed by
+ * pack_writer_free() (or, after a kill, by the next space reclamation).
  *
  * Blob payloads are zstd frames that the caller made; the writer wraps them
  * in zlib *stored* blocks (git's pack format demands a zlib stream) so they
@@ -41,7 +46,7 @@ void pack_writer_free(struct pack_writer *pw);
 
 /*
  * Appends an object whose git id is oid. Blobs are stored (not deflated),
- * other types deflated. Returns 0.
+ * other types deflated. Returns 0, or -1 after reporting a write error.
  */
 int pack_writer_add(struct pack_writer *pw, enum pack_type type,
 		    const unsigned char oid[SHA1_LEN], const void *data, size_t len);

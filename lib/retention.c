@@ -10,6 +10,14 @@ int local_weekday(time_t t)
 	return tm.tm_wday;
 }
 
+long local_day(time_t t)
+{
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	return (tm.tm_year + 1900L) * 400 + tm.tm_yday;
+}
+
 void retention_apply(struct ret_item *it, size_t n, int weekly_day, time_t now)
 {
 	ssize_t daily = -1, weekly = -1, biweekly = -1;
@@ -23,14 +31,17 @@ void retention_apply(struct ret_item *it, size_t n, int weekly_day, time_t now)
 			continue;
 		if (daily < 0 || it[i].created > it[daily].created)
 			daily = i;
-		if (it[i].weekday != weekly_day)
+		if (age < RET_WEEK && local_weekday(it[i].created) == weekly_day &&
+		    (weekly < 0 || it[i].created > it[weekly].created))
+			weekly = i;
+	}
+	for (i = 0; i < n; i++) {
+		if (now - it[i].created > RET_MAX_AGE || local_weekday(it[i].created) != weekly_day)
 			continue;
-		if (age < RET_WEEK) {
-			if (weekly < 0 || it[i].created > it[weekly].created)
-				weekly = i;
-		} else if (biweekly < 0 || it[i].created > it[biweekly].created) {
+		if (weekly >= 0 && local_day(it[i].created) >= local_day(it[weekly].created))
+			continue;
+		if (biweekly < 0 || it[i].created > it[biweekly].created)
 			biweekly = i;
-		}
 	}
 	if (daily >= 0)
 		it[daily].slots |= SLOT_BIT_DAILY;

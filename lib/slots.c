@@ -63,11 +63,8 @@ int slots_plan(struct repo *r, const char *machine, int weekly_day, time_t now, 
 		for (j = 0; j < list[i]->nslots; j++)
 			c->before |= slot_bit(list[i]->slots[j]);
 		c->after = c->before & SLOT_BIT_SNAPSHOT;
-		if (c->automatic) {
-			items[na].created = c->created;
-			items[na].weekday = local_weekday(c->created);
-			na++;
-		}
+		if (c->automatic)
+			items[na++].created = c->created;
 	}
 	retention_apply(items, na, weekly_day, now);
 	for (i = 0, j = 0; i < n; i++)

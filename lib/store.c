@@ -11,7 +11,7 @@
 #include "store.h"
 #include "usage.h"
 
-#define PACK_MAX_BYTES ((size_t)48 << 20)
+#define PACK_MAX_BYTES ((size_t)256 << 20)
 #define ZSTD_LEVEL 3
 /* A blob larger than this is refused on read as damage: chunks are <= 4 MiB
  * and metadata blobs hold one record per directory entry. */
@@ -25,7 +25,10 @@ struct store {
 	struct dedup_entry *sidecar;	/* blobs of the pack being written */
 	size_t nsidecar, asidecar;
 	struct store_stats stats;
+	int failed;			/* a pack was lost: nothing may be committed */
+	int inflight;			/* full packs being finished outside the lock */
 	pthread_mutex_t lock;
+	pthread_cond_t finished;
 };
 
 static __thread ZSTD_CCtx *cctx;
@@ -43,6 +46,7 @@ int store_open(struct store **out, struct repo *r)
 	*out = NULL;
 	s->repo = r;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->finished, NULL);
 	if (dedup_load(&s->dedup, r->dedup_dir, r->pack_dir) < 0 ||
 	    pack_writer_new(&s->pw, r->pack_dir, PACK_MAX_BYTES) < 0) {
 		store_free(s);
@@ -62,6 +66,7 @@ void store_free(struct store *s)
 	dedup_free(s->written);
 	free(s->sidecar);
 	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->finished);
 	store_thread_done();
 	free(s);
 }
@@ -72,8 +77,10 @@ static int flush_locked(struct store *s)
 	char *name = NULL;
 	int ret;
 
-	if (pack_writer_flush(s->pw, &name) < 0)
+	if (s->failed || pack_writer_flush(s->pw, &name) < 0) {
+		s->failed = 1;
 		return -1;
+	}
 	ret = name ? dedup_write_sidecar(s->repo->dedup_dir, name, s->sidecar, s->nsidecar) : 0;
 	s->nsidecar = 0;
 	free(name);
@@ -85,6 +92,9 @@ int store_flush(struct store *s)
 	int ret;
 
 	pthread_mutex_lock(&s->lock);
+	/* Every pack handed over must be durable too before anything refers to it. */
+	while (s->inflight)
+		pthread_cond_wait(&s->finished, &s->lock);
 	ret = flush_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	if (ret == 0 && git_odb_refresh(s->repo->odb) < 0)
@@ -92,13 +102,46 @@ int store_flush(struct store *s)
 	return ret;
 }
 
+/*
+ * Appends an object; when the pack is full, hands it over to be finished
+ * outside the lock (hashing and fsync take a while), so other threads keep
+ * adding to a fresh pack meanwhile.
+ */
 static int add_locked(struct store *s, enum pack_type type, const unsigned char *oid,
 		      const void *data, size_t len)
 {
-	pack_writer_add(s->pw, type, oid, data, len);
-	if (pack_writer_full(s->pw))
-		return flush_locked(s);
-	return 0;
+	struct pack_writer *full;
+	struct dedup_entry *side;
+	size_t nside;
+	char *name = NULL;
+	int ret;
+
+	if (s->failed || pack_writer_add(s->pw, type, oid, data, len) < 0) {
+		s->failed = 1;
+		return -1;
+	}
+	if (!pack_writer_full(s->pw))
+		return 0;
+	full = s->pw;
+	side = s->sidecar;
+	nside = s->nsidecar;
+	pack_writer_new(&s->pw, s->repo->pack_dir, PACK_MAX_BYTES);
+	s->sidecar = NULL;
+	s->nsidecar = s->asidecar = 0;
+	s->inflight++;
+	pthread_mutex_unlock(&s->lock);
+	ret = pack_writer_flush(full, &name);
+	if (!ret)
+		ret = dedup_write_sidecar(s->repo->dedup_dir, name, side, nside);
+	pack_writer_free(full);
+	free(side);
+	free(name);
+	pthread_mutex_lock(&s->lock);
+	if (ret < 0)
+		s->failed = 1;
+	s->inflight--;
+	pthread_cond_broadcast(&s->finished);
+	return ret;
 }
 
 int store_put_blob(struct store *s, const void *data, size_t len, unsigned char oid[SHA1_LEN])
