@@ -35,9 +35,11 @@ int cmd_enable(int argc, const char **argv, struct ctx *ctx);
 int cmd_schedule(int argc, const char **argv, struct ctx *ctx);
 int cmd_run(int argc, const char **argv, struct ctx *ctx);
 int cmd_list(int argc, const char **argv, struct ctx *ctx);
+int cmd_rotate(int argc, const char **argv, struct ctx *ctx);
 int cmd_restore(int argc, const char **argv, struct ctx *ctx);
 int cmd_boot_config(int argc, const char **argv, struct ctx *ctx);
 int cmd_check(int argc, const char **argv, struct ctx *ctx);
+int cmd_cancel(int argc, const char **argv, struct ctx *ctx);
 
 /*
  * Prepares what the command's flags ask for (configuration, repository).
@@ -46,6 +48,17 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx);
  * -1 after printing the reason.
  */
 int ctx_prepare(struct ctx *ctx);
+
+struct gc_stats;
+/*
+ * Space reclamation for rotate and cancel: takes the repository lock
+ * (exclusive; shared for a dry run), waiting up to wait seconds. Returns 0,
+ * 1 when deferred because other jobs use the repository, -1 on error.
+ */
+int reclaim_space(struct ctx *ctx, long wait, int dry_run, const unsigned char (*drop)[20],
+		  size_t ndrop, struct gc_stats *st);
+/* Reports it, as text or into js (a "reclaim" member). */
+void print_reclaim(struct ctx *ctx, int result, int dry_run, const struct gc_stats *st, struct strbuf *js);
 
 /* Prints sb (a JSON document) on stdout with a final newline. */
 void print_json(struct strbuf *sb);

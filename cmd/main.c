@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,11 @@ static const struct command commands[] = {
 	{ "schedule", cmd_schedule, NEED_REPO, "set or show the backup window and weekly day" },
 	{ "run", cmd_run, NEED_REPO, "take the automatic backup or a manual snapshot" },
 	{ "list", cmd_list, NEED_REPO, "list every kept backup" },
+	{ "rotate", cmd_rotate, NEED_REPO, "apply retention now and reclaim the space" },
 	{ "restore", cmd_restore, NEED_REPO, "restore a backup to a new machine or single paths" },
 	{ "boot-config", cmd_boot_config, NEED_CONFIG, "list profiles, choose the one that boots, print one" },
 	{ "check", cmd_check, NEED_REPO, "verify the repository" },
+	{ "cancel", cmd_cancel, NEED_REPO, "delete every backup of a machine and disable it" },
 	{ NULL, NULL, 0, NULL }
 };
 
@@ -161,6 +164,10 @@ int main(int argc, const char **argv)
 	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	const struct command *cmd = NULL;
 
+	/* Chunk buffers of a few MiB come and go all the time: keep them in the
+	 * heap instead of paying an mmap, page faults and munmap for each. */
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 128 << 20);
 	/* A backup holds /etc/shadow: nothing we create may be readable by others. */
 	umask(077);
 	ctx.global = global;
