@@ -153,9 +153,11 @@ static int run_machine(struct ctx *ctx, const char *name, const struct run_opts 
 		b.disks[i].filesystem = m->disks[i].filesystem;
 		b.disks[i].size = m->disks[i].size;
 		verbose("reading disk '%s' of '%s' from '%s'", m->disks[i].label, m->name, m->disks[i].source);
-		if (walk_disk(&wo, &ws, b.disks[i].tree) < 0)
+		if (walk_disk(&wo, &ws, b.disks[i].tree) < 0 || interrupted)
 			goto out_hook;
 	}
+	if (interrupted)
+		goto out_hook;
 	b.end = now_utc();
 	store_get_stats(store, &ss);
 	b.files = ws.files;
@@ -214,6 +216,7 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 	argc = opt_parse(argc, argv, opts, ctx->global, usage);
 	if (argc < 0)
 		return EXIT_USAGE;
+	catch_interrupts();
 	if (o.all ? argc > 0 : argc == 0)
 		return opt_usage_error(usage, "name machines or --all, not both nor neither"), EXIT_USAGE;
 	if (o.snapshot && (o.all || argc != 1))
@@ -233,7 +236,7 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 			names[n++] = xstrdup(argv[i]);
 	}
 	strbuf_addch(&js, '[');
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && !interrupted; i++) {
 		int r;
 
 		if (o.all && !service_check_enrolled(ctx->repo, names[i]))
@@ -244,6 +247,10 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 			ret = r;
 	}
 	strbuf_addch(&js, ']');
+	if (interrupted) {
+		error("interrupted: no backup was taken of the machine being read; every earlier backup is intact");
+		ret = EXIT_INTERRUPTED;
+	}
 	if (ctx->json)
 		print_json(&js);
 	strbuf_release(&js);

@@ -20,6 +20,7 @@ enum exit_code {
 	EXIT_PARTIAL = 3,	/* done, but some files could not be read */
 	EXIT_NOSPACE = 4,	/* not enough space */
 	EXIT_BUSY = 75,		/* the lock is held */
+	EXIT_INTERRUPTED = 130,	/* stopped by SIGINT or SIGTERM */
 };
 
 /* Named failures: returned, never printed by the function that returns them. */
@@ -33,6 +34,13 @@ enum err_code {
 	ERR_PARTIAL = -7,
 	ERR_NEWER = -8,		/* written by a newer version of backup */
 };
+
+/*
+ * Set by the SIGINT/SIGTERM handler that long jobs install: they stop at the
+ * next safe point, remove their temporary files, and exit 130.
+ */
+extern volatile int interrupted;
+void catch_interrupts(void);
 
 /* Verbosity: -1 with -q, 0 by default, 1 with -v. */
 extern int verbosity;

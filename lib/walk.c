@@ -560,6 +560,11 @@ static void read_file(struct walker *w, int dfd, struct entry *e, struct pdir *o
 	}
 	for (;;) {
 		size_t want = 2 * CHUNK_MAX - have, cut;
+
+		if (interrupted) {
+			errno = EINTR;
+			goto fail;
+		}
 		ssize_t n = 0;
 		int eof;
 
@@ -792,6 +797,10 @@ static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
 		progress(w, 0);
 		if (w->failed)
 			break;
+		if (interrupted) {
+			w->failed = 1;
+			break;
+		}
 	}
 	free(names);
 	prev_free(&prev);

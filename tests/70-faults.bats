@@ -103,3 +103,23 @@ setup() { setup_repo web1; }
 	assert_output --partial "written by a newer backup; skipped"
 	assert_output --partial daily
 }
+
+@test "SIGTERM or SIGINT stops a run cleanly: exit 130, no temporary files, the next run works" {
+	echo first >"$T/src/first"
+	backup run -q web1
+	head -c 150M /dev/urandom >"$T/src/big"
+	for sig in TERM INT; do
+		"$BK" run -q web1 &
+		pid=$!
+		sleep 0.5
+		kill -s "$sig" "$pid"
+		code=0
+		wait "$pid" || code=$?
+		[ "$code" = 130 ] || fail "exit $code after SIG$sig"
+		run ls "$REPO/objects/pack"
+		refute_output --partial tmp_
+		backup check --read-data
+	done
+	run backup run web1
+	assert_success
+}
