@@ -36,6 +36,10 @@ lib/libbackup.a: $(LIB_OBJ)
 tests/unit/%: tests/unit/%.c lib/libbackup.a
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libbackup.a $(LIBS)
 
+# The fault injector of the crash tests: an LD_PRELOAD library, never linked into backup.
+tests/faultshim.so: tests/faultshim.c
+	$(CC) -O2 -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
+
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do $$t || exit 1; done
 
@@ -44,7 +48,7 @@ deps:
 	@tests/install-deps.sh
 
 check: deps
-	@$(MAKE) --no-print-directory backup $(UNIT_BIN)
+	@$(MAKE) --no-print-directory backup $(UNIT_BIN) tests/faultshim.so
 	@tests/run-tests.sh
 
 # The whole suite on an AddressSanitizer + UBSan build, in its own tree.
@@ -54,6 +58,10 @@ asan:
 	$(MAKE) -C .asan clean >/dev/null
 	$(MAKE) -C .asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		LDFLAGS="-fsanitize=address,undefined" check
+
+# Every durable step of run, rotate and cancel, not a sample (slow).
+check-crash: backup tests/faultshim.so
+	FAULT_STRIDE=1 bats tests/75-crash.bats
 
 check-man:
 	@for m in man/*.[15]; do groff -man -ww -z $$m || exit 1; done
@@ -77,7 +85,7 @@ demo: deps
 	@tests/demo.sh
 
 clean:
-	rm -f backup lib/*.o lib/libbackup.a cmd/*.o $(UNIT_BIN)
+	rm -f backup lib/*.o lib/libbackup.a cmd/*.o $(UNIT_BIN) tests/faultshim.so
 	rm -rf .asan
 
-.PHONY: all unit deps check asan check-man bench install demo clean
+.PHONY: all unit deps check check-crash asan check-man bench install demo clean

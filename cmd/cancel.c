@@ -34,7 +34,7 @@ static int confirm(const char *machine)
 
 int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 {
-	int yes = 0, lock = -1, r, ret = EXIT_ERROR;
+	int yes = 0, lock = -1, shared = -1, r, ret = EXIT_ERROR;
 	long wait = 0;
 	const struct option_spec opts[] = {
 		{ OPT_BOOL, 'y', "yes", &yes, NULL, "do not ask for confirmation" },
@@ -70,6 +70,10 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 	}
 	if (lock < 0)
 		return EXIT_ERROR;
+	/* Refs move only with the repository held shared: never during a reclamation. */
+	shared = repo_lock_shared(ctx->repo, -1);
+	if (shared < 0)
+		goto out;
 	now = now_utc().tv_sec;
 	snprintf(buf, sizeof(buf), "%lld", (long long)now);
 	snprintf(key, sizeof(key), "machine.%s.cancelledAt", argv[0]);
@@ -79,6 +83,8 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 	snprintf(key, sizeof(key), "machine.%s.enabled", argv[0]);
 	if (repo_state_set(ctx->repo, key, "false") < 0 || slots_delete_all(ctx->repo, argv[0], &nb) < 0)
 		goto out;
+	repo_unlock(shared);
+	shared = -1;
 	repo_unlock(lock);
 	lock = -1;
 	r = reclaim_space(ctx, wait, 0, NULL, 0, &st);
@@ -98,6 +104,7 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 		print_reclaim(ctx, r, 0, &st, NULL);
 	}
 out:
+	repo_unlock(shared);
 	repo_unlock(lock);
 	strbuf_release(&js);
 	return ret;

@@ -182,14 +182,19 @@ int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
 			ret = EXIT_BUSY;
 			continue;
 		}
-		if (lock < 0 || schedule_get(ctx->repo, names[i], &sched) < 0 ||
+		/* Refs move only with the repository held shared: never during a reclamation. */
+		int shared = lock < 0 ? -1 : repo_lock_shared(ctx->repo, -1);
+
+		if (shared < 0 || schedule_get(ctx->repo, names[i], &sched) < 0 ||
 		    slots_plan(ctx->repo, names[i], sched.weekday, now, &plan) < 0) {
+			repo_unlock(shared);
 			repo_unlock(lock);
 			ret = EXIT_ERROR;
 			continue;
 		}
 		if (!dry_run && slots_apply(ctx->repo, &plan) < 0)
 			ret = EXIT_ERROR;
+		repo_unlock(shared);
 		repo_unlock(lock);
 		for (size_t k = 0; k < plan.n; k++)
 			if (!plan.c[k].after) {

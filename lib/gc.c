@@ -97,15 +97,19 @@ static int mark(struct repo *r, struct dedup *live, struct dedup *drop)
 /*
  * Rewrites each reflog to the entries whose commit lives, oldest first, so
  * that every entry's "old" id is again the entry before it (git fsck checks
- * both ids of every entry). Returns the entries dropped.
+ * both ids of every entry). Counts the entries dropped in *dropped; returns
+ * -1 when a reflog cannot be rewritten: nothing may be deleted then, or the
+ * reflog would name missing objects.
  */
-static size_t prune_reflogs(struct repo *r, struct dedup *live, int dry_run)
+static int prune_reflogs(struct repo *r, struct dedup *live, int dry_run, size_t *dropped)
 {
 	git_strarray refs = { 0 };
-	size_t i, dropped = 0;
+	size_t i;
+	int ret = 0;
 
+	*dropped = 0;
 	if (git_reference_list(&refs, r->git) < 0)
-		return 0;
+		return error_git("cannot list the refs");
 	for (i = 0; i < refs.count; i++) {
 		git_reflog *log = NULL;
 		size_t n, k, m = 0;
@@ -131,14 +135,14 @@ static size_t prune_reflogs(struct repo *r, struct dedup *live, int dry_run)
 			msgs[m] = xstrdup(msg ? msg : "");
 			m++;
 		}
-		dropped += n - m;
+		*dropped += n - m;
 		if (!dry_run && m < n) {
 			while (git_reflog_entrycount(log))
 				git_reflog_drop(log, 0, 0);
 			for (k = 0; k < m; k++)
 				git_reflog_append(log, &ids[k], sigs[k], msgs[k]);
 			if (git_reflog_write(log) < 0)
-				error_git("cannot rewrite a reflog");
+				ret = error_git("cannot rewrite a reflog; no space was reclaimed");
 		}
 		for (k = 0; k < m; k++) {
 			git_signature_free(sigs[k]);
@@ -148,9 +152,11 @@ static size_t prune_reflogs(struct repo *r, struct dedup *live, int dry_run)
 		free(sigs);
 		free(msgs);
 		git_reflog_free(log);
+		if (ret)
+			break;
 	}
 	git_strarray_dispose(&refs);
-	return dropped;
+	return ret;
 }
 
 static uint64_t file_size(const char *path)
@@ -297,6 +303,31 @@ struct old_pack {
 	int dead;	/* delete it once the new packs are durable */
 };
 
+/* Removes the ref and reflog locks that killed jobs left under dir: with the
+ * repository held exclusively, no live job can hold one. */
+static void remove_stale_locks(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		char *p;
+
+		if (de->d_name[0] == '.')
+			continue;
+		p = xasprintf("%s/%s", dir, de->d_name);
+		if (de->d_type == DT_DIR)
+			remove_stale_locks(p);
+		else if (len > 5 && !strcmp(de->d_name + len - 5, ".lock"))
+			unlink(p);
+		free(p);
+	}
+	closedir(d);
+}
+
 /* Removes what a killed job left: temporary files (no job runs now) and orphans. */
 static void remove_leftovers(struct repo *r, int dry_run)
 {
@@ -342,7 +373,17 @@ int gc_run(struct repo *r, int dry_run, const unsigned char (*drop)[SHA1_LEN], s
 		set_add(dropset, drop[i]);
 	if (mark(r, live, dropset) < 0)
 		goto out;
-	st->reflog_dropped = prune_reflogs(r, live, dry_run);
+	if (!dry_run) {
+		char *p = xasprintf("%s/refs", r->path);
+
+		remove_stale_locks(p);
+		free(p);
+		p = xasprintf("%s/logs", r->path);
+		remove_stale_locks(p);
+		free(p);
+	}
+	if (prune_reflogs(r, live, dry_run, &st->reflog_dropped) < 0)
+		goto out;
 	remove_leftovers(r, dry_run);
 	if (pack_writer_new(&w.pw, r->pack_dir, GC_PACK_MAX) < 0)
 		goto out;
@@ -424,8 +465,13 @@ int gc_run(struct repo *r, int dry_run, const unsigned char (*drop)[SHA1_LEN], s
 	for (i = 0; i < nold; i++) {
 		char *p = xasprintf("%s/%s.idx", r->pack_dir, old[i].name);
 
-		if (unlink(p) < 0 && errno != ENOENT)
-			warning("cannot remove '%s': %s", p, strerror(errno));
+		/* The index goes first: a pack without one is invisible, the
+		 * reverse would be a broken repository. */
+		if (unlink(p) < 0 && errno != ENOENT) {
+			warning("cannot remove '%s': %s; its space comes back next time", p, strerror(errno));
+			free(p);
+			continue;
+		}
 		free(p);
 		p = xasprintf("%s/%s.pack", r->pack_dir, old[i].name);
 		unlink(p);

@@ -13,7 +13,8 @@
  * (at worst with some dead data or duplicates left for the next run).
  *
  * The caller holds the repository lock exclusively: no job adds or reads
- * objects meanwhile.
+ * objects or moves a ref meanwhile (every job that does holds it shared), so
+ * ref and reflog locks found then were left by killed jobs and are removed.
  */
 #ifndef GC_H
 #define GC_H

@@ -1,0 +1,116 @@
+#!/usr/bin/env bats
+# A crash or a full disk at every durable step (write, fsync, rename, unlink
+# in the repository) of run, rotate and cancel, through tests/faultshim.so.
+# CI samples the steps (FAULT_STRIDE, default: about 12 per command);
+# `make check-crash` takes every one.
+
+load test_helper
+
+SHIM=$BATS_TEST_DIRNAME/faultshim.so
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+
+setup() {
+	[ -f "$SHIM" ] || skip "tests/faultshim.so is not built (make check builds it)"
+	setup_repo web1
+	mkdir -p "$T/src/d"
+	head -c 600000 /dev/urandom >"$T/src/d/keep"
+	echo one >"$T/src/one"
+	backup run -q web1
+	mkdir -p "$T/kept"
+	cp -a "$T/src/." "$T/kept/"
+	backup run -q --snapshot --label before web1
+	# What the command under test will add or delete.
+	head -c 900000 /dev/urandom >"$T/src/new"
+	rm "$T/src/one"
+	cp -a "$REPO" "$T/repo.orig"
+}
+
+count_steps() {
+	rm -f "$T/count"
+	FAULT_DIR=$REPO FAULT_COUNT=$T/count LD_PRELOAD=$SHIM "$BK" "$@" >/dev/null 2>&1 || true
+	cat "$T/count"
+}
+
+# After a fault: the repository checks clean with every byte read, the
+# backups kept before are intact, and the next command succeeds.
+assert_recovers() {
+	local what=$1
+	shift
+	run backup check --read-data
+	[ "$status" = 0 ] || fail "$what: check failed: $output"
+	git --git-dir="$REPO" fsck --full --no-dangling >/dev/null 2>&1 || fail "$what: git fsck failed"
+	if git --git-dir="$REPO" rev-parse -q --verify refs/backups/web1/snapshot >/dev/null; then
+		rm -rf "$T/out"
+		backup restore web1:snapshot --path / --to "$T/out" -q || fail "$what: restore failed"
+		run tree_diff "$T/kept" "$T/out"
+		[ -z "$output" ] || fail "$what: the snapshot does not restore exactly: $output"
+	fi
+	run backup "$@"
+	[ "$status" = 0 ] || fail "$what: the next '$*' failed: $output"
+	run backup check --read-data
+	[ "$status" = 0 ] || fail "$what: check after the next '$*' failed: $output"
+}
+
+enumerate() {
+	local mode=$1
+	shift
+	local total stride n
+	total=$(count_steps "$@")
+	[ "$total" -gt 3 ] || fail "only $total steps counted for '$*'"
+	stride=${FAULT_STRIDE:-$(( (total + 11) / 12 ))}
+	for n in $(seq 1 "$stride" "$total") "$total"; do
+		rm -rf "$REPO" && cp -a "$T/repo.orig" "$REPO"
+		code=0
+		FAULT_DIR=$REPO FAULT_AT=$n FAULT_MODE=$mode LD_PRELOAD=$SHIM "$BK" -q "$@" >"$T/fault.out" 2>&1 || code=$?
+		if [ "$mode" = enospc ] && [ "$code" != 0 ]; then
+			[ "$code" = 1 ] || fail "step $n/$total of '$*': exit $code on a full disk"
+			grep -q "No space left on device" "$T/fault.out" || fail "step $n/$total of '$*': no clear message: $(cat "$T/fault.out")"
+		fi
+		assert_recovers "$mode at step $n/$total of '$*'" "$@"
+	done
+	echo "# $mode: $total steps of '$*', every ${stride}th covered" >&3
+}
+
+@test "a crash at any durable step of run leaves everything recoverable" {
+	enumerate kill run web1
+}
+
+@test "a full disk at any durable step of run: a clear error, nothing lost" {
+	enumerate enospc run web1
+}
+
+# Leaves data for rotate to reclaim: a daily backup replaced by the next one.
+make_garbage() {
+	head -c 800000 /dev/urandom >"$T/src/gone"
+	backup run -q web1
+	rm "$T/src/gone"
+	backup run -q web1
+	rm -rf "$T/repo.orig" && cp -a "$REPO" "$T/repo.orig"
+}
+
+@test "a crash at any durable step of rotate leaves every kept backup whole" {
+	make_garbage
+	enumerate kill rotate
+}
+
+@test "a full disk at any durable step of rotate: nothing lost" {
+	make_garbage
+	enumerate enospc rotate
+}
+
+@test "a crash at any durable step of cancel leaves the other machine whole" {
+	# cancel web2 must never touch web1's snapshot.
+	mkdir -p "$T/src2" && head -c 700000 /dev/urandom >"$T/src2/x"
+	define_machine web2 "$T/src2"
+	backup enable -q web2
+	backup run -q web2
+	rm -rf "$T/repo.orig" && cp -a "$REPO" "$T/repo.orig"
+	total=$(count_steps cancel --yes web2)
+	stride=${FAULT_STRIDE:-$(( (total + 11) / 12 ))}
+	for n in $(seq 1 "$stride" "$total") "$total"; do
+		rm -rf "$REPO" && cp -a "$T/repo.orig" "$REPO"
+		FAULT_DIR=$REPO FAULT_AT=$n LD_PRELOAD=$SHIM "$BK" -q cancel --yes web2 >/dev/null 2>&1 || true
+		assert_recovers "kill at step $n/$total of cancel" rotate
+	done
+	echo "# kill: $total steps of 'cancel', every ${stride}th covered" >&3
+}
