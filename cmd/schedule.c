@@ -256,7 +256,9 @@ static void add_command(struct strbuf *sb, const struct job *j, const char *comm
 		strbuf_addstr(sb, " --repo ");
 		add(sb, j->repo, 0);
 	}
-	strbuf_addf(sb, " %s ", command);
+	/* A manual snapshot may hold the machine for a while: wait for it rather
+	 * than lose the day's backup (the window is two hours). */
+	strbuf_addf(sb, " %s --wait 3600 ", command);
 	add(sb, machine, 0);
 }
 

@@ -153,8 +153,8 @@ assert d["day"] == "monday" and not d["window_default"] and not d["day_default"]
 	exe=$(realpath "$BK") conf=$(realpath "$BACKUP_CONFIG")
 	grep -qx "Type=oneshot" "$T/u/backup-run-web1.service"
 	run grep '^ExecStart=' "$T/u/backup-run-web1.service"
-	assert_output "ExecStart=$exe --config $conf run web1
-ExecStart=$exe --config $conf rotate web1"
+	assert_output "ExecStart=$exe --config $conf run --wait 3600 web1
+ExecStart=$exe --config $conf rotate --wait 3600 web1"
 	run cat "$T/u/backup-run-web1.timer"
 	assert_line --regexp '^OnCalendar=\*-\*-\* 04:00:00( UTC)?$'
 	assert_line "Persistent=true"
@@ -210,7 +210,7 @@ ExecStart=$exe --config $conf rotate web1"
 			((min <= 59))
 			((hour == w || hour == w + 1))
 			[ "$dom $mon $dow" = "* * *" ]
-			[ "$cmd" = "$exe --config $conf run $m && $exe --config $conf rotate $m" ]
+			[ "$cmd" = "$exe --config $conf run --wait 3600 $m && $exe --config $conf rotate --wait 3600 $m" ]
 		done
 	done
 	# The same machine always gets the same time.
@@ -227,7 +227,7 @@ ExecStart=$exe --config $conf rotate web1"
 	dir=$(realpath "$T/it's here") repo=$(realpath "$REPO")
 	cmd=$(echo "${lines[1]}" | cut -d' ' -f6-)
 	q="'${dir//\'/\'\\\'\'}"
-	[ "${cmd%% && *}" = "${q}/backup' --config ${q}/my backup.conf' --repo $repo run web1" ]
+	[ "${cmd%% && *}" = "${q}/backup' --config ${q}/my backup.conf' --repo $repo run --wait 3600 web1" ]
 	# The shell runs it as it is: the backup is taken.
 	cd /
 	env -u BACKUP_CONFIG sh -c "${cmd%% && *}"
@@ -244,7 +244,7 @@ ExecStart=$exe --config $conf rotate web1"
 	env -u BACKUP_CONFIG "$T/bin 50%\$x/backup" --config "my backup.conf" schedule web1 --print systemd |
 		split_units "$T/u"
 	bin=$(realpath "$T/bin 50%\$x")
-	grep -qxF "ExecStart=\"${bin/\%/%%}/backup\" --config \"$dir/my backup.conf\" run web1" \
+	grep -qxF "ExecStart=\"${bin/\%/%%}/backup\" --config \"$dir/my backup.conf\" run --wait 3600 web1" \
 		"$T/u/backup-run-web1.service"
 	check_units "$T/u" backup-run-web1
 }
