@@ -73,10 +73,15 @@ install: backup
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 755 backup $(DESTDIR)$(BINDIR)/backup
-	for c in $$(./backup --list | cut -f1); do ln -sf backup $(DESTDIR)$(BINDIR)/backup-$$c; done
+	for c in $$(./backup --list | cut -f1); do \
+		ln -sf backup $(DESTDIR)$(BINDIR)/backup-$$c; \
+		ln -sf backup $(DESTDIR)$(BASHCOMPDIR)/backup-$$c; \
+		ln -sf backup.fish $(DESTDIR)$(FISHCOMPDIR)/backup-$$c.fish; \
+	done
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 644 completions/backup.bash $(DESTDIR)$(BASHCOMPDIR)/backup
+	# bash and fish load completions by command name: backup-COMMAND gets a link.
 	install -m 644 completions/_backup $(DESTDIR)$(ZSHCOMPDIR)/_backup
 	install -m 644 completions/backup.fish $(DESTDIR)$(FISHCOMPDIR)/backup.fish
 

@@ -85,3 +85,18 @@ load test_helper
 	assert_failure 1
 	assert_output --partial "cannot write the output"
 }
+
+@test "make install puts the binary, a link per command, man pages and completions in place" {
+	run make -C "$BATS_TEST_DIRNAME/.." --no-print-directory install DESTDIR="$T/inst" PREFIX=/usr
+	assert_success
+	for c in $(backup --list | cut -f1); do
+		[ -L "$T/inst/usr/bin/backup-$c" ] || fail "no link backup-$c"
+		[ -f "$T/inst/usr/share/man/man1/backup-$c.1" ] || fail "no man page for $c"
+	done
+	run "$T/inst/usr/bin/backup-list" --help
+	assert_output --partial "usage: backup list"
+	[ -f "$T/inst/usr/share/man/man5/backup.conf.5" ]
+	[ -f "$T/inst/usr/share/bash-completion/completions/backup" ]
+	[ -f "$T/inst/usr/share/zsh/vendor-completions/_backup" ]
+	[ -f "$T/inst/usr/share/fish/vendor_completions.d/backup.fish" ]
+}
