@@ -8,12 +8,29 @@
 #include "gc.h"
 #include "service.h"
 #include "slots.h"
+#include "snapshot.h"
 #include "usage.h"
 
 static const char *const usage[] = {
 	"backup cancel [--yes] [--wait SECONDS] MACHINE",
 	NULL
 };
+
+/* A machine is known when it has a machine file or backups (its file may
+ * be gone already when it is cancelled). */
+static int known_machine(struct ctx *ctx, const char *name)
+{
+	char *path = machine_path(ctx->cfg, name);
+	struct backup_info **list = NULL;
+	size_t n = 0;
+	int known = access(path, F_OK) == 0;
+
+	free(path);
+	if (!known && snapshot_list(ctx->repo, name, &list, &n) == 0)
+		known = n > 0;
+	snapshot_list_free(list, n);
+	return known;
+}
 
 /* Asks on the terminal; 1 for yes. */
 static int confirm(const char *machine)
@@ -63,6 +80,8 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 	}
 	if (ctx_prepare(ctx) < 0)
 		return EXIT_ERROR;
+	if (!known_machine(ctx, argv[0]))
+		return error("unknown machine '%s': it has no machine file and no backups", argv[0]), EXIT_ERROR;
 	lock = repo_lock(ctx->repo, argv[0], wait);
 	if (lock == ERR_LOCKED) {
 		error("machine '%s' is busy: another job holds its lock; try again or pass --wait SECONDS", argv[0]);

@@ -39,6 +39,7 @@ int cmd_rotate(int argc, const char **argv, struct ctx *ctx);
 int cmd_restore(int argc, const char **argv, struct ctx *ctx);
 int cmd_boot_config(int argc, const char **argv, struct ctx *ctx);
 int cmd_check(int argc, const char **argv, struct ctx *ctx);
+int cmd_drill(int argc, const char **argv, struct ctx *ctx);
 int cmd_cancel(int argc, const char **argv, struct ctx *ctx);
 
 /*
@@ -59,6 +60,10 @@ int reclaim_space(struct ctx *ctx, long wait, int dry_run, const unsigned char (
 		  size_t ndrop, struct gc_stats *st);
 /* Reports it, as text or into js (a "reclaim" member). */
 void print_reclaim(struct ctx *ctx, int result, int dry_run, const struct gc_stats *st, struct strbuf *js);
+
+/* The worse of two exit statuses of a command over several machines:
+ * error, then busy, then partial, then success. */
+int worse_status(int a, int b);
 
 /* Prints sb (a JSON document) on stdout with a final newline. */
 void print_json(struct strbuf *sb);

@@ -34,6 +34,7 @@ static const struct command commands[] = {
 	{ "restore", cmd_restore, NEED_REPO, "restore a backup to a new machine or single paths" },
 	{ "boot-config", cmd_boot_config, NEED_CONFIG, "list profiles, choose the one that boots, print one" },
 	{ "check", cmd_check, NEED_REPO, "verify the repository" },
+	{ "drill", cmd_drill, NEED_REPO, "restore to a scratch machine, verify every file, report, clean up" },
 	{ "cancel", cmd_cancel, NEED_REPO, "delete every backup of a machine and disable it" },
 	{ NULL, NULL, 0, NULL }
 };
@@ -50,6 +51,20 @@ void print_json(struct strbuf *sb)
 {
 	fwrite(sb->buf, 1, sb->len, stdout);
 	fputc('\n', stdout);
+}
+
+int worse_status(int a, int b)
+{
+	static const int order[] = { EXIT_OK, EXIT_PARTIAL, EXIT_BUSY, EXIT_NOSPACE, EXIT_ERROR };
+	int ra = 0, rb = 0, i;
+
+	for (i = 0; i < 5; i++) {
+		if (order[i] == a)
+			ra = i;
+		if (order[i] == b)
+			rb = i;
+	}
+	return ra >= rb ? a : b;
 }
 
 struct timespec now_utc(void)

@@ -179,7 +179,7 @@ int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
 
 		if (lock == ERR_LOCKED) {
 			error("machine '%s' is busy: another job holds its lock; try again or pass --wait SECONDS", names[i]);
-			ret = EXIT_BUSY;
+			ret = worse_status(ret, EXIT_BUSY);
 			continue;
 		}
 		/* Refs move only with the repository held shared: never during a reclamation. */
@@ -189,11 +189,11 @@ int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
 		    slots_plan(ctx->repo, names[i], sched.weekday, now, &plan) < 0) {
 			repo_unlock(shared);
 			repo_unlock(lock);
-			ret = EXIT_ERROR;
+			ret = worse_status(ret, EXIT_ERROR);
 			continue;
 		}
 		if (!dry_run && slots_apply(ctx->repo, &plan) < 0)
-			ret = EXIT_ERROR;
+			ret = worse_status(ret, EXIT_ERROR);
 		repo_unlock(shared);
 		repo_unlock(lock);
 		for (size_t k = 0; k < plan.n; k++)
@@ -213,7 +213,7 @@ int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
 	strbuf_addstr(&js, "],");
 	r = reclaim_space(ctx, wait, dry_run, (const unsigned char (*)[SHA1_LEN])drop, ndrop, &st);
 	if (r < 0)
-		ret = EXIT_ERROR;
+		ret = worse_status(ret, EXIT_ERROR);
 	print_reclaim(ctx, r, dry_run, &st, ctx->json ? &js : NULL);
 	strbuf_addch(&js, '}');
 	if (ctx->json)

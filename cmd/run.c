@@ -242,9 +242,7 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 		if (o.all && !service_check_enrolled(ctx->repo, names[i]))
 			continue;
 		r = run_machine(ctx, names[i], &o, ctx->json ? &js : NULL);
-		/* The worst outcome decides: error > busy > partial. */
-		if (r == EXIT_ERROR || (r == EXIT_BUSY && ret != EXIT_ERROR) || (r == EXIT_PARTIAL && ret == EXIT_OK))
-			ret = r;
+		ret = worse_status(ret, r);
 	}
 	strbuf_addch(&js, ']');
 	if (interrupted) {

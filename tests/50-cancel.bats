@@ -73,3 +73,10 @@ setup() { setup_repo web1; }
 		cmp "$T/src2/keep" "$T/out/keep"
 	done
 }
+
+@test "cancel of a name that is neither defined nor backed up is refused" {
+	run -1 backup cancel --yes web1x
+	assert_output --partial "unknown machine 'web1x'"
+	run -1 backup enable web1x
+	refute_output --partial "cancelled"
+}
