@@ -53,11 +53,31 @@ check: deps
 
 # The whole suite on an AddressSanitizer + UBSan build, in its own tree.
 asan:
-	rm -rf .asan && mkdir -p .asan
+	rm -rf .asan .fuzz && mkdir -p .asan
 	cp -r Makefile lib cmd tests man completions .asan/
 	$(MAKE) -C .asan clean >/dev/null
 	$(MAKE) -C .asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		LDFLAGS="-fsanitize=address,undefined" check
+
+# libFuzzer targets for every parser of untrusted bytes (clang), in .fuzz/.
+FUZZ_TARGETS = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	-std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DBACKUP_VERSION='"$(VERSION)"' -Ilib \
+	$(shell pkg-config --cflags $(PKGS))
+FUZZ_SECONDS ?= 8
+
+.fuzz/lib/%.o: lib/%.c $(wildcard lib/*.h)
+	@mkdir -p .fuzz/lib
+	@echo FUZZCC $@; clang $(FUZZ_CFLAGS) -c -o $@ $<
+
+.fuzz/%: tests/fuzz/%.c $(patsubst lib/%.c,.fuzz/lib/%.o,$(LIB_SRC))
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+fuzz: $(addprefix .fuzz/,$(FUZZ_TARGETS))
+
+# Each target for FUZZ_SECONDS, after replaying its kept regression inputs.
+fuzz-smoke: fuzz
+	@tests/fuzz-smoke.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Every durable step of run, rotate and cancel, not a sample (slow).
 check-crash: backup tests/faultshim.so
@@ -91,6 +111,6 @@ demo: deps
 
 clean:
 	rm -f backup lib/*.o lib/libbackup.a cmd/*.o $(UNIT_BIN) tests/faultshim.so
-	rm -rf .asan
+	rm -rf .asan .fuzz
 
-.PHONY: all unit deps check check-crash asan check-man bench install demo clean
+.PHONY: all unit deps check check-crash asan check-man bench install demo clean fuzz fuzz-smoke

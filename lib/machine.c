@@ -178,6 +178,8 @@ static int set_entry(struct machine *m, const git_config_entry *e)
 	char section[32], sub[256];
 	const char *key, *v = e->value ? e->value : "";
 
+	if (!strchr(e->name, '.'))
+		return error("%s: unknown key '%s'; see backup.conf(5)", m->path, e->name);
 	split_key(e->name, section, sizeof(section), sub, sizeof(sub), &key);
 	if (!strcmp(section, "machine") && !*sub) {
 		if (!strcmp(key, "plan")) {

@@ -14,6 +14,20 @@ static uint32_t be32(const unsigned char *p)
 int packidx_read(struct packidx *out, const char *path)
 {
 	struct strbuf sb = STRBUF_INIT;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (strbuf_read_file(&sb, path) < 0) {
+		strbuf_release(&sb);
+		return -1;
+	}
+	ret = packidx_parse(out, sb.buf, sb.len);
+	strbuf_release(&sb);
+	return ret;
+}
+
+int packidx_parse(struct packidx *out, const void *buf, size_t len)
+{
 	const unsigned char *p, *crc, *off, *large;
 	unsigned char sum[SHA1_LEN];
 	struct sha1_ctx c;
@@ -21,22 +35,20 @@ int packidx_read(struct packidx *out, const char *path)
 	int ret = ERR_CORRUPT;
 
 	memset(out, 0, sizeof(*out));
-	if (strbuf_read_file(&sb, path) < 0)
-		return -1;
-	p = (const unsigned char *)sb.buf;
-	if (sb.len < 8 + 1024 + 2 * SHA1_LEN || memcmp(p, "\377tOc\0\0\0\2", 8))
+	p = buf;
+	if (len < 8 + 1024 + 2 * SHA1_LEN || memcmp(p, "\377tOc\0\0\0\2", 8))
 		goto out;
 	sha1_init(&c);
-	sha1_update(&c, p, sb.len - SHA1_LEN);
+	sha1_update(&c, p, len - SHA1_LEN);
 	sha1_final(&c, sum);
-	if (memcmp(sum, p + sb.len - SHA1_LEN, SHA1_LEN))
+	if (memcmp(sum, p + len - SHA1_LEN, SHA1_LEN))
 		goto out;
 	for (i = 1; i < 256; i++)
 		if (be32(p + 8 + 4 * i) < be32(p + 8 + 4 * (i - 1)))
 			goto out;
 	n = be32(p + 8 + 1020);
 	need = 8 + 1024 + n * (SHA1_LEN + 8) + 2 * SHA1_LEN;
-	if (n > sb.len / SHA1_LEN || sb.len < need)
+	if (n > len / SHA1_LEN || len < need)
 		goto out;
 	crc = p + 8 + 1024 + n * SHA1_LEN;
 	off = crc + 4 * n;
@@ -53,7 +65,7 @@ int packidx_read(struct packidx *out, const char *path)
 		if (o & 0x80000000u) {
 			size_t k = o & 0x7fffffffu;
 
-			if (large + 8 * (k + 1) > p + sb.len - 2 * SHA1_LEN)
+			if (large + 8 * (k + 1) > p + len - 2 * SHA1_LEN)
 				goto bad;
 			out->offset[i] = (uint64_t)be32(large + 8 * k) << 32 | be32(large + 8 * k + 4);
 			nlarge++;
@@ -63,15 +75,14 @@ int packidx_read(struct packidx *out, const char *path)
 		if (i && memcmp(out->oids + (i - 1) * SHA1_LEN, out->oids + i * SHA1_LEN, SHA1_LEN) >= 0)
 			goto bad;
 	}
-	if (sb.len != need + 8 * nlarge)
+	if (len != need + 8 * nlarge)
 		goto bad;
-	memcpy(out->pack_sum, p + sb.len - 2 * SHA1_LEN, SHA1_LEN);
+	memcpy(out->pack_sum, p + len - 2 * SHA1_LEN, SHA1_LEN);
 	ret = 0;
 	goto out;
 bad:
 	packidx_release(out);
 out:
-	strbuf_release(&sb);
 	return ret;
 }
 

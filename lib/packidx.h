@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "hash.h"
 
@@ -25,6 +26,8 @@ struct packidx {
 /* Returns 0, ERR_CORRUPT when the index fails its checksum or structure,
  * or -1 when it cannot be read (both print nothing). */
 int packidx_read(struct packidx *out, const char *path);
+/* The same from bytes in memory (the fuzz tests' entry point). */
+int packidx_parse(struct packidx *out, const void *buf, size_t len);
 void packidx_release(struct packidx *idx);
 /* The position of oid in idx, or -1. */
 ssize_t packidx_find(const struct packidx *idx, const unsigned char oid[SHA1_LEN]);

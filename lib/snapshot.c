@@ -253,7 +253,11 @@ static int parse_message(struct backup_info *b, const char *msg)
 		}
 		key = xstrndup(line, sp - line);
 		val = xstrndup(sp + 1, eol - sp - 1);
-		if (!strcmp(key, "machine"))
+		/* A key given twice is damage, not something to pick from. */
+		if ((!strcmp(key, "machine") && b->machine) || (!strcmp(key, "kind") && b->kind) ||
+		    (!strcmp(key, "label") && b->label) || (!strcmp(key, "boot") && m->boot))
+			bad = 1;
+		else if (!strcmp(key, "machine"))
 			b->machine = parse_field(val, strlen(val));
 		else if (!strcmp(key, "kind"))
 			b->kind = xstrdup(val);
@@ -318,6 +322,19 @@ static int parse_message(struct backup_info *b, const char *msg)
 		m->disks[i].size = b->disks[i].size;
 	}
 	return 0;
+}
+
+int snapshot_parse(const char *msg, struct backup_info **out)
+{
+	struct backup_info *b = xcalloc(1, sizeof(*b));
+	int ret = parse_message(b, msg);
+
+	if (ret < 0) {
+		backup_info_free(b);
+		b = NULL;
+	}
+	*out = b;
+	return ret;
 }
 
 int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backup_info **out)

@@ -60,6 +60,8 @@ int snapshot_set_slot(struct repo *r, const char *machine, const char *slot,
 /* Reads one backup; ERR_CORRUPT when its commit is not one of ours. */
 int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backup_info **out);
 void backup_info_free(struct backup_info *b);
+/* Parses a backup's commit message alone (no disk trees); for tests. */
+int snapshot_parse(const char *msg, struct backup_info **out);
 
 /*
  * Every kept backup (those a slot names), newest first; machine may be NULL.

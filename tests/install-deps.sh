@@ -5,7 +5,7 @@ set -e
 # systemd: its systemd-analyze checks the units that backup schedule prints.
 pkgs="build-essential pkg-config libgit2-dev libarchive-dev libzstd-dev libssl-dev zlib1g-dev
 libacl1-dev bats bats-assert bats-support faketime rsync acl attr git zstd groff-base e2fsprogs
-systemd"
+systemd clang libclang-rt-14-dev util-linux"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -18,6 +18,16 @@ for t in tests/unit/test_*; do
 		failed=$((failed + 1))
 	fi
 done
+# The fuzz targets for a few seconds each (make fuzz-smoke), where clang
+# and libFuzzer are installed.
+if command -v clang >/dev/null && ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+	make --no-print-directory -s fuzz >/dev/null 2>&1 || echo "not ok - fuzz targets do not build"
+	flog=$(mktemp)
+	tests/fuzz-smoke.sh "${FUZZ_SECONDS:-8}" $(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//') | tee "$flog"
+	passed=$((passed + $(grep -c '^ok ' "$flog")))
+	failed=$((failed + $(grep -c '^not ok ' "$flog")))
+	rm -f "$flog"
+fi
 log=$(mktemp)
 bats --tap ${BATS_JOBS:+--jobs $BATS_JOBS} tests/*.bats | tee "$log"
 p=$(grep -c '^ok ' "$log")
