@@ -18,13 +18,23 @@
  * and metadata blobs hold one record per directory entry. */
 #define BLOB_MAX ((size_t)1 << 30)
 
-struct store {
-	struct repo *repo;
+/*
+ * File data and metadata go to separate packs, as restic keeps tree packs
+ * apart: metadata changes with every backup and dies with it, file data
+ * mostly lives on, so space reclamation finds whole dead metadata packs to
+ * delete and rarely has to copy live file data out of a partly dead pack.
+ */
+struct stream {
 	struct pack_writer *pw;
-	struct dedup *dedup;		/* SHA-256 -> blob, from disk and this run */
-	struct dedup *written;		/* trees and commits put in this run */
 	struct dedup_entry *sidecar;	/* blobs of the pack being written */
 	size_t nsidecar, asidecar;
+};
+
+struct store {
+	struct repo *repo;
+	struct stream data, meta;
+	struct dedup *dedup;		/* SHA-256 -> blob, from disk and this run */
+	struct dedup *written;		/* trees and commits put in this run */
 	struct store_stats stats;
 	int failed;			/* a pack was lost: nothing may be committed */
 	int inflight;			/* full packs being finished outside the lock */
@@ -49,7 +59,8 @@ int store_open(struct store **out, struct repo *r)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->finished, NULL);
 	if (dedup_load(&s->dedup, r->dedup_dir, r->pack_dir) < 0 ||
-	    pack_writer_new(&s->pw, r->pack_dir, PACK_MAX_BYTES) < 0) {
+	    pack_writer_new(&s->data.pw, r->pack_dir, PACK_MAX_BYTES) < 0 ||
+	    pack_writer_new(&s->meta.pw, r->pack_dir, PACK_MAX_BYTES) < 0) {
 		store_free(s);
 		return -1;
 	}
@@ -62,10 +73,12 @@ void store_free(struct store *s)
 {
 	if (!s)
 		return;
-	pack_writer_free(s->pw);
+	pack_writer_free(s->data.pw);
+	pack_writer_free(s->meta.pw);
 	dedup_free(s->dedup);
 	dedup_free(s->written);
-	free(s->sidecar);
+	free(s->data.sidecar);
+	free(s->meta.sidecar);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->finished);
 	store_thread_done();
@@ -73,17 +86,17 @@ void store_free(struct store *s)
 }
 
 /* Flushes the pack being written, then its sidecar; the lock is held. */
-static int flush_locked(struct store *s)
+static int flush_stream(struct store *s, struct stream *st)
 {
 	char *name = NULL;
 	int ret;
 
-	if (s->failed || pack_writer_flush(s->pw, &name) < 0) {
+	if (s->failed || pack_writer_flush(st->pw, &name) < 0) {
 		s->failed = 1;
 		return -1;
 	}
-	ret = name ? dedup_write_sidecar(s->repo->dedup_dir, name, s->sidecar, s->nsidecar) : 0;
-	s->nsidecar = 0;
+	ret = name ? dedup_write_sidecar(s->repo->dedup_dir, name, st->sidecar, st->nsidecar) : 0;
+	st->nsidecar = 0;
 	free(name);
 	return ret;
 }
@@ -96,7 +109,10 @@ int store_flush(struct store *s)
 	/* Every pack handed over must be durable too before anything refers to it. */
 	while (s->inflight)
 		pthread_cond_wait(&s->finished, &s->lock);
-	ret = flush_locked(s);
+	/* Data first: the metadata pack holds the trees that name the data. */
+	ret = flush_stream(s, &s->data);
+	if (!ret)
+		ret = flush_stream(s, &s->meta);
 	pthread_mutex_unlock(&s->lock);
 	if (ret == 0 && git_odb_refresh(s->repo->odb) < 0)
 		return error_git("cannot see the new packs");
@@ -108,38 +124,76 @@ int store_flush(struct store *s)
  * outside the lock (hashing and fsync take a while), so other threads keep
  * adding to a fresh pack meanwhile.
  */
-static int add_locked(struct store *s, enum pack_type type, const unsigned char *oid,
-		      const void *data, size_t len)
+static void finish_discard(struct pack_writer *pw, struct dedup_entry *side)
 {
-	struct pack_writer *full;
-	struct dedup_entry *side;
-	size_t nside;
+	pack_writer_free(pw);
+	free(side);
+}
+
+/* Finishes a stream's pack outside the lock; the lock is held on entry and exit. */
+static int finish_unlocked(struct store *s, struct pack_writer *pw, struct dedup_entry *side, size_t nside)
+{
 	char *name = NULL;
 	int ret;
 
-	if (s->failed || pack_writer_add(s->pw, type, oid, data, len) < 0) {
-		s->failed = 1;
-		return -1;
-	}
-	if (!pack_writer_full(s->pw))
-		return 0;
-	full = s->pw;
-	side = s->sidecar;
-	nside = s->nsidecar;
-	pack_writer_new(&s->pw, s->repo->pack_dir, PACK_MAX_BYTES);
-	s->sidecar = NULL;
-	s->nsidecar = s->asidecar = 0;
-	s->inflight++;
 	pthread_mutex_unlock(&s->lock);
-	ret = pack_writer_flush(full, &name);
-	if (!ret)
+	ret = pack_writer_flush(pw, &name);
+	if (!ret && name)
 		ret = dedup_write_sidecar(s->repo->dedup_dir, name, side, nside);
-	pack_writer_free(full);
+	pack_writer_free(pw);
 	free(side);
 	free(name);
 	pthread_mutex_lock(&s->lock);
 	if (ret < 0)
 		s->failed = 1;
+	return ret;
+}
+
+/* Takes the stream's pack, leaving a fresh one in its place. */
+static void detach(struct store *s, struct stream *st, struct pack_writer **pw,
+		   struct dedup_entry **side, size_t *nside)
+{
+	*pw = st->pw;
+	*side = st->sidecar;
+	*nside = st->nsidecar;
+	pack_writer_new(&st->pw, s->repo->pack_dir, PACK_MAX_BYTES);
+	st->sidecar = NULL;
+	st->nsidecar = st->asidecar = 0;
+}
+
+/*
+ * Appends an object; when the pack is full, hands it over to be finished
+ * outside the lock (hashing and fsync take a while), so other threads keep
+ * adding to a fresh pack meanwhile. A full metadata pack holds trees that
+ * may name data still being written: it is finished only after every data
+ * pack before it, so no durable tree ever names a blob that is not.
+ */
+static int add_locked(struct store *s, struct stream *st, enum pack_type type,
+		      const unsigned char *oid, const void *data, size_t len)
+{
+	struct pack_writer *full, *dpw = NULL;
+	struct dedup_entry *side, *dside = NULL;
+	size_t nside, ndside = 0;
+	int ret = 0;
+
+	if (s->failed || pack_writer_add(st->pw, type, oid, data, len) < 0) {
+		s->failed = 1;
+		return -1;
+	}
+	if (!pack_writer_full(st->pw))
+		return 0;
+	detach(s, st, &full, &side, &nside);
+	s->inflight++;
+	if (st == &s->meta) {
+		while (s->inflight > 1)
+			pthread_cond_wait(&s->finished, &s->lock);
+		detach(s, &s->data, &dpw, &dside, &ndside);
+		ret = finish_unlocked(s, dpw, dside, ndside);
+	}
+	if (!ret)
+		ret = finish_unlocked(s, full, side, nside);
+	else
+		finish_discard(full, side);
 	s->inflight--;
 	pthread_cond_broadcast(&s->finished);
 	return ret;
@@ -174,7 +228,8 @@ static int compression_level(const void *data, size_t len, void *out, size_t cap
 	return ZSTD_FAST_LEVEL;
 }
 
-int store_put_blob(struct store *s, const void *data, size_t len, unsigned char oid[SHA1_LEN])
+static int put_blob(struct store *s, struct stream *st, const void *data, size_t len,
+		    unsigned char oid[SHA1_LEN])
 {
 	unsigned char key[SHA256_LEN];
 	size_t bound, clen;
@@ -212,20 +267,30 @@ int store_put_blob(struct store *s, const void *data, size_t len, unsigned char 
 		goto out;
 	}
 	dedup_insert(s->dedup, key, oid);
-	if (s->nsidecar == s->asidecar) {
-		s->asidecar = s->asidecar ? 2 * s->asidecar : 1024;
-		s->sidecar = xrealloc(s->sidecar, s->asidecar * sizeof(*s->sidecar));
+	if (st->nsidecar == st->asidecar) {
+		st->asidecar = st->asidecar ? 2 * st->asidecar : 1024;
+		st->sidecar = xrealloc(st->sidecar, st->asidecar * sizeof(*st->sidecar));
 	}
-	memcpy(s->sidecar[s->nsidecar].key, key, SHA256_LEN);
-	memcpy(s->sidecar[s->nsidecar].oid, oid, SHA1_LEN);
-	s->nsidecar++;
+	memcpy(st->sidecar[st->nsidecar].key, key, SHA256_LEN);
+	memcpy(st->sidecar[st->nsidecar].oid, oid, SHA1_LEN);
+	st->nsidecar++;
 	s->stats.blobs_new++;
 	s->stats.bytes_new += clen;
-	ret = add_locked(s, PACK_BLOB, oid, frame, clen);
+	ret = add_locked(s, st, PACK_BLOB, oid, frame, clen);
 out:
 	pthread_mutex_unlock(&s->lock);
 	free(frame);
 	return ret;
+}
+
+int store_put_blob(struct store *s, const void *data, size_t len, unsigned char oid[SHA1_LEN])
+{
+	return put_blob(s, &s->data, data, len, oid);
+}
+
+int store_put_meta_blob(struct store *s, const void *data, size_t len, unsigned char oid[SHA1_LEN])
+{
+	return put_blob(s, &s->meta, data, len, oid);
 }
 
 int store_put_object(struct store *s, enum pack_type type, const void *data, size_t len,
@@ -245,7 +310,7 @@ int store_put_object(struct store *s, enum pack_type type, const void *data, siz
 	dedup_insert(s->written, key, oid);
 	s->stats.objects_new++;
 	s->stats.bytes_new += len;
-	ret = add_locked(s, type, oid, data, len);
+	ret = add_locked(s, &s->meta, type, oid, data, len);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;

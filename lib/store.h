@@ -36,6 +36,8 @@ int store_open(struct store **out, struct repo *r);
 void store_free(struct store *s);
 
 int store_put_blob(struct store *s, const void *data, size_t len, unsigned char oid[SHA1_LEN]);
+/* The same for a metadata blob (a .meta), which goes with the trees. */
+int store_put_meta_blob(struct store *s, const void *data, size_t len, unsigned char oid[SHA1_LEN]);
 /* A tree or commit, given as git's object payload. Main thread only. */
 int store_put_object(struct store *s, enum pack_type type, const void *data, size_t len,
 		     unsigned char oid[SHA1_LEN]);

@@ -253,7 +253,7 @@ static int build_tree(struct walker *w, struct pdir *d)
 	}
 	te[nt].name = xstrdup(META_NAME);
 	te[nt].mode = MODE_BLOB;
-	if (store_put_blob(w->o->store, meta.buf, meta.len, te[nt].oid) < 0)
+	if (store_put_meta_blob(w->o->store, meta.buf, meta.len, te[nt].oid) < 0)
 		goto out;
 	nt++;
 	tree_encode(&tree, te, nt);
