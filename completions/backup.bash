@@ -152,6 +152,13 @@ _backup_value()
 	--auto-enroll)
 		_backup_add $'on\noff'
 		;;
+	--disk-format)
+		_backup_add $'dir\next4'
+		;;
+	--junit)
+		compopt -o filenames 2>/dev/null
+		mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur")
+		;;
 	--window|--day|--print|--output)
 		# Values of "backup schedule" ($cmd is _backup's); other commands
 		# may give these names other meanings.
@@ -181,7 +188,7 @@ _backup_option()
 _backup()
 {
 	local cur='' prev='' raw='' prog='' cmd='' opts='' w='' i=0 n=0 operands=0 cword=0
-	local machine=''
+	local machine='' src_at=0
 	local -a _backup_words
 
 	# Bash splits words at '=' and ':' (COMP_WORDBREAKS); join "--opt=value"
@@ -255,9 +262,14 @@ _backup()
 		list|boot-config)
 			((operands == 0)) && _backup_add "$(_backup_machines)"
 			;;
-		restore)
-			if ((operands > 0)); then
+		restore|drill)
+			# restore SRC; drill MACHINE [SRC].
+			src_at=0
+			[[ $cmd == drill ]] && src_at=1
+			if ((operands > src_at)); then
 				:
+			elif ((operands < src_at)); then
+				_backup_add "$(_backup_machines)"
 			elif [[ $cur == ?*:* ]]; then
 				for w in daily weekly biweekly snapshot; do
 					[[ ${cur%%:*}:$w == "$cur"* ]] &&

@@ -133,8 +133,14 @@ function __backup_operands
             return
         case list boot-config
             test $nr -eq 0; and __backup_machines
-        case restore
-            test $nr -eq 0; or return
+        case restore drill
+            # restore SRC; drill MACHINE [SRC].
+            if test $cmd = drill
+                test $nr -eq 0; and __backup_machines
+                test $nr -eq 1; or return
+            else
+                test $nr -eq 0; or return
+            end
             set -l cur (commandline -ct)
             if string match -q -- '?*:*' $cur
                 set -l m (string replace -r ':.*' '' -- $cur)
@@ -182,6 +188,10 @@ function __backup_define_opt
                 set -a args -r -F
             case auto-enroll
                 set -a args -x -a 'on off'
+            case disk-format
+                set -a args -x -a 'dir ext4'
+            case junit
+                set -a args -r -F
             case window day print output
                 # Values of "backup schedule"; others may differ.
                 set -a args -x

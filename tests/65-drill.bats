@@ -1,0 +1,172 @@
+#!/usr/bin/env bats
+# backup drill: restore to a scratch machine, verify every file, report, clean up.
+
+load test_helper
+
+setup() { setup_repo web1; }
+teardown() { [ -z "${shared:-}" ] || rm -rf "$shared"; }
+
+# Parses a JUnit file with python's XML parser and prints: the suite's name,
+# tests and failures, then one line per testcase "NAME<TAB>FAILURE TEXT".
+junit_summary() {
+	python3 - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == 'testsuite' else root.findall('testsuite')
+assert len(suites) == 1, 'one testsuite'
+s = suites[0]
+print(s.get('name'), s.get('tests'), s.get('failures'), sep='\t')
+for c in s.findall('testcase'):
+    f = c.find('failure')
+    print(c.get('name'), '' if f is None else f.text.replace('\n', '|'), sep='\t')
+PY
+}
+
+@test "a drill of a sound backup passes, reports its time and leaves nothing behind" {
+	make_torture_tree "$T/src"
+	backup run -q web1
+	id=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	run backup drill web1
+	assert_success
+	assert_output --partial "drill of web1: backup $id (daily"
+	assert_line --regexp '^disk root: [0-9]+ files, .*; restored in [0-9.]+ s, verified in [0-9.]+ s: ok$'
+	assert_output --regexp 'drill passed: 1 disk, 19 files, [0-9]+ bytes, every file matches the backup; recovery [0-9.]+ s \(restore [0-9.]+ s, verify [0-9.]+ s\)'
+	refute_output --partial mismatch
+	# The scratch machine is gone, and it never was a machine.
+	[ -z "$(ls -A "$MROOT")" ]
+	[ "$(ls "$MACHINES")" = web1.conf ]
+	run -0 backup drill -q web1
+	assert_output ""
+}
+
+@test "drill --json and --junit: the documented fields, valid XML" {
+	make_torture_tree "$T/src"
+	backup run -q web1
+	id=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	run -0 backup drill web1 --json --junit "$T/drill.xml"
+	echo "$output" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+want = sys.argv[1]
+assert d["ok"] is True and d["machine"] == "web1" and d["backup"] == want, d
+assert d["slots"] == ["daily"] and d["disk_format"] == "dir" and d["kept"] is False
+assert d["files"] == 19 and d["bytes"] > 55000000 and d["dirs"] == 6 and d["others"] == 5
+assert d["mismatch_count"] == 0 and d["mismatches"] == [] and d["damaged"] == 0
+for k in ("restore_seconds", "verify_seconds", "total_seconds"):
+    assert isinstance(d[k], float) and d[k] >= 0, k
+assert d["scratch"].startswith(sys.argv[2] + "/.drill-web1-")
+[disk] = d["disks"]
+assert disk["label"] == "root" and disk["ok"] is True and disk["restore_ok"] is True
+assert disk["path"] == d["scratch"] + "/disks/root" and disk["files"] == 19
+' "$id" "$MROOT"
+	run -0 junit_summary "$T/drill.xml"
+	assert_line --index 0 "backup drill web1	3	0"
+	assert_line --index 1 "restore disk root	"
+	assert_line --index 2 "verify disk root	"
+	assert_line --index 3 "machine file	"
+	grep -q "<property name=\"backup\" value=\"$id\"/>" "$T/drill.xml"
+}
+
+@test "drill --keep keeps the scratch machine, exact, and says where it is" {
+	make_torture_tree "$T/src"
+	backup run -q web1
+	run -0 backup drill web1 --keep
+	assert_output --regexp "scratch machine kept in '$MROOT/\.drill-web1-[0-9]+'"
+	scratch=$(ls -d "$MROOT"/.drill-web1-*)
+	run tree_diff "$T/src" "$scratch/disks/root"
+	assert_output ""
+	# Its machine file, beside its disks: never in the machines folder.
+	[ "$(git config -f "$scratch/web1.conf" disk.root.source)" = "$scratch/disks/root" ]
+	[ "$(ls "$MACHINES")" = web1.conf ]
+	# A name no machine can have: machine names never start with '.'.
+	run -2 backup drill "$(basename "$scratch")"
+}
+
+@test "a drill of a backup with a damaged pack fails and names the damaged file" {
+	head -c 3000000 /dev/urandom >"$T/src/data"
+	echo fine >"$T/src/fine"
+	backup run -q web1
+	pack=$(ls -S "$REPO"/objects/pack/*.pack | head -1)
+	chmod u+w "$pack"
+	python3 - "$pack" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[len(b) // 2] ^= 0x40
+open(p, 'wb').write(b)
+PY
+	run -1 backup drill web1 --junit "$T/drill.xml"
+	assert_output --partial "disk root: 2 files"
+	assert_line --regexp "^mismatch: root:/data: damaged: .*in the repository is damaged"
+	assert_output --partial "drill FAILED: 1 mismatch (1 where the backup is damaged)"
+	refute_output --partial "root:/fine"
+	[ -z "$(ls -A "$MROOT")" ]
+	run -0 junit_summary "$T/drill.xml"
+	assert_line --index 0 "backup drill web1	3	1"
+	assert_line --index 2 --regexp "^verify disk root	root:/data: damaged: "
+	run -1 --separate-stderr backup drill web1 --json
+	[ "$(echo "$output" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["ok"], d["damaged"], [(m["disk"], m["path"], m["what"]) for m in d["mismatches"]])')" = "False 1 [('root', '/data', 'damaged')]" ]
+}
+
+@test "a drill that cannot restore owners reports every uid and gid that differs" {
+	# A drill run by a user who may not chown: the restored files are its
+	# own, not the backup's owners, and the drill must say so.
+	shared=$(mktemp -d /tmp/drill-bats.XXXXXX)
+	chmod 755 "$shared"
+	mkdir -p "$shared/src" "$shared/machines"
+	echo x >"$shared/src/mine"
+	echo y >"$shared/src/owned"
+	# Names XML must escape, or cannot carry at all.
+	echo z >"$shared/src/a<b&c\"d'e"
+	echo z >"$shared/src/$(printf 'latin1-\xe9\x01')"
+	chown 12345:54321 "$shared/src/owned"
+	printf '[repository]\n\tpath = %s/repo\n[machines]\n\tdir = %s/machines\n\troot = %s/mroot\n' \
+		"$shared" "$shared" "$shared" >"$shared/backup.conf"
+	export BACKUP_CONFIG=$shared/backup.conf MACHINES=$shared/machines
+	define_machine web1 "$shared/src"
+	backup init -q
+	backup enable -q web1
+	backup run -q web1
+	chown -R 65534:65534 "$shared"
+	run -1 env HOME="$shared" setpriv --reuid=65534 --regid=65534 --clear-groups $EXEC_PREFIX "$BK" drill web1 \
+		--junit "$shared/drill.xml"
+	junit=$(junit_summary "$shared/drill.xml")
+	rm -rf "$shared"
+	assert_line "mismatch: root:/owned: uid: the backup has 12345, the folder 65534"
+	assert_line "mismatch: root:/owned: gid: the backup has 54321, the folder 65534"
+	assert_line "mismatch: root:/mine: uid: the backup has 0, the folder 65534"
+	assert_line "mismatch: root:/: uid: the backup has 0, the folder 65534"
+	# Text keeps a name's bytes, but shows control bytes as \xNN.
+	assert_line $'mismatch: root:/latin1-\xe9\\x01: uid: the backup has 0, the folder 65534'
+	assert_output --partial "drill FAILED"
+	# The JUnit file is valid XML that carries every name.
+	run -0 echo "$junit"
+	assert_line --index 0 "backup drill web1	3	1"
+	assert_line --index 2 --partial 'root:/a<b&c"d'"'"'e: uid: the backup has 0, the folder 65534'
+	assert_line --index 2 --partial 'root:/latin1-\xe9\x01: gid: the backup has 0, the folder 65534'
+}
+
+@test "drill takes SRC as MACHINE:SLOT or an id, and refuses another machine's backup" {
+	echo one >"$T/src/v"
+	backup run -q web1
+	id=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	run -0 backup drill web1 web1:daily --json
+	[ "$(echo "$output" | json_field backup)" = "$id" ]
+	run -0 backup drill web1 "${id:0:10}" -q
+	define_machine web2 "$T/src"
+	backup enable -q web2
+	backup run -q web2
+	run -1 backup drill web1 web2
+	assert_output --partial "is of machine 'web2', not 'web1'"
+	run -1 backup drill web3
+	assert_output --partial "no backup 'web3'"
+}
+
+@test "drill usage errors are exit 2" {
+	run -2 backup drill
+	assert_output --partial "usage: backup drill MACHINE [SRC]"
+	run -2 backup drill web1 web1 extra
+	run -2 backup drill web1 --disk-format xfs
+	assert_output --partial "--disk-format is 'dir' or 'ext4', not 'xfs'"
+	run -2 backup drill 'bad/name'
+}
