@@ -164,6 +164,10 @@ _backup_value()
 		# may give these names other meanings.
 		[[ $cmd == schedule ]] && _backup_schedule_value "$1"
 		;;
+	--existing)
+		# "backup restore": a machine that exists (--new takes a new name).
+		[[ $cmd == restore ]] && _backup_add "$(_backup_machines)"
+		;;
 	esac
 }
 

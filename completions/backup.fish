@@ -192,6 +192,11 @@ function __backup_define_opt
                 set -a args -x -a 'dir ext4'
             case junit
                 set -a args -r -F
+            case existing
+                # "backup restore --existing" names a machine that exists
+                # (--new takes a new name).
+                set -a args -x
+                test "$cmd" = restore; and set -a args -a '(__backup_machines)'
             case window day print output
                 # Values of "backup schedule"; others may differ.
                 set -a args -x
