@@ -173,18 +173,123 @@ static void split_key(const char *name, char *section, size_t slen, char *sub, s
 	*key = dot2 + 1;
 }
 
+/*
+ * Where a key is set in a config file, "FILE:LINE", for messages: libgit2
+ * does not say. A small scan of the file's sections and keys; the last
+ * line that sets the key wins, as in git-config. Also notices a [disk] or
+ * [profile] section given twice, which git-config would merge silently.
+ */
+struct scan {
+	char key[320];
+	int line;
+};
+
+static void lower(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s += 'a' - 'A';
+}
+
+static int scan_file(const char *path, struct scan **out, size_t *nr, char **dup)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char section[128] = "", *line, *next;
+	struct scan *sc = NULL;
+	char **headers = NULL;
+	size_t n = 0, nh = 0, i;
+	int lineno = 0;
+
+	*out = NULL;
+	*nr = 0;
+	*dup = NULL;
+	if (strbuf_read_file(&sb, path) < 0)
+		return -1;
+	for (line = sb.buf; line && *line; line = next) {
+		char *p = line, *q;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		lineno++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '[' && (q = strchr(p, ']'))) {
+			char name[128] = "", sub[128] = "";
+			char *quote = memchr(p, '"', q - p);
+
+			if (quote) {
+				char *end = strrchr(quote + 1, '"');
+				snprintf(name, sizeof(name), "%.*s", (int)(quote - p - 1), p + 1);
+				while (*name && name[strlen(name) - 1] == ' ')
+					name[strlen(name) - 1] = '\0';
+				if (end && end > quote)
+					snprintf(sub, sizeof(sub), "%.*s", (int)(end - quote - 1), quote + 1);
+			} else {
+				snprintf(name, sizeof(name), "%.*s", (int)(q - p - 1), p + 1);
+			}
+			lower(name);
+			snprintf(section, sizeof(section), "%s%s%s", name, *sub ? "." : "", sub);
+			if (*sub && (!strcmp(name, "disk") || !strcmp(name, "profile"))) {
+				for (i = 0; i < nh && !*dup; i++)
+					if (!strcmp(headers[i], section))
+						*dup = xasprintf("%s:%d: %s '%s' is defined twice; give each %s one section",
+								 path, lineno, name, sub, name);
+				headers = xrealloc(headers, (nh + 1) * sizeof(*headers));
+				headers[nh++] = xstrdup(section);
+			}
+			continue;
+		}
+		if (!*section || *p == '#' || *p == ';' || !*p)
+			continue;
+		q = p;
+		while (*q && *q != '=' && *q != ' ' && *q != '\t')
+			q++;
+		sc = xrealloc(sc, (n + 1) * sizeof(*sc));
+		snprintf(sc[n].key, sizeof(sc[n].key), "%s.%.*s", section, (int)(q - p), p);
+		/* Lower-case the key part only: subsections keep their case. */
+		lower(sc[n].key + strlen(section));
+		sc[n].line = lineno;
+		n++;
+	}
+	for (i = 0; i < nh; i++)
+		free(headers[i]);
+	free(headers);
+	strbuf_release(&sb);
+	*out = sc;
+	*nr = n;
+	return 0;
+}
+
+/* "FILE:LINE" of key in m's file (or "FILE" when not found); static buffer. */
+static const char *where(const struct machine *m, const char *key)
+{
+	static char buf[4200];
+	size_t i;
+	int line = 0;
+
+	for (i = 0; i < m->nscan; i++)
+		if (!strcmp(m->scan[i].key, key))
+			line = m->scan[i].line;
+	if (line)
+		snprintf(buf, sizeof(buf), "%s:%d", m->path, line);
+	else
+		snprintf(buf, sizeof(buf), "%s", m->path);
+	return buf;
+}
+
 static int set_entry(struct machine *m, const git_config_entry *e)
 {
 	char section[32], sub[256];
 	const char *key, *v = e->value ? e->value : "";
 
 	if (!strchr(e->name, '.'))
-		return error("%s: unknown key '%s'; see backup.conf(5)", m->path, e->name);
+		return error("%s: unknown key '%s'; see backup.conf(5)", where(m, e->name), e->name);
 	split_key(e->name, section, sizeof(section), sub, sizeof(sub), &key);
 	if (!strcmp(section, "machine") && !*sub) {
 		if (!strcmp(key, "plan")) {
 			if (parse_size(v, &m->plan) < 0)
-				return error("%s: machine.plan '%s' is not a size; write it like 80G", m->path, v);
+				return error("%s: machine.plan '%s' is not a size; write it like 80G", where(m, e->name), v);
 			return 0;
 		}
 		if (!strcmp(key, "boot")) {
@@ -201,7 +306,7 @@ static int set_entry(struct machine *m, const git_config_entry *e)
 		struct disk *d;
 
 		if (!valid_name(sub))
-			return error("%s: disk label '%s' is not valid; use letters, digits, '_', '.', '-'", m->path, sub);
+			return error("%s: disk label '%s' is not valid; use letters, digits, '_', '.', '-'", where(m, e->name), sub);
 		d = get_disk(m, sub);
 		if (!strcmp(key, "source")) {
 			free(d->source);
@@ -210,7 +315,7 @@ static int set_entry(struct machine *m, const git_config_entry *e)
 		}
 		if (!strcmp(key, "size")) {
 			if (parse_size(v, &d->size) < 0)
-				return error("%s: disk.%s.size '%s' is not a size; write it like 25G", m->path, sub, v);
+				return error("%s: disk.%s.size '%s' is not a size; write it like 25G", where(m, e->name), sub, v);
 			return 0;
 		}
 		if (!strcmp(key, "filesystem")) {
@@ -220,7 +325,7 @@ static int set_entry(struct machine *m, const git_config_entry *e)
 		}
 		if (!strcmp(key, "mount")) {
 			if (v[0] != '/')
-				return error("%s: disk.%s.mount '%s' is not an absolute path", m->path, sub, v);
+				return error("%s: disk.%s.mount '%s' is not an absolute path", where(m, e->name), sub, v);
 			free(d->mount);
 			d->mount = xstrdup(v);
 			return 0;
@@ -230,11 +335,11 @@ static int set_entry(struct machine *m, const git_config_entry *e)
 		int i;
 
 		if (!valid_name(sub))
-			return error("%s: profile name '%s' is not valid; use letters, digits, '_', '.', '-'", m->path, sub);
+			return error("%s: profile name '%s' is not valid; use letters, digits, '_', '.', '-'", where(m, e->name), sub);
 		p = get_profile(m, sub);
 		if (!strcmp(key, "root")) {
 			if (device_index(v) < 0)
-				return error("%s: profile.%s.root '%s' is not a device sda..sdh", m->path, sub, v);
+				return error("%s: profile.%s.root '%s' is not a device sda..sdh", where(m, e->name), sub, v);
 			free(p->root);
 			p->root = xstrdup(v);
 			return 0;
@@ -261,7 +366,7 @@ static int set_entry(struct machine *m, const git_config_entry *e)
 			return 0;
 		}
 	}
-	return error("%s: unknown key '%s'; see backup.conf(5)", m->path, e->name);
+	return error("%s: unknown key '%s'; see backup.conf(5)", where(m, e->name), e->name);
 }
 
 static int validate(struct machine *m)
@@ -300,11 +405,17 @@ int machine_parse(struct machine **out, const char *name, const char *path)
 	git_config *cfg = NULL;
 	git_config_iterator *it = NULL;
 	git_config_entry *e;
+	char *dup = NULL;
 	int ret = -1, err;
 
 	*out = NULL;
 	m->name = xstrdup(name);
 	m->path = xstrdup(path);
+	if (scan_file(path, &m->scan, &m->nscan, &dup) == 0 && dup) {
+		error("%s", dup);
+		free(dup);
+		goto out;
+	}
 	if (git_config_open_ondisk(&cfg, path) < 0) {
 		error_git("malformed machine file");
 		goto out;
@@ -382,6 +493,7 @@ void machine_free(struct machine *m)
 	free(m->boot_command);
 	free(m->pre_hook);
 	free(m->post_hook);
+	free(m->scan);
 	free(m);
 }
 

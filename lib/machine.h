@@ -34,6 +34,8 @@ struct config {
 int config_load(struct config **out, const char *path, int required, const char *repo);
 void config_free(struct config *c);
 
+struct scan;
+
 struct disk {
 	char *label;
 	char *source;
@@ -62,6 +64,8 @@ struct machine {
 	size_t nexcludes;
 	char *pre_hook;
 	char *post_hook;
+	struct scan *scan;		/* where each key is set, for messages */
+	size_t nscan;
 };
 
 /* 1 if name may name a machine, a disk or a profile: [A-Za-z0-9_.-], not

@@ -164,3 +164,19 @@ setup() { setup_repo web1; }
 	run backup run web1
 	refute_output --partial "MiB/s"
 }
+
+@test "a bad machine file is named with its line, and a disk given twice is refused" {
+	printf '[machine]\n\tplan = 10G\n\n# a comment\n[disk "root"]\n\tsource = /tmp\n\tsize = lots\n' >"$MACHINES/web1.conf"
+	run -1 backup run web1
+	assert_output "backup: $MACHINES/web1.conf:7: disk.root.size 'lots' is not a size; write it like 25G"
+	printf '[machine]\n\tplan = 10G\n[disk "root"]\n\tsource = /tmp\n[disk "root"]\n\tsize = 1G\n' >"$MACHINES/web1.conf"
+	run -1 backup run web1
+	assert_output --partial "web1.conf:5: disk 'root' is defined twice"
+	printf '[machine]\n\tplan = 10G\n[disk "root"]\n\tsource = /tmp\n\tcolour = red\n' >"$MACHINES/web1.conf"
+	run -1 backup run web1
+	assert_output --partial "web1.conf:5: unknown key 'disk.root.colour'"
+	printf '[machine]\n\tplan = 10G\n[disk "root"\n' >"$MACHINES/web1.conf"
+	run -1 backup run web1
+	assert_output --partial "web1.conf:3"
+	[ -z "$(ls "$REPO/objects/pack")" ]
+}
