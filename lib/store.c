@@ -12,7 +12,7 @@
 #include "usage.h"
 
 #define PACK_MAX_BYTES ((size_t)256 << 20)
-#define ZSTD_LEVEL 3
+#define ZSTD_LEVEL 2
 #define ZSTD_FAST_LEVEL (-20)
 /* A blob larger than this is refused on read as damage: chunks are <= 4 MiB
  * and metadata blobs hold one record per directory entry. */
