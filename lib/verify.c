@@ -378,7 +378,8 @@ static void compare_meta(struct verifier *v, const struct meta *m, const struct 
 	if (S_ISREG(m->mode) && m->size != (uint64_t)st->st_size)
 		report_at(v, "size", "the backup has %llu bytes, the folder %llu", (unsigned long long)m->size,
 			  (unsigned long long)st->st_size);
-	if (m->mtime.tv_sec != st->st_mtim.tv_sec || m->mtime.tv_nsec != st->st_mtim.tv_nsec)
+	if (m->mtime.tv_sec != st->st_mtim.tv_sec ||
+	    (!v->out->whole_seconds && m->mtime.tv_nsec != st->st_mtim.tv_nsec))
 		report_at(v, "mtime", "the backup has %s, the folder %s", format_ns(a, sizeof(a), &m->mtime),
 			  format_ns(b, sizeof(b), &st->st_mtim));
 	if ((S_ISCHR(m->mode) || S_ISBLK(m->mode)) && m->rdev != (uint64_t)st->st_rdev)
@@ -465,6 +466,8 @@ static void check_links(struct verifier *v)
 {
 	size_t i, j, k;
 
+	if (!v->nlinks)
+		return;
 	qsort(v->links, v->nlinks, sizeof(*v->links), by_backup);
 	for (i = 0; i < v->nlinks; i = j) {
 		int split = 0;

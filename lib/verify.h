@@ -67,6 +67,11 @@ struct verify_report {
 	/* Called once per difference; may be NULL. */
 	void (*mismatch)(const struct verify_mismatch *m, void *data);
 	void *data;
+	/*
+	 * Set by the caller: compare times to the second only, for a folder
+	 * that cannot hold more (an ext4 image made by mke2fs -d, diskimg.h).
+	 */
+	int whole_seconds;
 };
 
 /*
