@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "proc.h"
 #include "profile.h"
 #include "usage.h"
 
@@ -74,30 +75,15 @@ static int list_profiles(const struct machine *m, struct ctx *ctx)
  */
 static int run_boot_command(const char *cmd, const struct profile_layout *l, int json)
 {
-	pid_t pid;
-	int st;
+	char *env[4] = { xasprintf("BACKUP_MACHINE=%s", l->machine->name),
+			 xasprintf("BACKUP_PROFILE=%s", l->profile->name),
+			 xasprintf("BACKUP_ROOT=%s", l->root->source), NULL };
+	int ret = proc_shell("bootCommand", cmd, (const char *const *)env, json);
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0)
-		return error("cannot run the bootCommand of '%s': %s", l->machine->name, strerror(errno));
-	if (pid == 0) {
-		setenv("BACKUP_MACHINE", l->machine->name, 1);
-		setenv("BACKUP_PROFILE", l->profile->name, 1);
-		setenv("BACKUP_ROOT", l->root->source, 1);
-		if (json)
-			dup2(STDERR_FILENO, STDOUT_FILENO);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		fprintf(stderr, "backup: cannot run /bin/sh: %s\n", strerror(errno));
-		_exit(127);
-	}
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return error("cannot wait for the bootCommand of '%s': %s", l->machine->name, strerror(errno));
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	free(env[0]);
+	free(env[1]);
+	free(env[2]);
+	return ret;
 }
 
 /*

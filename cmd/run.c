@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "proc.h"
 #include "schedule.h"
 #include "service.h"
 #include "slots.h"
@@ -27,26 +28,17 @@ struct run_opts {
 	long wait;
 };
 
-/* Runs a hook with /bin/sh; returns its exit status, or -1 if it could not run. */
+/* Runs a hook (proc.h: a minimal environment plus BACKUP_*); returns its exit status. */
 static int run_hook(const char *what, const char *cmd, const char *machine, const char *kind, int status)
 {
-	char buf[16];
-	int st;
+	char *env[4] = { xasprintf("BACKUP_MACHINE=%s", machine), xasprintf("BACKUP_KIND=%s", kind),
+			 status >= 0 ? xasprintf("BACKUP_STATUS=%d", status) : NULL, NULL };
+	int ret = proc_shell(what, cmd, (const char *const *)env, 0);
 
-	setenv("BACKUP_MACHINE", machine, 1);
-	setenv("BACKUP_KIND", kind, 1);
-	if (status >= 0) {
-		snprintf(buf, sizeof(buf), "%d", status);
-		setenv("BACKUP_STATUS", buf, 1);
-	}
-	fflush(stdout);
-	st = system(cmd);
-	unsetenv("BACKUP_STATUS");
-	if (st == -1)
-		return error("cannot run the %s '%s': %s", what, cmd, strerror(errno));
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	free(env[0]);
+	free(env[1]);
+	free(env[2]);
+	return ret;
 }
 
 static void add_json_result(struct strbuf *js, const struct backup_info *b, const char *slot,

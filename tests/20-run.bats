@@ -180,3 +180,14 @@ setup() { setup_repo web1; }
 	assert_output --partial "web1.conf:3"
 	[ -z "$(ls "$REPO/objects/pack")" ]
 }
+
+@test "hooks run in the documented environment only" {
+	define_machine web1 "$T/src" "[backup]" "	preHook = env > $T/hook-env"
+	SECRET_TOKEN=hunter2 TZ=Europe/Paris backup run -q web1
+	grep -qx "BACKUP_MACHINE=web1" "$T/hook-env"
+	grep -qx "BACKUP_KIND=automatic" "$T/hook-env"
+	grep -qx "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$T/hook-env"
+	grep -qx "TZ=Europe/Paris" "$T/hook-env"
+	! grep -q SECRET_TOKEN "$T/hook-env"
+	! grep -q BACKUP_CONFIG "$T/hook-env"
+}
