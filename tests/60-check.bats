@@ -99,3 +99,24 @@ PY
 	run backup check --repair-index --read-data
 	assert_success
 }
+
+@test "check --read-data catches a flipped byte anywhere in packs, indexes and dedup indexes" {
+	make_torture_tree "$T/src"
+	rm -f "$T/src/sparse" "$T/src/random3m"
+	backup run -q web1
+	cp -a "$REPO" "$T/repo.orig"
+	for f in $(cd "$REPO" && ls objects/pack/*.pack objects/pack/*.idx backup/dedup/*.sdx); do
+		size=$(stat -c %s "$REPO/$f")
+		for pos in $(python3 -c "import random; random.seed('$f'); print(*sorted(random.sample(range($size), min(8, $size))))"); do
+			rm -rf "$REPO" && cp -a "$T/repo.orig" "$REPO"
+			chmod u+w "$REPO/$f"
+			python3 -c "
+import sys
+p, i = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, 'rb').read()); b[i] ^= 0x10; open(p, 'wb').write(b)" "$REPO/$f" "$pos"
+			run backup check --read-data
+			[ "$status" = 1 ] || fail "a flipped byte at $pos of $f went unnoticed: $output"
+			assert_output --partial "damaged"
+		done
+	done
+}
