@@ -217,6 +217,8 @@ static int parse_profile(struct machine *m, char *rest)
 	p->name = xstrdup(tok);
 	while ((tok = strtok_r(NULL, " ", &save))) {
 		if (!strncmp(tok, "root=", 5)) {
+			if (p->root)
+				return -1;	/* given twice: damage */
 			if (strcmp(tok + 5, "-"))
 				p->root = xstrdup(tok + 5);
 		} else if (tok[0] == 's' && tok[1] == 'd' && tok[2] >= 'a' && tok[2] < 'a' + NDEVICES &&

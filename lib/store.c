@@ -42,12 +42,13 @@ struct store {
 	pthread_cond_t finished;
 };
 
-static __thread ZSTD_CCtx *cctx;
+static __thread ZSTD_CCtx *cctx, *probe;
 
 void store_thread_done(void)
 {
 	ZSTD_freeCCtx(cctx);
-	cctx = NULL;
+	ZSTD_freeCCtx(probe);
+	cctx = probe = NULL;
 }
 
 int store_open(struct store **out, struct repo *r)
@@ -208,7 +209,6 @@ static int add_locked(struct store *s, struct stream *st, enum pack_type type,
  */
 static int compression_level(const void *data, size_t len, void *out, size_t cap)
 {
-	static __thread ZSTD_CCtx *probe;
 	const size_t sample = 16 << 10;
 	size_t n, i;
 

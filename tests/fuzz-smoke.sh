@@ -20,7 +20,7 @@ for t in "$@"; do
 		".fuzz/$t" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
 			-artifact_prefix=".fuzz/$t-" "$corpus" >"$log" 2>&1 || ok=0
 	fi
-	runs=$(grep -o 'Done [0-9]* runs' "$log" | tail -1)
+	runs=$(grep -ao 'Done [0-9]* runs' "$log" | tail -1)
 	if [ $ok = 1 ]; then
 		echo "ok - fuzz $t: ${runs:-done} in ${seconds}s"
 	else
