@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,6 +72,53 @@ static int make_disk(struct ctx *ctx, const struct backup_info *b, const struct 
 	return r < 0 ? EXIT_ERROR : EXIT_OK;
 }
 
+#define RESTORING ".restoring"
+
+/* Creates HOME/.restoring and holds a lock on it; returns its fd. */
+static int mark_restoring(const char *home)
+{
+	char *path = xasprintf("%s/" RESTORING, home);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		error("cannot create '%s': %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	free(path);
+	return fd;
+}
+
+static void unmark_restoring(const char *home, int fd)
+{
+	char *path = xasprintf("%s/" RESTORING, home);
+
+	unlink(path);
+	free(path);
+	close(fd);
+}
+
+/*
+ * A machine folder with an unlocked .restoring in it is what a killed
+ * restore left (the machine file is written last, so NAME was never
+ * defined): remove it. Returns -1 when home is anything else.
+ */
+static int clear_abandoned(const char *home)
+{
+	char *path = xasprintf("%s/" RESTORING, home);
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW), ret = -1;
+
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		warning("removing '%s', left by a restore that was interrupted", home);
+		ret = remove_tree(home) < 0 ? error("cannot remove '%s': %s", home, strerror(errno)) : 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return ret;
+}
+
 static int restore_new(struct ctx *ctx, struct backup_info *b, const char *name, int ext4)
 {
 	struct config *c = ctx->cfg;
@@ -82,7 +130,7 @@ static int restore_new(struct ctx *ctx, struct backup_info *b, const char *name,
 	uint64_t required = 0;
 	struct stat sb;
 	size_t i;
-	int ret = EXIT_ERROR, made = 0;
+	int ret = EXIT_ERROR, made = 0, lockfd = -1;
 
 	if (!valid_name(name)) {
 		error("'%s' is not a valid machine name; use letters, digits, '_', '.', '-'", name);
@@ -92,7 +140,7 @@ static int restore_new(struct ctx *ctx, struct backup_info *b, const char *name,
 		error("machine '%s' already exists ('%s'); choose another name or use --existing", name, conf);
 		goto out;
 	}
-	if (stat(home, &sb) == 0) {
+	if (stat(home, &sb) == 0 && clear_abandoned(home) < 0) {
 		error("'%s' already exists; remove it or choose another name", home);
 		goto out;
 	}
@@ -101,6 +149,11 @@ static int restore_new(struct ctx *ctx, struct backup_info *b, const char *name,
 		goto out;
 	}
 	made = 1;
+	/* Held until the machine file is written: a restore killed before
+	 * leaves it unlocked, and the next restore of NAME clears the folder. */
+	lockfd = mark_restoring(home);
+	if (lockfd < 0)
+		goto out;
 	if (mkdir(disks, 0700) < 0) {
 		error("cannot create '%s': %s", disks, strerror(errno));
 		goto out;
@@ -137,6 +190,8 @@ static int restore_new(struct ctx *ctx, struct backup_info *b, const char *name,
 	if (machine_write(m, conf) < 0)
 		goto out;
 	made = 0;
+	unmark_restoring(home, lockfd);
+	lockfd = -1;
 	ret = EXIT_OK;
 	if (ctx->json) {
 		strbuf_addf(&js, "{\"backup\":\"%s\",\"machine\":", b->hex);
@@ -163,6 +218,8 @@ static int restore_new(struct ctx *ctx, struct backup_info *b, const char *name,
 out:
 	if (made)
 		remove_tree(home);
+	if (lockfd >= 0)
+		close(lockfd);
 	strbuf_release(&js);
 	free(conf);
 	free(home);

@@ -27,7 +27,7 @@ setup() {
 
 count_steps() {
 	rm -f "$T/count"
-	FAULT_DIR=$REPO FAULT_COUNT=$T/count LD_PRELOAD=$SHIM "$BK" "$@" >/dev/null 2>&1 || true
+	FAULT_DIR=${FAULT_DIR:-$REPO} FAULT_COUNT=$T/count LD_PRELOAD=$SHIM "$BK" "$@" >/dev/null 2>&1 || true
 	cat "$T/count"
 }
 
@@ -113,4 +113,26 @@ make_garbage() {
 		assert_recovers "kill at step $n/$total of cancel" rotate
 	done
 	echo "# kill: $total steps of 'cancel', every ${stride}th covered" >&3
+}
+
+@test "a crash at any durable step of restore --new: never a half-made machine, and the next restore works" {
+	total=$(FAULT_DIR=$T/m count_steps restore web1:snapshot --new r1)
+	rm -rf "$MROOT/r1" "$MACHINES/r1.conf"
+	[ "$total" -gt 3 ] || fail "only $total steps counted"
+	stride=${FAULT_STRIDE:-$(( (total + 11) / 12 ))}
+	for n in $(seq 1 "$stride" "$total") "$total"; do
+		rm -rf "$MROOT/r1" "$MACHINES/r1.conf"
+		FAULT_DIR=$T/m FAULT_AT=$n LD_PRELOAD=$SHIM "$BK" -q restore web1:snapshot --new r1 >/dev/null 2>&1 || true
+		if [ -e "$MACHINES/r1.conf" ]; then
+			# Defined means complete.
+			run tree_diff "$T/kept" "$MROOT/r1/disks/root"
+			[ -z "$output" ] || fail "step $n/$total: r1 is defined but differs: $output"
+			continue
+		fi
+		run backup restore web1:snapshot --new r1
+		[ "$status" = 0 ] || fail "step $n/$total: the next restore failed: $output"
+		run tree_diff "$T/kept" "$MROOT/r1/disks/root"
+		[ -z "$output" ] || fail "step $n/$total: the next restore differs: $output"
+	done
+	echo "# kill: $total steps of 'restore --new', every ${stride}th covered" >&3
 }
