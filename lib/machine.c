@@ -180,7 +180,7 @@ static void split_key(const char *name, char *section, size_t slen, char *sub, s
  * [profile] section given twice, which git-config would merge silently.
  */
 struct scan {
-	char key[320];
+	char key[448];
 	int line;
 };
 
@@ -194,7 +194,7 @@ static void lower(char *s)
 static int scan_file(const char *path, struct scan **out, size_t *nr, char **dup)
 {
 	struct strbuf sb = STRBUF_INIT;
-	char section[128] = "", *line, *next;
+	char section[300] = "", *line, *next;
 	struct scan *sc = NULL;
 	char **headers = NULL;
 	size_t n = 0, nh = 0, i;
