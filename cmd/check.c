@@ -30,22 +30,6 @@ struct checker {
 	struct strbuf json;		/* the damaged list, for --json */
 };
 
-static int seen(struct dedup *set, const unsigned char *oid)
-{
-	unsigned char key[SHA256_LEN] = { 0 }, dummy[SHA1_LEN];
-
-	memcpy(key, oid, SHA1_LEN);
-	return dedup_lookup(set, key, dummy);
-}
-
-static void mark(struct dedup *set, const unsigned char *oid)
-{
-	unsigned char key[SHA256_LEN] = { 0 };
-
-	memcpy(key, oid, SHA1_LEN);
-	dedup_insert(set, key, oid);
-}
-
 static void report(struct checker *c, const unsigned char *oid, const char *what)
 {
 	char hex[2 * SHA1_LEN + 1];
@@ -53,7 +37,7 @@ static void report(struct checker *c, const unsigned char *oid, const char *what
 
 	hex_encode(hex, oid, SHA1_LEN);
 	c->damaged++;
-	mark(c->bad, oid);
+	dedup_add_oid(c->bad, oid);
 	fprintf(stderr, "backup: damaged: %s %s (%s) in backup %s of '%s' (",
 		what, hex, c->path.len ? c->path.buf : "/", c->backup->hex, c->backup->machine);
 	for (i = 0; i < c->backup->nslots; i++)
@@ -75,11 +59,11 @@ static int check_blob(struct checker *c, const unsigned char *oid, const char *w
 	git_oid id;
 	int ok;
 
-	if (seen(c->bad, oid)) {
+	if (dedup_has_oid(c->bad, oid)) {
 		report(c, oid, what);
 		return -1;
 	}
-	if (seen(c->seen, oid))
+	if (dedup_has_oid(c->seen, oid))
 		return 0;
 	memcpy(id.id, oid, SHA1_LEN);
 	if (c->read_data) {
@@ -110,7 +94,7 @@ static int check_blob(struct checker *c, const unsigned char *oid, const char *w
 		report(c, oid, what);
 		return -1;
 	}
-	mark(c->seen, oid);
+	dedup_add_oid(c->seen, oid);
 	return 0;
 }
 
@@ -123,11 +107,11 @@ static void check_dir(struct checker *c, const unsigned char *oid)
 	const git_tree_entry *te;
 	git_oid id;
 
-	if (seen(c->seen, oid))
+	if (dedup_has_oid(c->seen, oid))
 		return;
 	memcpy(id.id, oid, SHA1_LEN);
 	c->objects++;
-	if (seen(c->bad, oid) || git_tree_lookup(&t, c->repo->git, &id) < 0) {
+	if (dedup_has_oid(c->bad, oid) || git_tree_lookup(&t, c->repo->git, &id) < 0) {
 		report(c, oid, "tree");
 		return;
 	}
@@ -170,8 +154,8 @@ static void check_dir(struct checker *c, const unsigned char *oid)
 		}
 		strbuf_setlen(&c->path, plen);
 	}
-	if (!seen(c->bad, oid))
-		mark(c->seen, oid);
+	if (!dedup_has_oid(c->bad, oid))
+		dedup_add_oid(c->seen, oid);
 out:
 	meta_free_array(m, n);
 	git_tree_free(t);

@@ -83,6 +83,22 @@ int dedup_lookup(const struct dedup *d, const unsigned char key[SHA256_LEN],
 	}
 }
 
+int dedup_has_oid(const struct dedup *d, const unsigned char oid[SHA1_LEN])
+{
+	unsigned char key[SHA256_LEN] = { 0 }, v[SHA1_LEN];
+
+	memcpy(key, oid, SHA1_LEN);
+	return dedup_lookup(d, key, v);
+}
+
+void dedup_add_oid(struct dedup *d, const unsigned char oid[SHA1_LEN])
+{
+	unsigned char key[SHA256_LEN] = { 0 };
+
+	memcpy(key, oid, SHA1_LEN);
+	dedup_insert(d, key, oid);
+}
+
 size_t dedup_count(const struct dedup *d)
 {
 	return d->count;

@@ -45,6 +45,13 @@ int dedup_lookup(const struct dedup *d, const unsigned char key[SHA256_LEN],
 void dedup_insert(struct dedup *d, const unsigned char key[SHA256_LEN],
 		  const unsigned char oid[SHA1_LEN]);
 
+/*
+ * The same table as a set of object ids (keyed by the zero-padded id), for
+ * the walks that must visit each object once: reclamation's mark, check.
+ */
+int dedup_has_oid(const struct dedup *d, const unsigned char oid[SHA1_LEN]);
+void dedup_add_oid(struct dedup *d, const unsigned char oid[SHA1_LEN]);
+
 /* Writes dir/PACKNAME.sdx durably from entries (sorted here). */
 int dedup_write_sidecar(const char *dir, const char *packname,
 			struct dedup_entry *entries, size_t nr);

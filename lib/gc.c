@@ -19,35 +19,18 @@
 
 #define GC_PACK_MAX ((size_t)48 << 20)
 
-/* A set of object ids, on the dedup table (ids zero-padded to keys). */
-static int set_has(struct dedup *set, const unsigned char *oid)
-{
-	unsigned char key[SHA256_LEN] = { 0 }, v[SHA1_LEN];
-
-	memcpy(key, oid, SHA1_LEN);
-	return dedup_lookup(set, key, v);
-}
-
-static void set_add(struct dedup *set, const unsigned char *oid)
-{
-	unsigned char key[SHA256_LEN] = { 0 };
-
-	memcpy(key, oid, SHA1_LEN);
-	dedup_insert(set, key, oid);
-}
-
 static int mark_tree(struct repo *r, struct dedup *live, const git_oid *id)
 {
 	git_tree *t = NULL;
 	size_t i, n;
 	int ret = 0;
 
-	if (set_has(live, id->id))
+	if (dedup_has_oid(live, id->id))
 		return 0;
 	if (git_tree_lookup(&t, r->git, id) < 0)
 		return error("tree %s of a kept backup cannot be read; run 'backup check' before reclaiming space",
 			     git_oid_tostr_s(id));
-	set_add(live, id->id);
+	dedup_add_oid(live, id->id);
 	n = git_tree_entrycount(t);
 	for (i = 0; i < n && !ret; i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(t, i);
@@ -55,7 +38,7 @@ static int mark_tree(struct repo *r, struct dedup *live, const git_oid *id)
 		if (git_tree_entry_type(e) == GIT_OBJECT_TREE)
 			ret = mark_tree(r, live, git_tree_entry_id(e));
 		else
-			set_add(live, git_tree_entry_id(e)->id);
+			dedup_add_oid(live, git_tree_entry_id(e)->id);
 	}
 	git_tree_free(t);
 	return ret;
@@ -75,14 +58,14 @@ static int mark(struct repo *r, struct dedup *live, struct dedup *drop)
 		git_commit *c = NULL;
 
 		if (git_reference_resolve(&res, ref) == 0 && git_reference_target(res) &&
-		    !set_has(drop, git_reference_target(res)->id)) {
+		    !dedup_has_oid(drop, git_reference_target(res)->id)) {
 			const git_oid *id = git_reference_target(res);
 
 			if (git_commit_lookup(&c, r->git, id) < 0) {
 				ret = error("ref '%s' names an unreadable commit; run 'backup check' before reclaiming space",
 					    git_reference_name(ref));
 			} else {
-				set_add(live, id->id);
+				dedup_add_oid(live, id->id);
 				ret = mark_tree(r, live, git_commit_tree_id(c));
 			}
 		}
@@ -128,7 +111,7 @@ static int prune_reflogs(struct repo *r, struct dedup *live, int dry_run, size_t
 			const git_reflog_entry *e = git_reflog_entry_byindex(log, k);
 			const char *msg = git_reflog_entry_message(e);
 
-			if (!set_has(live, git_reflog_entry_id_new(e)->id))
+			if (!dedup_has_oid(live, git_reflog_entry_id_new(e)->id))
 				continue;
 			ids[m] = *git_reflog_entry_id_new(e);
 			git_signature_dup(&sigs[m], git_reflog_entry_committer(e));
@@ -226,7 +209,7 @@ static int copy_live(struct rewriter *w, const char *pack_path, const struct pac
 		uint64_t start = idx->offset[i], stop = k + 1 < idx->nr ? idx->offset[order[k + 1]] : end;
 		int type;
 
-		if (!set_has(live, oid))
+		if (!dedup_has_oid(live, oid))
 			continue;
 		if (stop <= start || stop - start > ((uint64_t)1 << 32)) {
 			ret = error("pack '%s' is damaged near object %zu; run 'backup check --read-data'", pack_path, i);
@@ -291,7 +274,7 @@ static uint64_t dead_bytes(const struct packidx *idx, struct dedup *live, uint64
 		size_t i = order[k];
 		uint64_t stop = k + 1 < idx->nr ? idx->offset[order[k + 1]] : pack_size - SHA1_LEN;
 
-		if (!set_has(live, idx->oids + i * SHA1_LEN) && stop > idx->offset[i])
+		if (!dedup_has_oid(live, idx->oids + i * SHA1_LEN) && stop > idx->offset[i])
 			sum += stop - idx->offset[i];
 	}
 	free(order);
@@ -370,7 +353,7 @@ int gc_run(struct repo *r, int dry_run, const unsigned char (*drop)[SHA1_LEN], s
 	dedup_load(&live, NULL, NULL);
 	dedup_load(&dropset, NULL, NULL);
 	for (i = 0; i < ndrop; i++)
-		set_add(dropset, drop[i]);
+		dedup_add_oid(dropset, drop[i]);
 	if (mark(r, live, dropset) < 0)
 		goto out;
 	if (!dry_run) {
@@ -416,7 +399,7 @@ int gc_run(struct repo *r, int dry_run, const unsigned char (*drop)[SHA1_LEN], s
 			goto out;
 		}
 		for (k = 0; k < idx.nr; k++)
-			if (set_has(live, idx.oids + k * SHA1_LEN))
+			if (dedup_has_oid(live, idx.oids + k * SHA1_LEN))
 				nlive++;
 		st->live_objects += nlive;
 		st->dead_objects += idx.nr - nlive;

@@ -296,18 +296,16 @@ int store_put_meta_blob(struct store *s, const void *data, size_t len, unsigned 
 int store_put_object(struct store *s, enum pack_type type, const void *data, size_t len,
 		     unsigned char oid[SHA1_LEN])
 {
-	unsigned char key[SHA256_LEN] = { 0 }, dummy[SHA1_LEN];
 	git_oid id;
 	int ret = 0;
 
 	object_id(type == PACK_TREE ? "tree" : "commit", data, len, oid);
-	memcpy(key, oid, SHA1_LEN);
 	memcpy(id.id, oid, SHA1_LEN);
 	pthread_mutex_lock(&s->lock);
-	if (dedup_lookup(s->written, key, dummy) ||
+	if (dedup_has_oid(s->written, oid) ||
 	    git_odb_exists_ext(s->repo->odb, &id, GIT_ODB_LOOKUP_NO_REFRESH))
 		goto out;
-	dedup_insert(s->written, key, oid);
+	dedup_add_oid(s->written, oid);
 	s->stats.objects_new++;
 	s->stats.bytes_new += len;
 	ret = add_locked(s, &s->meta, type, oid, data, len);
