@@ -229,7 +229,7 @@ static void check_content(struct verifier *v, int fd, const git_tree_entry *te, 
 			  git_object_type2string(git_tree_entry_type(te)));
 		return;
 	}
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && !interrupted; i++) {
 		const git_tree_entry *c = chunks ? git_tree_entry_byindex(chunks, i) : te;
 		int err;
 
@@ -249,7 +249,9 @@ static void check_content(struct verifier *v, int fd, const git_tree_entry *te, 
 			differs = 1;
 		off += v->blob.len;
 	}
-	if (off != m->size) {
+	if (interrupted) {
+		goto out;
+	} else if (off != m->size) {
 		report_at(v, "damaged", "the backup's data holds %llu bytes, its record says %llu",
 			  (unsigned long long)off, (unsigned long long)m->size);
 	} else if (!differs) {
@@ -697,7 +699,7 @@ static void verify_dir(struct verifier *v, int dfd, const unsigned char oid[SHA1
 		}
 	}
 	/* Both lists are in byte order: walk them together. */
-	while (i < n || j < nnames) {
+	while ((i < n || j < nnames) && !interrupted) {
 		int c = i == n ? 1 : j == nnames ? -1 : strcmp(m[i].name, names[j]);
 		const char *name = c > 0 ? names[j] : m[i].name;
 

@@ -20,6 +20,8 @@
  *
  * Nothing is printed: each difference goes to the report's callback, in
  * the order of the walk (a folder's entries in byte order of their names).
+ * The walk stops early when interrupted is set (usage.h); the caller, who
+ * installed the handler, then knows the report is incomplete.
  */
 #ifndef VERIFY_H
 #define VERIFY_H

@@ -170,3 +170,82 @@ PY
 	assert_output --partial "--disk-format is 'dir' or 'ext4', not 'xfs'"
 	run -2 backup drill 'bad/name'
 }
+
+# Skips the test when this host cannot loop-mount an image (not root, no
+# loop devices): an ext4 drill verifies its images through a mount.
+skip_without_loop_mount() {
+	case $output in
+	*"cannot mount the image"*) skip "no loop mounts here" ;;
+	esac
+}
+
+@test "drill --disk-format ext4 verifies the images through the kernel's ext4" {
+	make_torture_tree "$T/src"
+	backup run -q web1
+	run backup drill web1 --disk-format ext4 --json
+	skip_without_loop_mount
+	assert_success
+	echo "$output" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["ok"] is True and d["disk_format"] == "ext4" and d["mtime_precision"] == "second", d
+assert d["files"] == 19 and d["mismatch_count"] == 0
+[disk] = d["disks"]
+assert disk["path"] == d["scratch"] + "/disks/root.img", disk
+'
+	[ -z "$(ls -A "$MROOT")" ]
+	! grep -qF "$MROOT" /proc/mounts
+	run -0 backup drill web1 --disk-format ext4 --keep
+	assert_output --partial "mtimes are compared to the second"
+	scratch=$(ls -d "$MROOT"/.drill-web1-*)
+	# Unmounted, and an image e2fsck accepts, of the recorded size.
+	! grep -qF "$MROOT" /proc/mounts
+	e2fsck -fn "$scratch/disks/root.img"
+	[ "$(stat -c %s "$scratch/disks/root.img")" = 1073741824 ]
+	[ "$(git config -f "$scratch/web1.conf" disk.root.source)" = "$scratch/disks/root.img" ]
+}
+
+@test "drill --disk-format ext4 of a damaged backup names the damaged file" {
+	head -c 3000000 /dev/urandom >"$T/src/data"
+	echo fine >"$T/src/fine"
+	backup run -q web1
+	pack=$(ls -S "$REPO"/objects/pack/*.pack | head -1)
+	chmod u+w "$pack"
+	python3 - "$pack" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[len(b) // 2] ^= 0x40
+open(p, 'wb').write(b)
+PY
+	run -1 backup drill web1 --disk-format ext4 --junit "$T/drill.xml"
+	assert_line "mismatch: root:/: restore: 1 file could not be restored, so no image was made"
+	assert_line --regexp "^mismatch: root:/data: damaged: .*in the repository is damaged"
+	[ -z "$(ls -A "$MROOT")" ]
+	run -0 junit_summary "$T/drill.xml"
+	assert_line --index 0 "backup drill web1	3	2"
+	assert_line --index 1 --partial "restore disk root	root:/: restore: "
+	assert_line --index 2 --partial "verify disk root	root:/data: damaged: "
+}
+
+@test "an interrupted drill stops, removes its scratch machine and exits 130" {
+	for i in $(seq 1 100); do head -c 1048576 /dev/urandom >"$T/src/f$i"; done
+	backup run -q web1
+	for sig in TERM INT; do
+		# Not through the function: $! must be the process itself.
+		$EXEC_PREFIX "$BK" drill web1 >"$T/out" 2>&1 &
+		pid=$!
+		for i in $(seq 1 1000); do
+			compgen -G "$MROOT/.drill-web1-*" >/dev/null && break
+			sleep 0.01
+		done
+		kill -s "$sig" "$pid"
+		rc=0
+		wait "$pid" || rc=$?
+		[ "$rc" = 130 ]
+		run cat "$T/out"
+		assert_output --partial "interrupted: the drill of 'web1' did not finish"
+		refute_output --partial "drill passed"
+		[ -z "$(ls -A "$MROOT")" ]
+	done
+}
