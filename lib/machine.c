@@ -176,8 +176,8 @@ static void split_key(const char *name, char *section, size_t slen, char *sub, s
 /*
  * Where a key is set in a config file, "FILE:LINE", for messages: libgit2
  * does not say. A small scan of the file's sections and keys; the last
- * line that sets the key wins, as in git-config. Also notices a [disk] or
- * [profile] section given twice, which git-config would merge silently.
+ * line that sets the key wins, as in git-config. Also notices a [disk]
+ * section given twice, which git-config would merge silently.
  */
 struct scan {
 	char key[448];
@@ -230,7 +230,9 @@ static int scan_file(const char *path, struct scan **out, size_t *nr, char **dup
 			}
 			lower(name);
 			snprintf(section, sizeof(section), "%s%s%s", name, *sub ? "." : "", sub);
-			if (*sub && (!strcmp(name, "disk") || !strcmp(name, "profile"))) {
+			/* Two sections of one disk would merge two disks into one;
+			 * a profile may be given in parts. */
+			if (*sub && !strcmp(name, "disk")) {
 				for (i = 0; i < nh && !*dup; i++)
 					if (!strcmp(headers[i], section))
 						*dup = xasprintf("%s:%d: %s '%s' is defined twice; give each %s one section",
