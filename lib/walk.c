@@ -862,13 +862,16 @@ int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char
 	pthread_mutex_unlock(&w.lock);
 	for (i = 0; i < w.nthreads; i++)
 		pthread_join(w.threads[i], NULL);
-	/* On failure, directories may still be queued. */
+	/* On failure, directories may still be queued (the root among them:
+	 * look before they are freed). */
+	int root_out = root && root->dequeued;
+
 	while (w.dhead) {
 		struct pdir *d = w.dhead;
 		w.dhead = d->next;
 		free_pdir(d);
 	}
-	if (root && root->dequeued)
+	if (root_out)
 		free_pdir(root);
 	free(w.threads);
 	free(w.buf);

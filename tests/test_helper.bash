@@ -3,6 +3,8 @@ bats_require_minimum_version 1.5.0
 # repository per test, and `backup` run through $EXEC_PREFIX so the whole
 # suite can run under valgrind or a sanitizer build.
 export LC_ALL=C TZ=UTC
+# faketime and the fault injector are LD_PRELOADed: let a sanitizer build run under them.
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 export HOME=$BATS_TEST_TMPDIR
 BK=${BK:-$BATS_TEST_DIRNAME/../backup}
 BK=$(cd "$(dirname "$BK")" && pwd)/$(basename "$BK")
