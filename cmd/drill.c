@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "proc.h"
 #include "diskimg.h"
 #include "fsutil.h"
 #include "restore.h"
@@ -203,61 +204,6 @@ static void print_problems(struct drill *d, size_t from)
 	fflush(stdout);
 }
 
-/*
- * Runs the system tool argv[0] (from PATH, else /usr/sbin or /sbin) with its
- * output collected in out. Returns its exit status, 127 when it could not
- * be run, or -1 after printing the reason.
- */
-static int run_tool(const char *const *argv, struct strbuf *out)
-{
-	int res[2], st;
-	char buf[4096];
-	ssize_t n;
-	pid_t pid;
-
-	if (pipe2(res, O_CLOEXEC) < 0)
-		return error("cannot run %s: %s", argv[0], strerror(errno));
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		close(res[0]);
-		close(res[1]);
-		return error("cannot run %s: %s", argv[0], strerror(errno));
-	}
-	if (pid == 0) {
-		static const char *const dirs[] = { "/usr/sbin/", "/sbin/" };
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		size_t i;
-
-		dup2(null, STDIN_FILENO);
-		dup2(res[1], STDOUT_FILENO);
-		dup2(res[1], STDERR_FILENO);
-		setenv("LC_ALL", "C", 1);
-		execvp(argv[0], (char *const *)argv);
-		for (i = 0; i < sizeof(dirs) / sizeof(*dirs); i++) {
-			char path[64];
-
-			snprintf(path, sizeof(path), "%s%s", dirs[i], argv[0]);
-			execv(path, (char *const *)argv);
-		}
-		dprintf(STDERR_FILENO, "%s", strerror(errno));
-		_exit(127);
-	}
-	close(res[1]);
-	while ((n = read(res[0], buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		strbuf_add(out, buf, n);
-	}
-	close(res[0]);
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return error("cannot wait for %s: %s", argv[0], strerror(errno));
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
 
 /* out's text on one line, for a message. */
 static const char *one_line(struct strbuf *out)
@@ -327,7 +273,7 @@ static void verify_ext4(struct drill *d, size_t i)
 		free(msg);
 		goto out;
 	}
-	r = run_tool(argv, &out);
+	r = proc_run(argv, NULL, &out);
 	if (r) {
 		char *msg = xasprintf("cannot mount the image to verify it: %s; an ext4 drill needs "
 				      "loop devices and the right to mount (root)",

@@ -9,96 +9,11 @@
 #include <unistd.h>
 
 #include "diskimg.h"
+#include "proc.h"
 #include "fsutil.h"
 #include "strbuf.h"
 #include "usage.h"
 
-/*
- * Runs the e2fsprogs tool argv[0] (from PATH, else /usr/sbin or /sbin,
- * which are not in every user's PATH) with input on its standard input
- * and its standard output and error collected in out. Returns its exit
- * status, 127 when it could not be run, or -1 after printing the reason.
- */
-static int run_tool(const char *const *argv, const char *input, struct strbuf *out)
-{
-	int in[2] = { -1, -1 }, res[2] = { -1, -1 }, st;
-	char buf[4096];
-	ssize_t n;
-	pid_t pid;
-
-	if (pipe2(res, O_CLOEXEC) < 0 || (input && pipe2(in, O_CLOEXEC) < 0)) {
-		error("cannot run %s: %s", argv[0], strerror(errno));
-		goto fail;
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		error("cannot run %s: %s", argv[0], strerror(errno));
-		goto fail;
-	}
-	if (pid == 0) {
-		static const char *const dirs[] = { "/usr/sbin/", "/sbin/" };
-		size_t i;
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		dup2(input ? in[0] : null, STDIN_FILENO);
-		dup2(res[1], STDOUT_FILENO);
-		dup2(res[1], STDERR_FILENO);
-		/* Its messages are matched in English. */
-		setenv("LC_ALL", "C", 1);
-		execvp(argv[0], (char *const *)argv);
-		for (i = 0; i < sizeof(dirs) / sizeof(*dirs); i++) {
-			char path[64];
-
-			snprintf(path, sizeof(path), "%s%s", dirs[i], argv[0]);
-			execv(path, (char *const *)argv);
-		}
-		dprintf(STDERR_FILENO, "%s", strerror(errno));
-		_exit(127);
-	}
-	close(res[1]);
-	res[1] = -1;
-	if (input) {
-		struct sigaction ign = { .sa_handler = SIG_IGN }, old;
-
-		close(in[0]);
-		in[0] = -1;
-		/* A few lines of commands: far less than a pipe holds, so the
-		 * tool's output cannot fill its pipe before they are written.
-		 * A tool that exits first is told by its status, not SIGPIPE. */
-		sigaction(SIGPIPE, &ign, &old);
-		if (write_all(in[1], input, strlen(input)) < 0 && errno != EPIPE)
-			warning("cannot write to %s: %s", argv[0], strerror(errno));
-		sigaction(SIGPIPE, &old, NULL);
-		close(in[1]);
-		in[1] = -1;
-	}
-	while ((n = read(res[0], buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		strbuf_add(out, buf, n);
-	}
-	close(res[0]);
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return error("cannot wait for %s: %s", argv[0], strerror(errno));
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-fail:
-	if (res[0] >= 0)
-		close(res[0]);
-	if (res[1] >= 0)
-		close(res[1]);
-	if (in[0] >= 0)
-		close(in[0]);
-	if (in[1] >= 0)
-		close(in[1]);
-	return -1;
-}
 
 /* The first line of a tool's output, trimmed, for a message. */
 static const char *first_line(struct strbuf *out)
@@ -169,7 +84,7 @@ static int set_root(const char *image, const struct stat *st)
 		    (unsigned long)st->st_uid, (unsigned long)st->st_gid);
 	add_time(&script, "atime", &st->st_atim);
 	add_time(&script, "mtime", &st->st_mtim);
-	ret = run_tool(argv, script.buf, &out);
+	ret = proc_run(argv, script.buf, &out);
 	/* debugfs echoes each command after its banner, both starting with
 	 * "debugfs"; anything else is a complaint, and some exit 0. */
 	for (p = out.buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
@@ -232,7 +147,7 @@ int diskimg_make_ext4(const char *staging, const char *image, uint64_t size, uin
 	argv[argc++] = staging;
 	argv[argc++] = image;
 	argv[argc] = NULL;
-	ret = run_tool(argv, NULL, &out);
+	ret = proc_run(argv, NULL, &out);
 	if (ret == 127) {
 		ret = error("cannot run mke2fs: %s; install e2fsprogs", out.buf);
 		goto out;

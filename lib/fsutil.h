@@ -23,6 +23,9 @@ int fsync_parent(const char *path);
 int mkdir_p(const char *dir, mode_t mode);
 /* Removes path and everything below it, never following symlinks. */
 int remove_tree(const char *path);
+/* The names in the open folder dfd (not "." or ".."), sorted in byte
+ * order; the caller frees each and the array. -1 with errno on error. */
+int read_dir_names(int dfd, char ***out, size_t *nr);
 /* 1 if path is a directory with no entries, 0 if not empty, -1 if absent. */
 int dir_is_empty(const char *path);
 

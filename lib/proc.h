@@ -18,4 +18,14 @@
  */
 int proc_shell(const char *what, const char *cmd, const char *const *env, int stdout_to_stderr);
 
+/*
+ * Runs a tool (mke2fs, debugfs, mount: searched in PATH, then /usr/sbin
+ * and /sbin) with argv, LC_ALL=C so its messages can be matched, input (or
+ * /dev/null) on stdin, and its stdout and stderr collected into out.
+ * Returns its exit status (127 when it could not be run), or -1 after
+ * printing why it could not start.
+ */
+struct strbuf;
+int proc_run(const char *const *argv, const char *input, struct strbuf *out);
+
 #endif

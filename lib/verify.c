@@ -13,6 +13,7 @@
 
 #include <git2.h>
 
+#include "fsutil.h"
 #include "meta.h"
 #include "store.h"
 #include "tree.h"
@@ -510,54 +511,6 @@ static void check_links(struct verifier *v)
 
 /* ---- the walk ------------------------------------------------------------ */
 
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The names in folder dfd, sorted in byte order; -1 with errno on error. */
-static int read_names(int dfd, char ***out, size_t *nr)
-{
-	int fd = dup(dfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, alloc = 0;
-
-	*out = NULL;
-	*nr = 0;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	rewinddir(d);
-	while ((errno = 0, de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n == alloc) {
-			alloc = alloc ? 2 * alloc : 32;
-			names = xrealloc(names, alloc * sizeof(*names));
-		}
-		names[n++] = xstrdup(de->d_name);
-	}
-	if (errno) {
-		int e = errno;
-
-		while (n)
-			free(names[--n]);
-		free(names);
-		closedir(d);
-		errno = e;
-		return -1;
-	}
-	closedir(d);
-	if (n)
-		qsort(names, n, sizeof(*names), cmp_name);
-	*out = names;
-	*nr = n;
-	return 0;
-}
 
 static void verify_dir(struct verifier *v, int dfd, const unsigned char oid[SHA1_LEN]);
 
@@ -693,7 +646,7 @@ static void verify_dir(struct verifier *v, int dfd, const unsigned char oid[SHA1
 		} else {
 			compare_meta(v, &m[0], &st, dfd, -1, NULL);
 		}
-		if (read_names(dfd, &names, &nnames) < 0) {
+		if (read_dir_names(dfd, &names, &nnames) < 0) {
 			report_at(v, "unreadable", "cannot list the folder: %s", strerror(errno));
 			dfd = -1;
 		}

@@ -15,6 +15,7 @@
 #include <git2.h>
 
 #include "chunker.h"
+#include "fsutil.h"
 #include "meta.h"
 #include "tree.h"
 #include "usage.h"
@@ -622,42 +623,6 @@ static int excluded(struct walker *w)
 	return 0;
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int read_names(int dfd, char ***out, size_t *nr)
-{
-	int fd = dup(dfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, alloc = 0;
-
-	*out = NULL;
-	*nr = 0;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	while ((errno = 0, de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n == alloc) {
-			alloc = alloc ? 2 * alloc : 32;
-			names = xrealloc(names, alloc * sizeof(*names));
-		}
-		names[n++] = xstrdup(de->d_name);
-	}
-	closedir(d);
-	if (n)
-		qsort(names, n, sizeof(*names), cmp_name);
-	*out = names;
-	*nr = n;
-	return 0;
-}
 
 static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
 			     const unsigned char *prev_oid);
@@ -771,7 +736,7 @@ static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
 	size_t n = 0, i, plen = w->path.len;
 
 	prev_load(w, &prev, prev_oid);
-	if (dfd >= 0 && read_names(dfd, &names, &n) < 0) {
+	if (dfd >= 0 && read_dir_names(dfd, &names, &n) < 0) {
 		unreadable(w, strerror(errno));
 		prev_free(&prev);
 		free(d);
