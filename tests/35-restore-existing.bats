@@ -175,15 +175,7 @@ image_diff() {
 	make_web2
 	head -c 3000000 /dev/urandom >"$T/src/data"
 	backup run -q web1
-	pack=$(ls -S "$REPO"/objects/pack/*.pack | head -1)
-	chmod u+w "$pack"
-	python3 - "$pack" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-b[len(b) // 2] ^= 0x40
-open(p, 'wb').write(b)
-PY
+	damage_largest_pack
 	cp "$(conf web2)" "$T/conf.before"
 	snapshot_dir "$MROOT" >"$T/before"
 	# Both fit: the restore fails before anything is deleted.

@@ -20,15 +20,7 @@ setup() { setup_repo web1; }
 @test "a flipped byte in a pack: check --read-data names it, restore refuses" {
 	head -c 3000000 /dev/urandom >"$T/src/data"
 	backup run -q web1
-	pack=$(ls -S "$REPO"/objects/pack/*.pack | head -1)
-	chmod u+w "$pack"
-	python3 - "$pack" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-b[len(b) // 2] ^= 0x40
-open(p, 'wb').write(b)
-PY
+	damage_largest_pack
 	run -1 backup check --read-data
 	assert_output --partial "damaged: blob"
 	assert_output --partial "root:/data"
@@ -109,11 +101,7 @@ PY
 		size=$(stat -c %s "$REPO/$f")
 		for pos in $(python3 -c "import random; random.seed('$f'); print(*sorted(random.sample(range($size), min(8, $size))))"); do
 			rm -rf "$REPO" && cp -a "$T/repo.orig" "$REPO"
-			chmod u+w "$REPO/$f"
-			python3 -c "
-import sys
-p, i = sys.argv[1], int(sys.argv[2])
-b = bytearray(open(p, 'rb').read()); b[i] ^= 0x10; open(p, 'wb').write(b)" "$REPO/$f" "$pos"
+			flip_byte "$REPO/$f" "$pos"
 			run backup check --read-data
 			[ "$status" = 1 ] || fail "a flipped byte at $pos of $f went unnoticed: $output"
 			assert_output --partial "damaged"

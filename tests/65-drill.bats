@@ -86,15 +86,7 @@ assert disk["path"] == d["scratch"] + "/disks/root" and disk["files"] == 19
 	head -c 3000000 /dev/urandom >"$T/src/data"
 	echo fine >"$T/src/fine"
 	backup run -q web1
-	pack=$(ls -S "$REPO"/objects/pack/*.pack | head -1)
-	chmod u+w "$pack"
-	python3 - "$pack" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-b[len(b) // 2] ^= 0x40
-open(p, 'wb').write(b)
-PY
+	damage_largest_pack
 	run -1 backup drill web1 --junit "$T/drill.xml"
 	assert_output --partial "disk root: 2 files"
 	assert_line --regexp "^mismatch: root:/data: damaged: .*in the repository is damaged"
@@ -209,15 +201,7 @@ assert disk["path"] == d["scratch"] + "/disks/root.img", disk
 	head -c 3000000 /dev/urandom >"$T/src/data"
 	echo fine >"$T/src/fine"
 	backup run -q web1
-	pack=$(ls -S "$REPO"/objects/pack/*.pack | head -1)
-	chmod u+w "$pack"
-	python3 - "$pack" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-b[len(b) // 2] ^= 0x40
-open(p, 'wb').write(b)
-PY
+	damage_largest_pack
 	run -1 backup drill web1 --disk-format ext4 --junit "$T/drill.xml"
 	assert_line "mismatch: root:/: restore: 1 file could not be restored, so no image was made"
 	assert_line --regexp "^mismatch: root:/data: damaged: .*in the repository is damaged"

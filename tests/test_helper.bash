@@ -52,6 +52,23 @@ setup_repo() {
 	backup enable -q "${1:-web1}"
 }
 
+# Flips a bit in the middle of the largest pack: the data of the biggest file.
+damage_largest_pack() {
+	flip_byte "$(ls -S "$REPO"/objects/pack/*.pack | head -1)" middle
+}
+
+# flip_byte FILE POS|middle: flips one bit of FILE in place.
+flip_byte() {
+	chmod u+w "$1"
+	python3 -c '
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+i = len(b) // 2 if sys.argv[2] == "middle" else int(sys.argv[2])
+b[i] ^= 0x40
+open(p, "wb").write(b)' "$1" "$2"
+}
+
 # Prints what differs between two trees (content, metadata, ns times); nothing when equal.
 tree_diff() {
 	rsync -aHAXn --checksum --modify-window=-1 -i --delete "$1/" "$2/"
