@@ -187,8 +187,11 @@ static int restore_new(struct ctx *ctx, struct backup_info *b, const char *name,
 		goto out;
 	}
 	/* The machine file comes last: until it exists, no machine is defined. */
-	if (machine_write(m, conf) < 0)
+	if (machine_write(m, conf) < 0) {
+		/* It may be in place but not durable: NAME did not exist before. */
+		unlink(conf);
 		goto out;
+	}
 	made = 0;
 	unmark_restoring(home, lockfd);
 	lockfd = -1;

@@ -79,9 +79,12 @@ void verbose(const char *fmt, ...)
 
 int error_git(const char *what)
 {
+	int saved = errno;
 	const git_error *e = git_error_last();
 
-	return error("%s: %s", what, e && e->message ? e->message : "unknown libgit2 error");
+	/* libgit2 leaves no message for some failed system calls: say which. */
+	return error("%s: %s", what, e && e->message && *e->message ? e->message :
+		     saved ? strerror(saved) : "unknown libgit2 error");
 }
 
 void *xmalloc(size_t n)

@@ -111,7 +111,11 @@ setup() { setup_repo web1; }
 	for sig in TERM INT; do
 		"$BK" run -q web1 &
 		pid=$!
-		sleep 0.5
+		# Strike while a pack is being written.
+		for i in $(seq 1 200); do
+			ls "$REPO/objects/pack" | grep -q '^tmp_pack_' && break
+			sleep 0.05
+		done
 		kill -s "$sig" "$pid"
 		code=0
 		wait "$pid" || code=$?

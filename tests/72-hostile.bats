@@ -36,17 +36,19 @@ JSON
 	assert_outside_untouched
 }
 
-@test "names that climb out (.., a/b) are damage: nothing is restored" {
-	craft <<JSON
-{"entries": [{"name": "..", "type": "symlink", "target": "$T/outside"}]}
+@test "names that climb out (.., a/b, absolute) are damage: nothing is restored" {
+	for name in .. "x/../../outside/pwned" "$T/outside/pwned"; do
+		craft <<JSON
+{"entries": [{"name": "$name", "type": "symlink", "target": "$T/outside"}]}
 JSON
-	run -1 backup restore web1 --new r1
-	assert_output --partial "metadata is missing or damaged"
-	[ ! -e "$MACHINES/r1.conf" ]
-	[ ! -e "$MROOT/r1" ]
-	run -1 backup check
-	assert_output --partial "damaged: metadata"
-	assert_outside_untouched
+		run -1 backup restore web1 --new r1
+		assert_output --partial "metadata is missing or damaged"
+		[ ! -e "$MACHINES/r1.conf" ]
+		[ ! -e "$MROOT/r1" ]
+		run -1 backup check
+		assert_output --partial "damaged: metadata"
+		assert_outside_untouched
+	done
 }
 
 @test "records out of order or named twice are damage" {

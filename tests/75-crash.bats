@@ -136,3 +136,29 @@ make_garbage() {
 	done
 	echo "# kill: $total steps of 'restore --new', every ${stride}th covered" >&3
 }
+
+@test "a full disk at any durable step of cancel or restore --new: a clear error, nothing lost" {
+	mkdir -p "$T/src2" && head -c 700000 /dev/urandom >"$T/src2/x"
+	define_machine web2 "$T/src2"
+	backup enable -q web2
+	backup run -q web2
+	rm -rf "$T/repo.orig" && cp -a "$REPO" "$T/repo.orig"
+	enumerate enospc cancel --yes web2
+	rm -rf "$REPO" && cp -a "$T/repo.orig" "$REPO"
+	total=$(FAULT_DIR=$T/m count_steps restore web1:snapshot --new r1)
+	for n in $(seq 1 "$total"); do
+		rm -rf "$MROOT/r1" "$MACHINES/r1.conf"
+		code=0
+		FAULT_DIR=$T/m FAULT_AT=$n FAULT_MODE=enospc LD_PRELOAD=$SHIM "$BK" -q restore web1:snapshot --new r1 \
+			>"$T/fault.out" 2>&1 || code=$?
+		if [ "$code" != 0 ]; then
+			grep -q "No space left on device" "$T/fault.out" || fail "step $n/$total: no clear message: $(cat "$T/fault.out")"
+			[ ! -e "$MACHINES/r1.conf" ] || fail "step $n/$total: a failed restore defined r1"
+			[ ! -e "$MROOT/r1" ] || fail "step $n/$total: a failed restore left $MROOT/r1"
+		else
+			run tree_diff "$T/kept" "$MROOT/r1/disks/root"
+			[ -z "$output" ] || fail "step $n/$total: r1 differs: $output"
+		fi
+	done
+	echo "# enospc: $total steps of 'restore --new', every one covered" >&3
+}
