@@ -263,8 +263,13 @@ _backup()
 		case $cmd in
 		init|check)
 			;;
-		list|boot-config)
+		list|boot-config|enable|cancel|schedule)
+			# One machine at most.
 			((operands == 0)) && _backup_add "$(_backup_machines)"
+			;;
+		run|rotate)
+			# Any number of machines.
+			_backup_add "$(_backup_machines)"
 			;;
 		restore|drill)
 			# restore SRC; drill MACHINE [SRC].

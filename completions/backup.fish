@@ -131,8 +131,11 @@ function __backup_operands
     switch $cmd
         case init check
             return
-        case list boot-config
+        case list boot-config enable cancel schedule
+            # One machine at most.
             test $nr -eq 0; and __backup_machines
+        case run rotate
+            __backup_machines
         case restore drill
             # restore SRC; drill MACHINE [SRC].
             if test $cmd = drill

@@ -100,3 +100,22 @@ load test_helper
 	[ -f "$T/inst/usr/share/zsh/vendor-completions/_backup" ]
 	[ -f "$T/inst/usr/share/fish/vendor_completions.d/backup.fish" ]
 }
+
+@test "bash completion offers machine names for the commands that take one" {
+	setup_config
+	define_machine web1 /tmp
+	define_machine web2 /tmp
+	for c in run rotate enable cancel schedule list; do
+		run bash -c "
+			backup() { '$BK' \"\$@\"; }
+			source '$BATS_TEST_DIRNAME/../completions/backup.bash'
+			COMP_WORDS=(backup $c ''); COMP_CWORD=2; _backup; echo \"\${COMPREPLY[*]}\""
+		assert_output --partial web1
+		assert_output --partial web2
+	done
+	run bash -c "
+		backup() { '$BK' \"\$@\"; }
+		source '$BATS_TEST_DIRNAME/../completions/backup.bash'
+		COMP_WORDS=(backup cancel web1 ''); COMP_CWORD=3; _backup; echo \"[\${COMPREPLY[*]}]\""
+	assert_output "[]"
+}
