@@ -43,4 +43,8 @@ echo "== compare with rsync (no output means identical)"
 rsync -aHAXn --checksum -i "$src/" "$demo/restored/$name/disks/root/"
 echo "== backup check --read-data"
 "$bk" check --read-data
+echo "== backup drill demo   (restore to a scratch machine, verify every file, clean up)"
+"$bk" drill demo
+echo "== backup rotate --dry-run"
+"$bk" rotate --dry-run demo
 echo "demo done: repository $demo/repo, restored machine $demo/restored/$name"
