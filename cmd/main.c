@@ -31,7 +31,7 @@ static const struct command commands[] = {
 	{ "run", cmd_run, NEED_REPO, "take the automatic backup or a manual snapshot" },
 	{ "list", cmd_list, NEED_REPO, "list every kept backup" },
 	{ "rotate", cmd_rotate, NEED_REPO, "apply retention now and reclaim the space" },
-	{ "restore", cmd_restore, NEED_REPO, "restore a backup to a new machine or single paths" },
+	{ "restore", cmd_restore, NEED_REPO, "restore a backup to a new or an existing machine, or single paths" },
 	{ "boot-config", cmd_boot_config, NEED_CONFIG, "list profiles, choose the one that boots, print one" },
 	{ "check", cmd_check, NEED_REPO, "verify the repository" },
 	{ "drill", cmd_drill, NEED_REPO, "restore to a scratch machine, verify every file, report, clean up" },
