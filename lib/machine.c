@@ -25,37 +25,6 @@ static char *cfg_string(git_config *cfg, const char *key, const char *def)
 	return def ? xstrdup(def) : NULL;
 }
 
-int config_load(struct config **out, const char *path, int required, const char *repo)
-{
-	struct config *c = xcalloc(1, sizeof(*c));
-	git_config *cfg = NULL;
-	struct stat st;
-	int ret = -1;
-
-	*out = NULL;
-	if (stat(path, &st) == 0) {
-		if (git_config_open_ondisk(&cfg, path) < 0) {
-			error_git("malformed configuration");
-			goto out;
-		}
-		c->path = xstrdup(path);
-	} else if (required) {
-		error("cannot read the configuration '%s': %s", path, strerror(errno));
-		goto out;
-	}
-	c->repo_path = repo ? xstrdup(repo) : cfg_string(cfg, "repository.path", DEFAULT_REPO);
-	c->machines_dir = cfg_string(cfg, "machines.dir", DEFAULT_MACHINES_DIR);
-	c->machines_root = cfg_string(cfg, "machines.root", DEFAULT_MACHINES_ROOT);
-	if (cfg && git_config_get_bool(&c->auto_enroll, cfg, "backup.autoenroll") < 0)
-		c->auto_enroll = 0;
-	*out = c;
-	c = NULL;
-	ret = 0;
-out:
-	git_config_free(cfg);
-	config_free(c);
-	return ret;
-}
 
 void config_free(struct config *c)
 {
@@ -614,4 +583,76 @@ int machine_list(char ***out, size_t *nr, const struct config *c)
 	*out = names;
 	*nr = n;
 	return 0;
+}
+
+/* The global file knows four keys; anything else is a mistake to name. */
+static int check_global_keys(git_config *cfg, const char *path)
+{
+	static const char *const known[] = { "repository.path", "machines.dir", "machines.root",
+					     "backup.autoenroll" };
+	git_config_iterator *it = NULL;
+	git_config_entry *e;
+	int ret = 0, err;
+	size_t i;
+
+	if (git_config_iterator_new(&it, cfg) < 0)
+		return error_git("cannot read the configuration");
+	while (!ret && (err = git_config_next(&e, it)) == 0) {
+		for (i = 0; i < sizeof(known) / sizeof(*known); i++)
+			if (!strcmp(e->name, known[i]))
+				break;
+		if (i == sizeof(known) / sizeof(*known)) {
+			struct scan *sc = NULL;
+			size_t n = 0, k;
+			char *dup = NULL;
+			int line = 0;
+
+			if (scan_file(path, &sc, &n, &dup) == 0)
+				for (k = 0; k < n; k++)
+					if (!strcmp(sc[k].key, e->name))
+						line = sc[k].line;
+			if (line)
+				ret = error("%s:%d: unknown key '%s'; see backup.conf(5)", path, line, e->name);
+			else
+				ret = error("%s: unknown key '%s'; see backup.conf(5)", path, e->name);
+			free(sc);
+			free(dup);
+		}
+	}
+	git_config_iterator_free(it);
+	return ret;
+}
+
+int config_load(struct config **out, const char *path, int required, const char *repo)
+{
+	struct config *c = xcalloc(1, sizeof(*c));
+	git_config *cfg = NULL;
+	struct stat st;
+	int ret = -1;
+
+	*out = NULL;
+	if (stat(path, &st) == 0) {
+		if (git_config_open_ondisk(&cfg, path) < 0) {
+			error_git("malformed configuration");
+			goto out;
+		}
+		c->path = xstrdup(path);
+		if (check_global_keys(cfg, path) < 0)
+			goto out;
+	} else if (required) {
+		error("cannot read the configuration '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	c->repo_path = repo ? xstrdup(repo) : cfg_string(cfg, "repository.path", DEFAULT_REPO);
+	c->machines_dir = cfg_string(cfg, "machines.dir", DEFAULT_MACHINES_DIR);
+	c->machines_root = cfg_string(cfg, "machines.root", DEFAULT_MACHINES_ROOT);
+	if (cfg && git_config_get_bool(&c->auto_enroll, cfg, "backup.autoenroll") < 0)
+		c->auto_enroll = 0;
+	*out = c;
+	c = NULL;
+	ret = 0;
+out:
+	git_config_free(cfg);
+	config_free(c);
+	return ret;
 }

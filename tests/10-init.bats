@@ -69,3 +69,10 @@ setup() { setup_config; }
 	assert_success
 	assert_output "{\"repository\":\"$REPO\"}"
 }
+
+@test "an unknown key in the global configuration is named with its line" {
+	printf '[repository]\n\tpath = %s\n[machines]\n\tdirectory = /etc\n' "$REPO" >"$BACKUP_CONFIG"
+	run -1 backup init
+	assert_output "backup: $BACKUP_CONFIG:4: unknown key 'machines.directory'; see backup.conf(5)"
+	[ ! -e "$REPO" ]
+}
