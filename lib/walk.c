@@ -750,10 +750,12 @@ static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
 	d->e[0].m.gname = xstrdup(gid_name(self->st_gid));
 	if (dfd >= 0 && read_xattrs(w, dfd, &d->e[0].m) < 0)
 		warning("cannot read the extended attributes of '%s': %s", w->path.buf, strerror(errno));
+	/* The entries own every name from now on, also those a failure skips. */
+	for (i = 0; i < n; i++)
+		d->e[i + 1].m.name = names[i];
 	for (i = 0; i < n; i++) {
 		struct entry *e = &d->e[i + 1];
 
-		e->m.name = names[i];
 		if (plen && w->path.buf[plen - 1] != '/')
 			strbuf_addch(&w->path, '/');
 		strbuf_addstr(&w->path, names[i]);
