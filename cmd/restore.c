@@ -488,10 +488,10 @@ static int write_target(const struct machine *t, const struct new_disk *nd, size
 		error("cannot rename '%s' to '%s': %s", tmp, t->path, strerror(errno));
 		goto out;
 	}
-	if (fsync_parent(t->path) < 0) {
-		error("cannot sync the folder of '%s': %s", t->path, strerror(errno));
-		goto out;
-	}
+	/* The new file is in place: its disks must stay, whatever comes now. */
+	if (fsync_parent(t->path) < 0)
+		warning("cannot sync the folder of '%s': %s; the change may not survive a power loss",
+			t->path, strerror(errno));
 	ret = 0;
 out:
 	if (ret < 0)
