@@ -549,7 +549,10 @@ static int write_junit(struct drill *d, const char *file, int kept)
 	xml_testcase(&x, d, "machine file", 0, from, d->machine_file_failed ? d->nproblems - from : 0,
 		     "the scratch machine's file is wrong");
 	strbuf_addstr(&x, "  </testsuite>\n</testsuites>\n");
+	/* A report for CI, not repository data: the user's umask decides. */
 	ret = write_file_durable(file, x.buf, x.len, 0666);
+	if (!ret && chmod(file, 0666 & ~user_umask) < 0)
+		warning("cannot set the mode of '%s': %s", file, strerror(errno));
 	strbuf_release(&x);
 	strbuf_release(&name);
 	strbuf_release(&msg);

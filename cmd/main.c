@@ -184,7 +184,7 @@ int main(int argc, const char **argv)
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TRIM_THRESHOLD, 128 << 20);
 	/* A backup holds /etc/shadow: nothing we create may be readable by others. */
-	umask(077);
+	user_umask = umask(077);
 	ctx.global = global;
 	if (!strncmp(name, "backup-", 7)) {
 		cmd = find(name + 7);

@@ -89,9 +89,14 @@ out:
 
 int mkdir_p(const char *dir, mode_t mode)
 {
-	char *p = xstrdup(dir), *s;
+	char *p, *s;
 	int ret = 0;
 
+	if (!*dir) {
+		errno = ENOENT;
+		return -1;
+	}
+	p = xstrdup(dir);
 	for (s = p + 1; ; s++) {
 		if (*s && *s != '/')
 			continue;

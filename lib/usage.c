@@ -9,6 +9,7 @@
 #include "usage.h"
 
 int verbosity;
+mode_t user_umask = 022;
 volatile int interrupted;
 
 static void on_signal(int sig)

@@ -11,6 +11,7 @@
 #define USAGE_H
 
 #include <stdarg.h>
+#include <sys/types.h>
 
 /* Exit statuses, documented in backup(1). */
 enum exit_code {
@@ -41,6 +42,10 @@ enum err_code {
  */
 extern volatile int interrupted;
 void catch_interrupts(void);
+
+/* The umask backup was started with (it runs with 077 itself): for files
+ * the user asked for that hold no backed-up data, such as reports. */
+extern mode_t user_umask;
 
 /* Verbosity: -1 with -q, 0 by default, 1 with -v. */
 extern int verbosity;

@@ -233,3 +233,10 @@ assert disk["path"] == d["scratch"] + "/disks/root.img", disk
 		[ -z "$(ls -A "$MROOT")" ]
 	done
 }
+
+@test "the JUnit report follows the user's umask, not the repository's 077" {
+	echo x >"$T/src/a"
+	backup run -q web1
+	(umask 022 && "$BK" drill -q web1 --junit "$T/report.xml")
+	[ "$(stat -c %a "$T/report.xml")" = 644 ]
+}
