@@ -313,8 +313,8 @@ static void new_profile(struct profile *np, const struct backup_info *b, const s
 					np->dev[j] = xstrdup(nd[i].label);
 					break;
 				}
-		if (src->root && profile_device_index(src->root) >= 0 &&
-		    np->dev[profile_device_index(src->root)])
+		if (src->root && device_index(src->root) >= 0 &&
+		    np->dev[device_index(src->root)])
 			np->root = xstrdup(src->root);
 		return;
 	}

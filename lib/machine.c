@@ -121,9 +121,9 @@ static struct profile *get_profile(struct machine *m, const char *name)
 	return p;
 }
 
-static int device_index(const char *dev)
+int device_index(const char *dev)
 {
-	if (dev[0] == 's' && dev[1] == 'd' && dev[2] >= 'a' && dev[2] < 'a' + NDEVICES && !dev[3])
+	if (dev && dev[0] == 's' && dev[1] == 'd' && dev[2] >= 'a' && dev[2] < 'a' + NDEVICES && !dev[3])
 		return dev[2] - 'a';
 	return -1;
 }

@@ -89,6 +89,9 @@ struct profile *machine_boot_profile(const struct machine *m);
 /* The root disk's label: the booting profile's root device, else the only disk. */
 const char *machine_root_disk(const struct machine *m);
 
+/* "sda" .. "sdh" -> 0 .. 7; -1 for anything else (NULL included). */
+int device_index(const char *dev);
+
 /* Lists the machine names defined in the machines folder, sorted. */
 int machine_list(char ***out, size_t *nr, const struct config *c);
 

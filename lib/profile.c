@@ -12,13 +12,6 @@
 #include "profile.h"
 #include "usage.h"
 
-int profile_device_index(const char *dev)
-{
-	if (dev && dev[0] == 's' && dev[1] == 'd' && dev[2] >= 'a' && dev[2] < 'a' + NDEVICES && !dev[3])
-		return dev[2] - 'a';
-	return -1;
-}
-
 int disk_is_image(const struct disk *d)
 {
 	size_t len = strlen(d->source);
@@ -85,7 +78,7 @@ int profile_layout_new(struct profile_layout **out, const struct machine *m,
 		       const struct profile *p)
 {
 	struct profile_layout *l = xcalloc(1, sizeof(*l));
-	int root = profile_device_index(p->root), i;
+	int root = device_index(p->root), i;
 	size_t j, k;
 
 	*out = NULL;

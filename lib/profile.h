@@ -19,8 +19,6 @@
 #include "machine.h"
 #include "strbuf.h"
 
-/* The index 0..7 of device "sda".."sdh", or -1 if dev is not one. */
-int profile_device_index(const char *dev);
 
 /* 1 if the disk's source is an image file (it ends in ".img"). */
 int disk_is_image(const struct disk *d);
