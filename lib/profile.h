@@ -19,7 +19,6 @@
 #include "machine.h"
 #include "strbuf.h"
 
-
 /* 1 if the disk's source is an image file (it ends in ".img"). */
 int disk_is_image(const struct disk *d);
 
