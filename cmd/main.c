@@ -181,8 +181,9 @@ int main(int argc, const char **argv)
 
 	/* Chunk buffers of a few MiB come and go all the time: keep them in the
 	 * heap instead of paying an mmap, page faults and munmap for each. */
-	mallopt(M_MMAP_THRESHOLD, 64 << 20);
-	mallopt(M_TRIM_THRESHOLD, 128 << 20);
+	mallopt(M_MMAP_THRESHOLD, 8 << 20);
+	mallopt(M_TRIM_THRESHOLD, 16 << 20);
+	mallopt(M_ARENA_MAX, 4);
 	/* A backup holds /etc/shadow: nothing we create may be readable by others. */
 	user_umask = umask(077);
 	ctx.global = global;

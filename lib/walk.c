@@ -22,7 +22,7 @@
 #include "walk.h"
 
 /* Chunk bytes queued for the workers at most: bounds memory. */
-#define QUEUE_BYTES ((size_t)24 << 20)
+#define QUEUE_BYTES ((size_t)12 << 20)
 
 enum kind { K_NONE, K_SKIP, K_CHUNKS, K_DIR, K_REUSE };
 
