@@ -14,5 +14,8 @@ if [ -n "$missing" ]; then
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 export BENCH=${BENCH:-/tmp/bench}
+# The adapter keeps the machines and restored disks beside the repository;
+# a previous run's would make "restore --new rN" refuse an existing machine.
+rm -rf "$BENCH/repo-backup" "$BENCH/repo-backup.conf" "$BENCH/repo-backup.machines" "$BENCH/repo-backup.restored"
 export ADAPTER_FILE=$bench/backup-adapter.sh BACKUP_BIN=$top/backup
 exec "$bench/compare.sh" ${TOOLS:-backup restic borg bup}
