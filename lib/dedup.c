@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dedup.h"
@@ -29,12 +30,15 @@ static size_t slot_of(const struct dedup *d, const unsigned char *key)
 	return h & d->mask;
 }
 
-static void grow(struct dedup *d)
+/* Doubles the table, or makes it hold want entries at a load under 1/2. */
+static void resize(struct dedup *d, size_t want)
 {
 	struct dedup_entry *old = d->slots;
-	size_t i, oldn = old ? d->mask + 1 : 0;
+	size_t i, oldn = old ? d->mask + 1 : 0, n = oldn ? 2 * oldn : 1024;
 
-	d->mask = oldn ? 2 * oldn - 1 : 1023;
+	while (n < 2 * want + 2)
+		n *= 2;
+	d->mask = n - 1;
 	d->slots = xcalloc(d->mask + 1, sizeof(*d->slots));
 	d->count = 0;
 	for (i = 0; i < oldn; i++)
@@ -49,7 +53,7 @@ void dedup_insert(struct dedup *d, const unsigned char key[SHA256_LEN],
 	size_t i;
 
 	if (!d->slots || 2 * (d->count + 1) > d->mask + 1)
-		grow(d);
+		resize(d, 0);
 	for (i = slot_of(d, key);; i = (i + 1) & d->mask) {
 		struct dedup_entry *e = &d->slots[i];
 
@@ -200,6 +204,24 @@ static int load(struct dedup **out, const char *dir, const char *pack_dir, int r
 	dh = opendir(dir);
 	if (!dh)
 		return errno == ENOENT ? 0 : error("cannot open '%s': %s", dir, strerror(errno));
+	/* Size the table once from the sidecars' sizes: growing it step by
+	 * step would hold the old and the new table at once, 1.5 times the
+	 * memory, at the end. */
+	{
+		size_t total = 0;
+		struct stat st;
+
+		while ((de = readdir(dh))) {
+			char *path = xasprintf("%s/%s", dir, de->d_name);
+
+			if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > SDX_HEADER + SHA256_LEN)
+				total += (st.st_size - SDX_HEADER - SHA256_LEN) / sizeof(struct dedup_entry);
+			free(path);
+		}
+		if (total)
+			resize(d, total);
+		rewinddir(dh);
+	}
 	while ((de = readdir(dh))) {
 		size_t len = strlen(de->d_name), n, i;
 		struct dedup_entry *e;

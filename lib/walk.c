@@ -182,19 +182,30 @@ static void submit(struct walker *w, void *data, size_t len, unsigned char *resu
 
 /* ---- trees ------------------------------------------------------------ */
 
+/* Frees the entries of d; its tree id stays. */
+static void release_entries(struct pdir *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++) {
+		meta_clear(&d->e[i].m);
+		free(d->e[i].chunks);
+	}
+	free(d->e);
+	d->e = NULL;
+	d->n = 0;
+}
+
 /* Frees d and the subdirectories it still holds that left the queue (the
  * others are freed from the queue). */
 static void free_pdir(struct pdir *d)
 {
 	size_t i;
 
-	for (i = 0; i < d->n; i++) {
+	for (i = 0; i < d->n; i++)
 		if (d->e[i].kind == K_DIR && d->e[i].sub && d->e[i].sub->dequeued)
 			free_pdir(d->e[i].sub);
-		meta_clear(&d->e[i].m);
-		free(d->e[i].chunks);
-	}
-	free(d->e);
+	release_entries(d);
 	free(d);
 }
 
@@ -293,6 +304,9 @@ static int drain(struct walker *w, int wait)
 			w->failed = 1;
 			break;
 		}
+		/* Only the tree id is needed from now on: memory follows the
+		 * directories being read, not the directories read so far. */
+		release_entries(d);
 		pthread_mutex_lock(&w->lock);
 	}
 	int failed = w->failed;
