@@ -28,6 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (config_load(&c, path, 1, NULL) == 0 && (!c->repo_path || !c->machines_dir || !c->machines_root))
 		__builtin_trap();
 	config_free(c);
+	unlink(path);
 	fclose(stderr);
 	stderr = saved;
 	return 0;

@@ -41,5 +41,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fclose(stderr);
 	stderr = saved;
 	machine_free(m);
+	unlink(path);
 	return 0;
 }
