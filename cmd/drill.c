@@ -2,8 +2,10 @@
  * drill.c — the disaster-recovery drill: restore a backup as a scratch
  * machine, verify every file of it against the backup, report, clean up.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +16,9 @@
 #include <unistd.h>
 
 #include "cmd.h"
-#include "proc.h"
 #include "diskimg.h"
 #include "fsutil.h"
+#include "proc.h"
 #include "restore.h"
 #include "snapshot.h"
 #include "usage.h"
@@ -559,6 +561,47 @@ static int write_junit(struct drill *d, const char *file, int kept)
 	return ret;
 }
 
+/*
+ * Removes the scratch machines of drills that were killed (SIGKILL, power
+ * loss) before they could clean up: .drill-MACHINE-PID whose process is
+ * gone. What is still mounted below one (an ext4 image) is detached first.
+ */
+static void clear_dead_drills(const char *root)
+{
+	DIR *dir = opendir(root);
+	struct dirent *de;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		const char *dash = strrchr(de->d_name, '-');
+		char *end, *path, line[4096];
+		long pid;
+		FILE *mounts;
+
+		if (strncmp(de->d_name, ".drill-", 7) || !dash)
+			continue;
+		pid = strtol(dash + 1, &end, 10);
+		if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		path = xasprintf("%s/%s", root, de->d_name);
+		mounts = fopen("/proc/self/mounts", "r");
+		while (mounts && fgets(line, sizeof(line), mounts)) {
+			char dev[4096], mnt[4096];
+
+			if (sscanf(line, "%4095s %4095s", dev, mnt) == 2 && !strncmp(mnt, path, strlen(path)) &&
+			    mnt[strlen(path)] == '/')
+				umount2(mnt, MNT_DETACH);
+		}
+		if (mounts)
+			fclose(mounts);
+		warning("removing '%s', left by a drill that was killed", path);
+		remove_tree(path);
+		free(path);
+	}
+	closedir(dir);
+}
+
 int cmd_drill(int argc, const char **argv, struct ctx *ctx)
 {
 	const char *format = "dir", *junit = NULL;
@@ -607,6 +650,7 @@ int cmd_drill(int argc, const char **argv, struct ctx *ctx)
 		goto out;
 	}
 
+	clear_dead_drills(ctx->cfg->machines_root);
 	/* A name no machine can have (machine names never start with '.'). */
 	d.scratch = xasprintf("%s/.drill-%s-%ld", ctx->cfg->machines_root, d.machine, (long)getpid());
 	if (mkdir_p(ctx->cfg->machines_root, 0700) < 0) {

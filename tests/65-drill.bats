@@ -240,3 +240,15 @@ assert disk["path"] == d["scratch"] + "/disks/root.img", disk
 	(umask 022 && "$BK" drill -q web1 --junit "$T/report.xml")
 	[ "$(stat -c %a "$T/report.xml")" = 644 ]
 }
+
+@test "a drill removes the scratch machine a killed drill left behind" {
+	echo x >"$T/src/a"
+	backup run -q web1
+	mkdir -p "$MROOT/.drill-web1-999999999/disks/root" "$MROOT/.drill-web1-$$/disks"
+	run backup drill web1
+	assert_success
+	assert_output --partial "left by a drill that was killed"
+	[ ! -e "$MROOT/.drill-web1-999999999" ]
+	# One whose process still runs (this shell) is not touched.
+	[ -d "$MROOT/.drill-web1-$$" ]
+}
