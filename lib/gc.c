@@ -281,9 +281,9 @@ static uint64_t dead_bytes(const struct packidx *idx, struct dedup *live, uint64
 	return sum;
 }
 
+/* A pack to delete once the new packs are durable: its name, pack-HASH. */
 struct old_pack {
-	char *name;	/* pack-HASH */
-	int dead;	/* delete it once the new packs are durable */
+	char *name;
 };
 
 /* Removes the ref and reflog locks that killed jobs left under dir: with the
@@ -430,7 +430,6 @@ int gc_run(struct repo *r, int dry_run, const unsigned char (*drop)[SHA1_LEN], s
 				st->dead_bytes += size;
 			old = xrealloc(old, (nold + 1) * sizeof(*old));
 			old[nold].name = xstrndup(de->d_name, len - 4);
-			old[nold].dead = 1;
 			nold++;
 		}
 		packidx_release(&idx);

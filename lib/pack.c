@@ -39,12 +39,14 @@ int pack_writer_new(struct pack_writer **out, const char *pack_dir, size_t max_b
 	return 0;
 }
 
-/* Drops the temporary pack. */
-static void discard(struct pack_writer *pw)
+/* Empties the writer; the temporary pack is removed unless it was renamed
+ * into place (its name may then be another process's mkstemp already). */
+static void reset(struct pack_writer *pw, int remove_tmp)
 {
 	if (pw->fd >= 0) {
 		close(pw->fd);
-		unlink(pw->tmp);
+		if (remove_tmp)
+			unlink(pw->tmp);
 	}
 	pw->fd = -1;
 	free(pw->tmp);
@@ -58,7 +60,7 @@ void pack_writer_free(struct pack_writer *pw)
 {
 	if (!pw)
 		return;
-	discard(pw);
+	reset(pw, 1);
 	strbuf_release(&pw->body);
 	free(pw->entries);
 	free(pw->dir);
@@ -137,7 +139,7 @@ static int start(struct pack_writer *pw)
 	}
 	if (write_all(pw->fd, zero, sizeof(zero)) < 0) {
 		error("cannot write '%s': %s", pw->tmp, strerror(errno));
-		discard(pw);
+		reset(pw, 1);
 		return -1;
 	}
 	pw->size = sizeof(zero);
@@ -371,12 +373,7 @@ int pack_writer_flush(struct pack_writer *pw, char **name_out)
 	}
 	if (name_out)
 		*name_out = xasprintf("pack-%s", hex);
-	close(pw->fd);
-	pw->fd = -1;
-	free(pw->tmp);
-	pw->tmp = NULL;
-	pw->nr = 0;
-	pw->size = 0;
+	reset(pw, 0);
 	ret = 0;
 out:
 	if (ret < 0) {

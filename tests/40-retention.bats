@@ -122,11 +122,7 @@ assert d["reclaim"]["dry_run"] and d["reclaim"]["bytes"] > 3000000, d'
 	echo stays >"$T/src/stays"
 	backup run -q --snapshot web1
 	for delay in 0.01 0.03 0.06 0.1 0.2; do
-		"$BK" rotate -q &
-		pid=$!
-		sleep "$delay"
-		kill -9 "$pid" 2>/dev/null || true
-		wait "$pid" || true
+		kill_after "$delay" rotate -q
 		run backup check --read-data
 		assert_success
 		rm -rf "$T/out"

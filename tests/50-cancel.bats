@@ -62,11 +62,7 @@ setup() { setup_repo web1; }
 		"$BK" enable -q web1 2>/dev/null || git config -f "$REPO/backup/state" --unset machine.web1.cancelledAt
 		backup enable -q web1
 		backup run -q web1
-		"$BK" cancel -q --yes web1 &
-		pid=$!
-		sleep "$delay"
-		kill -9 "$pid" 2>/dev/null || true
-		wait "$pid" || true
+		kill_after "$delay" cancel -q --yes web1
 		backup check --read-data
 		rm -rf "$T/out"
 		backup restore web2 --path /keep --to "$T/out" -q

@@ -12,11 +12,7 @@ setup() { setup_repo web1; }
 	head -c 60M /dev/urandom >"$T/src/big1"
 	head -c 60M /dev/urandom >"$T/src/big2"
 	for delay in 0.05 0.2 0.4 0.7; do
-		"$BK" run -q web1 &
-		pid=$!
-		sleep "$delay"
-		kill -9 "$pid" 2>/dev/null || true
-		wait "$pid" || true
+		kill_after "$delay" run -q web1
 		run backup check --read-data
 		assert_success
 		git --git-dir="$REPO" fsck --full

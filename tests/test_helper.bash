@@ -52,6 +52,18 @@ setup_repo() {
 	backup enable -q "${1:-web1}"
 }
 
+# kill_after DELAY ARGS...: runs backup ARGS and kills it with SIGKILL after
+# DELAY seconds, like a power cut (it may have finished by then).
+kill_after() {
+	local delay=$1 pid
+	shift
+	"$BK" "$@" &
+	pid=$!
+	sleep "$delay"
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" || true
+}
+
 # Flips a bit in the middle of the largest pack: the data of the biggest file.
 damage_largest_pack() {
 	flip_byte "$(ls -S "$REPO"/objects/pack/*.pack | head -1)" middle
