@@ -12,9 +12,15 @@
  * then times, and a directory's only after its contents. Sparse files get
  * their holes back; hard links are linked again.
  *
- * Every byte written was checked on the way: the blob's git hash (libgit2)
- * and the zstd frame's checksum. A file whose data fails is not left behind:
- * it is named on stderr, removed, and counted in errors.
+ * Every byte written was checked on the way: the blob's git hash and the
+ * zstd frame's checksum (packread.h). A file whose data fails is not left
+ * behind: it is named on stderr, removed, and counted in errors.
+ *
+ * The walking thread creates every name; worker threads (one per core, at
+ * most four) decode and write the chunks of regular files, each at its
+ * offset, and apply a file's metadata after its last chunk. Hard-linked
+ * files are written by the walking thread, before their other names are
+ * linked. Nothing is reported done before syncfs() of the target returns.
  */
 #ifndef RESTORE_H
 #define RESTORE_H

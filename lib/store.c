@@ -16,7 +16,6 @@
 #define ZSTD_FAST_LEVEL (-20)
 /* A blob larger than this is refused on read as damage: chunks are <= 4 MiB
  * and metadata blobs hold one record per directory entry. */
-#define BLOB_MAX ((size_t)1 << 30)
 
 /*
  * File data and metadata go to separate packs, as restic keeps tree packs
@@ -323,6 +322,11 @@ void store_get_stats(struct store *s, struct store_stats *out)
 
 int blob_decode(const void *data, size_t len, struct strbuf *out)
 {
+	return blob_decode_dctx(NULL, data, len, out);
+}
+
+int blob_decode_dctx(void *dctx, const void *data, size_t len, struct strbuf *out)
+{
 	unsigned long long size = ZSTD_getFrameContentSize(data, len);
 	size_t n;
 
@@ -331,7 +335,8 @@ int blob_decode(const void *data, size_t len, struct strbuf *out)
 	if (ZSTD_findFrameCompressedSize(data, len) != len)
 		return ERR_CORRUPT;
 	strbuf_grow(out, size);
-	n = ZSTD_decompress(out->buf + out->len, size, data, len);
+	n = dctx ? ZSTD_decompressDCtx(dctx, out->buf + out->len, size, data, len)
+		 : ZSTD_decompress(out->buf + out->len, size, data, len);
 	if (ZSTD_isError(n) || n != size)
 		return ERR_CORRUPT;
 	strbuf_setlen(out, out->len + n);

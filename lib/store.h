@@ -60,5 +60,9 @@ int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs);
 
 /* Decodes one zstd frame (a blob's payload) into out; ERR_CORRUPT on damage. */
 int blob_decode(const void *data, size_t len, struct strbuf *out);
+/* The same with a reusable ZSTD_DCtx (a thread's own). */
+int blob_decode_dctx(void *dctx, const void *data, size_t len, struct strbuf *out);
+/* The largest blob payload or plaintext this version reads or writes. */
+#define BLOB_MAX ((size_t)1 << 30)
 
 #endif

@@ -22,6 +22,22 @@ setup() { setup_repo web1; }
 	git --git-dir="$REPO" fsck --full
 }
 
+@test "restore reads a repository that stock git repacked (deflate, deltas)" {
+	make_torture_tree "$T/src"
+	seq 1 200000 >"$T/src/numbers"
+	backup run -q web1
+	seq 1 200001 >"$T/src/numbers"
+	backup run -q --snapshot web1
+	git --git-dir="$REPO" repack -a -d -f -q
+	# The packs are git's now: none of ours is left to read directly.
+	run bash -c "ls '$REPO'/objects/pack/*.pack | wc -l"
+	assert_output 1
+	run backup restore web1 --new r1
+	assert_success
+	run tree_diff "$T/src" "$MROOT/r1/disks/root"
+	assert_output ""
+}
+
 @test "restore --new writes the machine file: disks, sizes, profiles, plan" {
 	echo x >"$T/src/a"
 	define_machine web1 "$T/src" '[profile "rescue"]' '	root = sda' '	sda = root'
