@@ -15,12 +15,22 @@
 #define SDX_VERSION 1
 #define SDX_HEADER 12	/* magic, version, count */
 
-struct dedup {
-	struct dedup_entry *slots;	/* empty slot: all-zero oid */
-	size_t mask, count;
-};
+/*
+ * Entries live in blocks of ENTRY_BLOCK that never move; the hash table
+ * holds 8-byte slots: the entry's number + 1 in the low half (0: empty)
+ * and 32 more bits of its key in the high half, so that a probe rarely
+ * touches an entry that is not the one sought. Growing the table copies
+ * only slots. Per chunk: 52 bytes of entry and 16-32 bytes of slots.
+ */
+#define ENTRY_BITS 15
+#define ENTRY_BLOCK ((size_t)1 << ENTRY_BITS)
 
-static const unsigned char zero_oid[SHA1_LEN];
+struct dedup {
+	uint64_t *slots;
+	size_t mask, count;
+	struct dedup_entry **blocks;
+	size_t nblocks;
+};
 
 static size_t slot_of(const struct dedup *d, const unsigned char *key)
 {
@@ -30,61 +40,96 @@ static size_t slot_of(const struct dedup *d, const unsigned char *key)
 	return h & d->mask;
 }
 
+static uint64_t tag_of(const unsigned char *key)
+{
+	uint32_t t;
+
+	memcpy(&t, key + 8, sizeof(t));
+	return (uint64_t)t << 32;
+}
+
+static struct dedup_entry *entry(const struct dedup *d, uint64_t slot)
+{
+	size_t i = (uint32_t)slot - 1;
+
+	return &d->blocks[i >> ENTRY_BITS][i & (ENTRY_BLOCK - 1)];
+}
+
+static void place(struct dedup *d, uint64_t slot)
+{
+	size_t i;
+
+	for (i = slot_of(d, entry(d, slot)->key); d->slots[i]; i = (i + 1) & d->mask)
+		;
+	d->slots[i] = slot;
+}
+
 /* Doubles the table, or makes it hold want entries at a load under 1/2. */
 static void resize(struct dedup *d, size_t want)
 {
-	struct dedup_entry *old = d->slots;
+	uint64_t *old = d->slots;
 	size_t i, oldn = old ? d->mask + 1 : 0, n = oldn ? 2 * oldn : 1024;
 
 	while (n < 2 * want + 2)
 		n *= 2;
 	d->mask = n - 1;
-	d->slots = xcalloc(d->mask + 1, sizeof(*d->slots));
-	d->count = 0;
+	d->slots = xcalloc(n, sizeof(*d->slots));
 	for (i = 0; i < oldn; i++)
-		if (memcmp(old[i].oid, zero_oid, SHA1_LEN))
-			dedup_insert(d, old[i].key, old[i].oid);
+		if (old[i])
+			place(d, old[i]);
 	free(old);
+}
+
+/* The slot of key, or of the empty place where it would go. */
+static uint64_t *find(const struct dedup *d, const unsigned char *key)
+{
+	uint64_t tag = tag_of(key);
+	size_t i;
+
+	for (i = slot_of(d, key);; i = (i + 1) & d->mask) {
+		uint64_t s = d->slots[i];
+
+		if (!s || ((s & ~(uint64_t)UINT32_MAX) == tag && !memcmp(entry(d, s)->key, key, SHA256_LEN)))
+			return &d->slots[i];
+	}
 }
 
 void dedup_insert(struct dedup *d, const unsigned char key[SHA256_LEN],
 		  const unsigned char oid[SHA1_LEN])
 {
-	size_t i;
+	struct dedup_entry *e;
+	uint64_t *s;
 
 	if (!d->slots || 2 * (d->count + 1) > d->mask + 1)
 		resize(d, 0);
-	for (i = slot_of(d, key);; i = (i + 1) & d->mask) {
-		struct dedup_entry *e = &d->slots[i];
-
-		if (!memcmp(e->oid, zero_oid, SHA1_LEN)) {
-			memcpy(e->key, key, SHA256_LEN);
-			memcpy(e->oid, oid, SHA1_LEN);
-			d->count++;
-			return;
-		}
-		if (!memcmp(e->key, key, SHA256_LEN))
-			return;
+	s = find(d, key);
+	if (*s)
+		return;
+	if (d->count == UINT32_MAX)
+		die("the dedup index is full (4 billion chunks)");
+	if ((d->count >> ENTRY_BITS) == d->nblocks) {
+		d->blocks = xrealloc(d->blocks, (d->nblocks + 1) * sizeof(*d->blocks));
+		d->blocks[d->nblocks++] = xmalloc(ENTRY_BLOCK * sizeof(struct dedup_entry));
 	}
+	*s = tag_of(key) | (d->count + 1);
+	e = entry(d, *s);
+	memcpy(e->key, key, SHA256_LEN);
+	memcpy(e->oid, oid, SHA1_LEN);
+	d->count++;
 }
 
 int dedup_lookup(const struct dedup *d, const unsigned char key[SHA256_LEN],
 		 unsigned char oid[SHA1_LEN])
 {
-	size_t i;
+	uint64_t *s;
 
 	if (!d->slots)
 		return 0;
-	for (i = slot_of(d, key);; i = (i + 1) & d->mask) {
-		const struct dedup_entry *e = &d->slots[i];
-
-		if (!memcmp(e->oid, zero_oid, SHA1_LEN))
-			return 0;
-		if (!memcmp(e->key, key, SHA256_LEN)) {
-			memcpy(oid, e->oid, SHA1_LEN);
-			return 1;
-		}
-	}
+	s = find(d, key);
+	if (!*s)
+		return 0;
+	memcpy(oid, entry(d, *s)->oid, SHA1_LEN);
+	return 1;
 }
 
 int dedup_has_oid(const struct dedup *d, const unsigned char oid[SHA1_LEN])
@@ -110,8 +155,13 @@ size_t dedup_count(const struct dedup *d)
 
 void dedup_free(struct dedup *d)
 {
+	size_t i;
+
 	if (!d)
 		return;
+	for (i = 0; i < d->nblocks; i++)
+		free(d->blocks[i]);
+	free(d->blocks);
 	free(d->slots);
 	free(d);
 }

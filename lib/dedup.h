@@ -6,8 +6,9 @@
  * written only after its pack is durable, so it never names a blob that is
  * not in a pack; a missing or damaged sidecar only costs deduplication and
  * can be rebuilt from its pack. In memory all sidecars are merged into one
- * open-addressing hash table of 52-byte slots at a load factor of at most
- * 1/2: about 104 bytes per chunk in the repository.
+ * open-addressing hash table of 8-byte slots at a load factor of at most
+ * 1/2 over 52-byte entries that never move: 68-84 bytes per chunk in the
+ * repository, and growing the table copies only the slots.
  */
 #ifndef DEDUP_H
 #define DEDUP_H
