@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -171,6 +172,79 @@ static struct pack_entry *new_entry(struct pack_writer *pw, const unsigned char 
 	return e;
 }
 
+static int writev_all(int fd, struct iovec *iov, int n)
+{
+	while (n) {
+		ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = ENOSPC;
+			return -1;
+		}
+		for (; n && (size_t)w >= iov->iov_len; iov++, n--)
+			w -= iov->iov_len;
+		if (n) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= w;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A large blob goes from the caller's buffer to the pack with writev(), its
+ * stored-block headers between the pieces: no copy into the write buffer,
+ * which therefore never grows past WRITE_BUFFER and one small object.
+ */
+static int add_large_blob(struct pack_writer *pw, struct pack_entry *e, const unsigned char *data, size_t len)
+{
+	size_t nblocks = (len + 65534) / 65535, i, n = 0, total = 0;
+	unsigned char head[16 + 2], tail[4], (*bh)[5] = xmalloc(nblocks * 5);
+	struct iovec *iov = xmalloc((2 * nblocks + 2) * sizeof(*iov));
+	uLong adler = adler32(0L, Z_NULL, 0), crc = crc32_z(0L, Z_NULL, 0);
+	size_t hlen = pack_entry_header(head, PACK_BLOB, len);
+	int ret;
+
+	head[hlen++] = 0x78;
+	head[hlen++] = 0x01;
+	iov[n++] = (struct iovec){ head, hlen };
+	crc = crc32_z(crc, head, hlen);
+	for (i = 0; i < nblocks; i++) {
+		size_t off = i * 65535, k = len - off > 65535 ? 65535 : len - off;
+
+		bh[i][0] = i + 1 == nblocks;
+		bh[i][1] = k & 0xff;
+		bh[i][2] = k >> 8;
+		bh[i][3] = ~k & 0xff;
+		bh[i][4] = (~k >> 8) & 0xff;
+		iov[n++] = (struct iovec){ bh[i], 5 };
+		iov[n++] = (struct iovec){ (void *)(data + off), k };
+		crc = crc32_z(crc, bh[i], 5);
+		crc = crc32_z(crc, data + off, k);
+		adler = adler32_z(adler, data + off, k);
+		total += 5 + k;
+	}
+	tail[0] = adler >> 24;
+	tail[1] = adler >> 16;
+	tail[2] = adler >> 8;
+	tail[3] = adler;
+	iov[n++] = (struct iovec){ tail, 4 };
+	e->crc = crc32_z(crc, tail, 4);
+	ret = writev_all(pw->fd, iov, n);
+	free(iov);
+	free(bh);
+	if (ret < 0) {
+		error("cannot write '%s': %s", pw->tmp, strerror(errno));
+		pw->failed = 1;
+		return -1;
+	}
+	pw->size += hlen + total + 4;
+	return 0;
+}
+
 int pack_writer_add(struct pack_writer *pw, enum pack_type type,
 		    const unsigned char oid[SHA1_LEN], const void *data, size_t len)
 {
@@ -181,6 +255,8 @@ int pack_writer_add(struct pack_writer *pw, enum pack_type type,
 	if (pw->failed || start(pw) < 0)
 		return -1;
 	e = new_entry(pw, oid);
+	if (type == PACK_BLOB && len >= WRITE_BUFFER / 4)
+		return drain_body(pw) < 0 ? -1 : add_large_blob(pw, e, data, len);
 	begin = pw->body.len;
 	strbuf_add(&pw->body, hdr, hlen);
 	if (type == PACK_BLOB)

@@ -2,7 +2,7 @@
  * faultshim.c — an LD_PRELOAD library that aims a fault at one durable step
  * of a command, for the crash and full-disk tests (tests/75-crash.bats).
  *
- * The steps counted are write, pwrite, fsync, fdatasync, ftruncate, rename,
+ * The steps counted are write, writev, pwrite, fsync, fdatasync, ftruncate, rename,
  * renameat, unlink and unlinkat on files under FAULT_DIR (our code's and
  * libgit2's alike). FAULT_AT=N aims at the Nth step: FAULT_MODE=kill (the
  * default) kills the process with SIGKILL right before it, like a power cut;
@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static long counter;
@@ -105,6 +106,14 @@ ssize_t write(int fd, const void *buf, size_t len)
 	if (len && in_scope_fd(fd) && step() < 0)
 		return -1;
 	return real_write(fd, buf, len);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+	REAL(writev, ssize_t, int, const struct iovec *, int);
+	if (n && in_scope_fd(fd) && step() < 0)
+		return -1;
+	return real_writev(fd, iov, n);
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
