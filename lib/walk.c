@@ -23,6 +23,9 @@
 
 /* Chunk bytes queued for the workers at most: bounds memory. */
 #define QUEUE_BYTES ((size_t)12 << 20)
+/* The read buffer: the chunker sees up to CHUNK_MAX bytes ahead, and reads
+ * come in pieces of about a MiB beyond that. */
+#define READ_BUF (CHUNK_MAX + ((size_t)1 << 20))
 
 enum kind { K_NONE, K_SKIP, K_CHUNKS, K_DIR, K_REUSE };
 
@@ -61,7 +64,7 @@ struct walker {
 	struct walk_stats *stats;
 	dev_t dev;
 	struct strbuf path;		/* the full path of what is being read */
-	unsigned char *buf;		/* read buffer, 2 * CHUNK_MAX */
+	unsigned char *buf;		/* read buffer of READ_BUF bytes */
 
 	pthread_mutex_t lock;
 	pthread_cond_t work, space, done;
@@ -574,7 +577,7 @@ static void read_file(struct walker *w, int dfd, struct entry *e, struct pdir *o
 		goto done;
 	}
 	for (;;) {
-		size_t want = 2 * CHUNK_MAX - have, cut;
+		size_t want = READ_BUF - have, cut;
 
 		if (interrupted) {
 			errno = EINTR;
@@ -817,7 +820,7 @@ int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char
 		return -1;
 	}
 	w.dev = st.st_dev;
-	w.buf = xmalloc(2 * CHUNK_MAX);
+	w.buf = xmalloc(READ_BUF);
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.work, NULL);
 	pthread_cond_init(&w.space, NULL);
