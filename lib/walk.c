@@ -22,7 +22,7 @@
 #include "walk.h"
 
 /* Chunk bytes queued for the workers at most: bounds memory. */
-#define QUEUE_BYTES ((size_t)12 << 20)
+#define QUEUE_BYTES ((size_t)8 << 20)
 /* The read buffer: the chunker sees up to CHUNK_MAX bytes ahead, and reads
  * come in pieces of about a MiB beyond that. */
 #define READ_BUF (CHUNK_MAX + ((size_t)1 << 20))
