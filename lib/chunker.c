@@ -4,8 +4,8 @@
 #include "chunker.h"
 
 /* Normalized chunking, level 2: harder to cut before the average size, easier after. */
-#define BITS_SMALL 22
-#define BITS_LARGE 18
+#define BITS_SMALL 20
+#define BITS_LARGE 16
 #define TOP_MASK(bits) ((((uint64_t)1 << (bits)) - 1) << (64 - (bits)))
 
 static uint64_t gear[256];

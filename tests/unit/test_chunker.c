@@ -44,22 +44,22 @@ int main(void)
 {
 	size_t n = 64 << 20, i, nr, nr2, same = 0;
 	unsigned char *p = random_bytes(n + 1, 42), *q;
-	size_t cuts[1024], cuts2[1024];
+	static size_t cuts[4096], cuts2[4096];
 
 	/* Small inputs are one chunk. */
 	CHECK(chunker_cut(p, 10) == 10);
 	CHECK(chunker_cut(p, CHUNK_MIN) == CHUNK_MIN);
 
-	nr = cut_all(p, n, cuts, 1024);
-	CHECK(nr > 30 && nr < 130);	/* about 64 chunks of ~1 MiB */
-	CHECK(cut_all(p, n, cuts2, 1024) == nr);
+	nr = cut_all(p, n, cuts, 4096);
+	CHECK(nr > n / CHUNK_AVG / 2 && nr < 2 * n / CHUNK_AVG);	/* chunks of about CHUNK_AVG */
+	CHECK(cut_all(p, n, cuts2, 4096) == nr);
 	CHECK(!memcmp(cuts, cuts2, nr * sizeof(*cuts)));
 
 	/* One byte inserted at the front shifts every later cut by one. */
 	q = malloc(n + 1);
 	q[0] = 'x';
 	memcpy(q + 1, p, n);
-	nr2 = cut_all(q, n + 1, cuts2, 1024);
+	nr2 = cut_all(q, n + 1, cuts2, 4096);
 	for (i = 0; i < nr2; i++) {
 		size_t j;
 		for (j = 0; j < nr; j++)
