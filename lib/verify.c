@@ -15,6 +15,7 @@
 
 #include "fsutil.h"
 #include "meta.h"
+#include "packread.h"
 #include "store.h"
 #include "tree.h"
 #include "usage.h"
@@ -32,6 +33,8 @@ struct link_rec {
 
 struct verifier {
 	struct repo *repo;
+	struct packset *ps;		/* NULL: read through libgit2 */
+	struct blob_reader br;
 	struct verify_report *out;
 	int readonly;			/* no folder: only read the backup */
 	struct strbuf path;		/* of the entry examined, "" for the root */
@@ -41,6 +44,11 @@ struct verifier {
 	size_t nlinks, alloc_links;
 	uint64_t unique;		/* keys for files of one name */
 };
+
+static int read_blob(struct verifier *v, const unsigned char *oid, struct strbuf *out)
+{
+	return v->ps ? packset_read_blob(v->ps, &v->br, oid, out) : store_read_blob(v->repo, oid, out);
+}
 
 static const char *shown(const struct verifier *v)
 {
@@ -123,7 +131,7 @@ static int load_dir(struct verifier *v, const unsigned char oid[SHA1_LEN], git_t
 		return -1;
 	}
 	te = git_tree_entry_byname(*tree, META_NAME);
-	err = te ? store_read_blob(v->repo, git_tree_entry_id(te)->id, &sb) : ERR_NOTFOUND;
+	err = te ? read_blob(v, git_tree_entry_id(te)->id, &sb) : ERR_NOTFOUND;
 	if (!err)
 		err = meta_decode(sb.buf, sb.len, m, n);
 	strbuf_release(&sb);
@@ -239,7 +247,7 @@ static void check_content(struct verifier *v, int fd, const git_tree_entry *te, 
 			goto out;
 		}
 		strbuf_reset(&v->blob);
-		err = store_read_blob(v->repo, git_tree_entry_id(c)->id, &v->blob);
+		err = read_blob(v, git_tree_entry_id(c)->id, &v->blob);
 		if (err) {
 			report_at(v, "damaged", "the backup cannot read this file: its data (blob %s) in the "
 				  "repository is %s; run 'backup check --read-data'",
@@ -691,6 +699,9 @@ int verify_tree(struct repo *r, const unsigned char tree[SHA1_LEN], const char *
 
 	strbuf_init(&v.path, 256);
 	strbuf_init(&v.blob, 0);
+	strbuf_init(&v.br.raw, 0);
+	if (packset_open(&v.ps, r) < 0)
+		v.ps = NULL;
 	v.piece = xmalloc(PIECE);
 	if (dir) {
 		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -706,6 +717,8 @@ int verify_tree(struct repo *r, const unsigned char tree[SHA1_LEN], const char *
 		free(v.links[i].path);
 	free(v.links);
 	free(v.piece);
+	packset_free(v.ps);
+	blob_reader_release(&v.br);
 	strbuf_release(&v.path);
 	strbuf_release(&v.blob);
 	return out->mismatches == before ? 0 : -1;
