@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,51 @@ int write_all(int fd, const void *buf, size_t len)
 		}
 		p += n;
 		len -= n;
+	}
+	return 0;
+}
+
+/* A write that made no progress is a full disk. */
+static int short_write(ssize_t n)
+{
+	if (n == 0)
+		errno = ENOSPC;
+	return -1;
+}
+
+int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return short_write(n);
+		p += n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+int writev_all(int fd, struct iovec *iov, int n)
+{
+	while (n) {
+		ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return short_write(w);
+		for (; n && (size_t)w >= iov->iov_len; iov++, n--)
+			w -= iov->iov_len;
+		if (n) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= w;
+		}
 	}
 	return 0;
 }

@@ -12,10 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 int write_file_durable(const char *path, const void *data, size_t len, mode_t mode);
 /* Writes all of buf to fd, retrying short writes; -1 with errno on error. */
 int write_all(int fd, const void *buf, size_t len);
+/* The same at an offset, and for an iovec array (which it consumes). A
+ * write that makes no progress fails with ENOSPC. */
+int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+int writev_all(int fd, struct iovec *iov, int n);
 int fsync_dir(const char *dir);
 /* Fsyncs the directory that holds path. */
 int fsync_parent(const char *path);

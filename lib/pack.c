@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -170,28 +169,6 @@ static struct pack_entry *new_entry(struct pack_writer *pw, const unsigned char 
 	memcpy(e->oid, oid, SHA1_LEN);
 	e->offset = pw->size;
 	return e;
-}
-
-static int writev_all(int fd, struct iovec *iov, int n)
-{
-	while (n) {
-		ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			if (w == 0)
-				errno = ENOSPC;
-			return -1;
-		}
-		for (; n && (size_t)w >= iov->iov_len; iov++, n--)
-			w -= iov->iov_len;
-		if (n) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= w;
-		}
-	}
-	return 0;
 }
 
 /*

@@ -244,25 +244,6 @@ static int unlink_beneath(int rootfd, const char *path, const struct meta *dir)
 	return ret;
 }
 
-static int pwrite_all(int fd, const char *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = ENOSPC;
-			return -1;
-		}
-		buf += n;
-		len -= n;
-		off += n;
-	}
-	return 0;
-}
-
 /* Writes one chunk's bytes at off, keeping holes where the file had them. */
 static int put_chunk(int fd, const struct strbuf *buf, uint64_t off, const struct meta *m)
 {
