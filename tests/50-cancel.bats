@@ -34,7 +34,8 @@ setup() { setup_repo web1; }
 @test "enable is refused for 24 hours after a cancel, then allowed (faketime)" {
 	command -v faketime >/dev/null || skip "faketime is not installed"
 	echo x >"$T/src/a"
-	faketime "2026-11-10 12:00:00" "$BK" cancel -q --yes web1
+	# A frozen clock: a slow start must not move the time the cancel records.
+	faketime -f "2026-11-10 12:00:00" "$BK" cancel -q --yes web1
 	run faketime "2026-11-11 11:59:00" "$BK" enable web1
 	assert_failure 1
 	assert_output --partial "can be enabled again from 2026-11-11T12:00:00Z"
