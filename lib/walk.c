@@ -17,6 +17,7 @@
 #include "chunker.h"
 #include "fsutil.h"
 #include "meta.h"
+#include "packread.h"
 #include "tree.h"
 #include "usage.h"
 #include "walk.h"
@@ -39,6 +40,39 @@ struct entry {
 	struct pdir *sub;			/* K_DIR */
 	unsigned mode;				/* K_REUSE: MODE_BLOB or MODE_TREE */
 	unsigned char oid[SHA1_LEN];		/* K_REUSE */
+	struct scan *scan;			/* a folder handed to the scanner */
+};
+
+/*
+ * The scanner thread reads folders ahead of the walk: it opens a folder,
+ * lists it and stats every entry, the system calls that are most of an
+ * unchanged run, while the walking thread compares the folder before with
+ * the previous backup. The walking thread hands it the subfolders of each
+ * folder it has listed, first in line, in the order the walk will reach
+ * them; a folder the scanner has not started yet the walking thread reads
+ * itself. At most SCAN_AHEAD folders wait read and open.
+ */
+#define SCAN_AHEAD 32
+
+enum scan_state { S_QUEUED, S_RUNNING, S_DONE };
+
+struct parent_fd {
+	int fd;
+	unsigned refs;		/* under the scanner lock */
+};
+
+struct scan {
+	struct parent_fd *parent;
+	const char *name;	/* the entry's, which outlives the scan */
+	enum scan_state state;
+	int fd, err;		/* the folder opened, or errno */
+	char *path;		/* for the exclusions */
+	char **names;
+	size_t n;
+	struct stat *st;
+	int *serr;		/* per entry: 0, or fstatat's errno */
+	struct scan **child;	/* per entry: its scan, for the folders to enter */
+	struct scan *prev, *next;
 };
 
 /* A directory whose tree waits for its chunks to be stored. */
@@ -76,6 +110,16 @@ struct walker {
 
 	struct pdir *dhead, *dtail;	/* directories waiting for their tree */
 	struct timespec start, shown;	/* progress */
+
+	struct packset *ps;		/* the previous backup's .meta blobs */
+	struct blob_reader br;
+
+	pthread_t scanner;
+	pthread_mutex_t slock;
+	pthread_cond_t scond;
+	struct scan *shead, *stail;	/* waiting for the scanner, in order */
+	size_t sready;			/* read and not yet taken */
+	int sstop;
 };
 
 /* ---- owner names ---------------------------------------------------- */
@@ -381,7 +425,7 @@ static void prev_load(struct walker *w, struct prev *p, const unsigned char *oid
 	if (git_tree_lookup(&p->tree, w->o->repo->git, &id) < 0)
 		return;
 	te = git_tree_entry_byname(p->tree, META_NAME);
-	if (!te || store_read_blob(w->o->repo, git_tree_entry_id(te)->id, &sb) < 0 ||
+	if (!te || packset_read_blob(w->ps, &w->br, git_tree_entry_id(te)->id, &sb) < 0 ||
 	    meta_decode(sb.buf, sb.len, &p->m, &p->n) < 0) {
 		git_tree_free(p->tree);
 		p->tree = NULL;
@@ -630,28 +674,220 @@ fail:
 	close(fd);
 }
 
-static int excluded(struct walker *w)
+static int excluded_path(const struct walk_opts *o, const char *path)
 {
 	size_t i;
 
-	for (i = 0; i < w->o->nexcludes; i++)
-		if (!fnmatch(w->o->excludes[i], w->path.buf, 0))
+	for (i = 0; i < o->nexcludes; i++)
+		if (!fnmatch(o->excludes[i], path, 0))
 			return 1;
 	return 0;
 }
 
+static int excluded(struct walker *w)
+{
+	return excluded_path(w->o, w->path.buf);
+}
+
+
+/* ---- the scanner ------------------------------------------------------ */
+
+/* Opens a subfolder as the walk does: without updating its atime when allowed. */
+static int open_dir_at(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC);
+
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd;
+}
+
+/* Lists the folder open at dfd and stats each entry; -1 with errno when it cannot be listed. */
+static int list_and_stat(int dfd, char ***names, size_t *n, struct stat **st, int **serr)
+{
+	size_t i;
+
+	if (read_dir_names(dfd, names, n) < 0)
+		return -1;
+	*st = xmalloc((*n + 1) * sizeof(**st));
+	*serr = xcalloc(*n + 1, sizeof(**serr));
+	for (i = 0; i < *n; i++)
+		if (fstatat(dfd, (*names)[i], &(*st)[i], AT_SYMLINK_NOFOLLOW) < 0)
+			(*serr)[i] = errno;
+	return 0;
+}
+
+/* Under the scanner lock. */
+static void parent_put(struct parent_fd *p)
+{
+	if (p && !--p->refs) {
+		close(p->fd);
+		free(p);
+	}
+}
+
+static void scan_free(struct scan *sc)
+{
+	size_t i;
+
+	if (sc->fd >= 0)
+		close(sc->fd);
+	for (i = 0; i < sc->n; i++)
+		free(sc->names[i]);
+	free(sc->names);
+	free(sc->st);
+	free(sc->serr);
+	free(sc->child);
+	free(sc->path);
+	free(sc);
+}
+
+/* Under the scanner lock. */
+static void scan_unlink(struct walker *w, struct scan *sc)
+{
+	if (sc->prev)
+		sc->prev->next = sc->next;
+	else
+		w->shead = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	else
+		w->stail = sc->prev;
+	sc->prev = sc->next = NULL;
+}
+
+static struct scan **scan_children(struct walker *w, int dfd, const char *path, char **names,
+				   const struct stat *st, const int *serr, size_t n);
+
+static void *scanner(void *arg)
+{
+	struct walker *w = arg;
+
+	pthread_mutex_lock(&w->slock);
+	while (!w->sstop) {
+		struct scan *sc = w->shead;
+
+		if (!sc || w->sready >= SCAN_AHEAD) {
+			pthread_cond_wait(&w->scond, &w->slock);
+			continue;
+		}
+		scan_unlink(w, sc);
+		sc->state = S_RUNNING;
+		pthread_mutex_unlock(&w->slock);
+		sc->fd = open_dir_at(sc->parent->fd, sc->name);
+		if (sc->fd < 0 || list_and_stat(sc->fd, &sc->names, &sc->n, &sc->st, &sc->serr) < 0)
+			sc->err = errno;
+		else
+			sc->child = scan_children(w, sc->fd, sc->path, sc->names, sc->st, sc->serr, sc->n);
+		pthread_mutex_lock(&w->slock);
+		parent_put(sc->parent);
+		sc->parent = NULL;
+		sc->state = S_DONE;
+		w->sready++;
+		pthread_cond_broadcast(&w->scond);
+	}
+	pthread_mutex_unlock(&w->slock);
+	return NULL;
+}
+
+/* Takes folder sc back from the scanner: read, or NULL when the walk must read it itself. */
+static struct scan *scan_take(struct walker *w, struct scan *sc)
+{
+	pthread_mutex_lock(&w->slock);
+	if (sc->state == S_QUEUED) {
+		scan_unlink(w, sc);
+		parent_put(sc->parent);
+		pthread_mutex_unlock(&w->slock);
+		scan_free(sc);
+		return NULL;
+	}
+	while (sc->state != S_DONE)
+		pthread_cond_wait(&w->scond, &w->slock);
+	w->sready--;
+	pthread_cond_broadcast(&w->scond);
+	pthread_mutex_unlock(&w->slock);
+	return sc;
+}
+
+/*
+ * Makes the scans of the subfolders the walk will enter, of the folder at
+ * path open at dfd with entries names (lstat st, or serr), and puts them
+ * first in the scanner's line, in order. Returns them per entry (NULL for
+ * the others), or NULL when there is none. Either thread.
+ */
+static struct scan **scan_children(struct walker *w, int dfd, const char *path, char **names,
+				   const struct stat *st, const int *serr, size_t n)
+{
+	struct scan *first = NULL, *last = NULL, **child = NULL;
+	struct parent_fd *p = NULL;
+	struct strbuf sub = STRBUF_INIT;
+	size_t i, plen;
+
+	strbuf_addstr(&sub, path);
+	if (sub.len && sub.buf[sub.len - 1] != '/')
+		strbuf_addch(&sub, '/');
+	plen = sub.len;
+	for (i = 0; i < n; i++) {
+		struct scan *sc;
+
+		if (serr[i] || !S_ISDIR(st[i].st_mode) || st[i].st_dev != w->dev)
+			continue;
+		strbuf_setlen(&sub, plen);
+		strbuf_addstr(&sub, names[i]);
+		if (excluded_path(w->o, sub.buf))
+			continue;
+		if (!p) {
+			p = xcalloc(1, sizeof(*p));
+			p->fd = dup(dfd);
+			if (p->fd < 0) {
+				free(p);
+				break;
+			}
+			child = xcalloc(n, sizeof(*child));
+		}
+		sc = xcalloc(1, sizeof(*sc));
+		sc->parent = p;
+		p->refs++;
+		sc->name = names[i];
+		sc->path = xstrdup(sub.buf);
+		sc->fd = -1;
+		sc->state = S_QUEUED;
+		sc->prev = last;
+		if (last)
+			last->next = sc;
+		else
+			first = sc;
+		last = sc;
+		child[i] = sc;
+	}
+	strbuf_release(&sub);
+	if (!first)
+		return child;
+	pthread_mutex_lock(&w->slock);
+	last->next = w->shead;
+	if (w->shead)
+		w->shead->prev = last;
+	else
+		w->stail = last;
+	w->shead = first;
+	pthread_cond_broadcast(&w->scond);
+	pthread_mutex_unlock(&w->slock);
+	return child;
+}
 
 static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
-			     const unsigned char *prev_oid);
+			     const unsigned char *prev_oid, struct scan *sc);
 
+/* Backs up entry e of folder d, whose lstat is st, or whose lstat failed with serr. */
 static void walk_entry(struct walker *w, int dfd, struct pdir *d, struct entry *e,
-		       const struct prev *prev)
+		       const struct prev *prev, const struct stat *pst, int serr)
 {
 	const struct meta *pm = prev_find(prev, e->m.name);
 	const git_tree_entry *pte = pm ? prev_entry(prev, e->m.name) : NULL;
 	struct stat st;
 
-	if (fstatat(dfd, e->m.name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (serr) {
+		errno = serr;
 		if (errno == ENOENT) {	/* gone since readdir */
 			e->kind = K_SKIP;
 			return;
@@ -660,6 +896,7 @@ static void walk_entry(struct walker *w, int dfd, struct pdir *d, struct entry *
 		e->kind = K_SKIP;
 		return;
 	}
+	st = *pst;
 	if (excluded(w)) {
 		e->kind = K_SKIP;
 		return;
@@ -699,22 +936,29 @@ static void walk_entry(struct walker *w, int dfd, struct pdir *d, struct entry *
 		return;
 	}
 	if (S_ISDIR(st.st_mode)) {
+		struct scan *sc = e->scan ? scan_take(w, e->scan) : NULL;
 		int sub = -1;
 
+		e->scan = NULL;
 		w->stats->dirs++;
-		if (st.st_dev == w->dev)
-			sub = openat(dfd, e->m.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC);
-		if (sub < 0 && st.st_dev == w->dev && errno == EPERM)
-			sub = openat(dfd, e->m.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sc) {
+			sub = sc->fd;
+			sc->fd = -1;
+			errno = sc->err;
+		} else if (st.st_dev == w->dev) {
+			sub = open_dir_at(dfd, e->m.name);
+		}
 		if (sub < 0 && st.st_dev == w->dev) {
 			unreadable(w, strerror(errno));
 			e->kind = K_SKIP;
+			if (sc)
+				scan_free(sc);
 			return;
 		}
 		const unsigned char *poid = pte && git_tree_entry_filemode(pte) == GIT_FILEMODE_TREE &&
 			pm && S_ISDIR(pm->mode) ? git_tree_entry_id(pte)->id : NULL;
 		/* A mount point is kept as an empty directory: one file system per disk. */
-		e->sub = walk_dir(w, sub, &st, st.st_dev == w->dev ? poid : NULL);
+		e->sub = walk_dir(w, sub, &st, st.st_dev == w->dev ? poid : NULL, sc);
 		if (sub >= 0)
 			close(sub);
 		e->kind = e->sub ? K_DIR : K_SKIP;
@@ -745,17 +989,42 @@ static void walk_entry(struct walker *w, int dfd, struct pdir *d, struct entry *
  * metadata, for mount points) and queues its tree; returns it, or NULL.
  */
 static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
-			     const unsigned char *prev_oid)
+			     const unsigned char *prev_oid, struct scan *sc)
 {
 	struct pdir *d = xcalloc(1, sizeof(*d));
 	struct prev prev;
 	char **names = NULL;
+	struct stat *st = NULL;
+	int *serr = NULL, err = 0;
+	struct scan **child = NULL;
 	size_t n = 0, i, plen = w->path.len;
 
+	if (sc) {
+		/* Read by the scanner: its lists become ours. */
+		err = sc->err;
+		names = sc->names;
+		n = sc->n;
+		st = sc->st;
+		serr = sc->serr;
+		child = sc->child;
+		sc->names = NULL;
+		sc->n = 0;
+		sc->st = NULL;
+		sc->serr = NULL;
+		sc->child = NULL;
+		scan_free(sc);
+	} else if (dfd >= 0 && list_and_stat(dfd, &names, &n, &st, &serr) < 0) {
+		err = errno;
+	} else if (n) {
+		child = scan_children(w, dfd, w->path.buf, names, st, serr, n);
+	}
 	prev_load(w, &prev, prev_oid);
-	if (dfd >= 0 && read_dir_names(dfd, &names, &n) < 0) {
-		unreadable(w, strerror(errno));
+	if (err) {
+		unreadable(w, strerror(err));
 		prev_free(&prev);
+		free(names);
+		free(st);
+		free(serr);
 		free(d);
 		return NULL;
 	}
@@ -768,15 +1037,18 @@ static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
 	if (dfd >= 0 && read_xattrs(w, dfd, &d->e[0].m) < 0)
 		warning("cannot read the extended attributes of '%s': %s", w->path.buf, strerror(errno));
 	/* The entries own every name from now on, also those a failure skips. */
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		d->e[i + 1].m.name = names[i];
+		d->e[i + 1].scan = child ? child[i] : NULL;
+	}
+	free(child);
 	for (i = 0; i < n; i++) {
 		struct entry *e = &d->e[i + 1];
 
 		if (plen && w->path.buf[plen - 1] != '/')
 			strbuf_addch(&w->path, '/');
 		strbuf_addstr(&w->path, names[i]);
-		walk_entry(w, dfd, d, e, &prev);
+		walk_entry(w, dfd, d, e, &prev, &st[i], serr[i]);
 		strbuf_setlen(&w->path, plen);
 		progress(w, 0);
 		if (w->failed)
@@ -786,7 +1058,18 @@ static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
 			break;
 		}
 	}
+	/* Folders the walk did not reach (it failed) go back from the scanner. */
+	for (i = 1; i < d->n; i++)
+		if (d->e[i].scan) {
+			struct scan *left = scan_take(w, d->e[i].scan);
+
+			d->e[i].scan = NULL;
+			if (left)
+				scan_free(left);
+		}
 	free(names);
+	free(st);
+	free(serr);
 	prev_free(&prev);
 	enqueue_dir(w, d);
 	drain(w, 0);
@@ -821,6 +1104,13 @@ int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char
 	}
 	w.dev = st.st_dev;
 	w.buf = xmalloc(READ_BUF);
+	strbuf_init(&w.br.raw, 0);
+	if (o->prev_tree && packset_open(&w.ps, o->repo) < 0) {
+		close(fd);
+		free(w.buf);
+		strbuf_release(&w.path);
+		return -1;
+	}
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.work, NULL);
 	pthread_cond_init(&w.space, NULL);
@@ -831,8 +1121,13 @@ int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char
 		if (pthread_create(&w.threads[i], NULL, worker, &w))
 			die("cannot start a worker thread");
 
+	pthread_mutex_init(&w.slock, NULL);
+	pthread_cond_init(&w.scond, NULL);
+	if (pthread_create(&w.scanner, NULL, scanner, &w))
+		die("cannot start the scanner thread");
+
 	clock_gettime(CLOCK_MONOTONIC, &w.start);
-	root = walk_dir(&w, fd, &st, o->prev_tree);
+	root = walk_dir(&w, fd, &st, o->prev_tree, NULL);
 	progress(&w, 1);
 	close(fd);
 	if (root && drain(&w, 1) == 0) {
@@ -846,6 +1141,13 @@ int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char
 	pthread_mutex_unlock(&w.lock);
 	for (i = 0; i < w.nthreads; i++)
 		pthread_join(w.threads[i], NULL);
+	pthread_mutex_lock(&w.slock);
+	w.sstop = 1;
+	pthread_cond_broadcast(&w.scond);
+	pthread_mutex_unlock(&w.slock);
+	pthread_join(w.scanner, NULL);
+	pthread_mutex_destroy(&w.slock);
+	pthread_cond_destroy(&w.scond);
 	/* On failure, directories may still be queued (the root among them:
 	 * look before they are freed). */
 	int root_out = root && root->dequeued;
@@ -859,6 +1161,8 @@ int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char
 		free_pdir(root);
 	free(w.threads);
 	free(w.buf);
+	packset_free(w.ps);
+	blob_reader_release(&w.br);
 	strbuf_release(&w.path);
 	pthread_mutex_destroy(&w.lock);
 	pthread_cond_destroy(&w.work);
