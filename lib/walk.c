@@ -1,5 +1,6 @@
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <grp.h>
@@ -50,7 +51,8 @@ struct entry {
  * the previous backup. The walking thread hands it the subfolders of each
  * folder it has listed, first in line, in the order the walk will reach
  * them; a folder the scanner has not started yet the walking thread reads
- * itself. At most SCAN_AHEAD folders wait read and open.
+ * itself. At most SCAN_AHEAD folders wait read and open, twice that when
+ * the walk had to read a folder itself (the scanner then follows it).
  */
 #define SCAN_AHEAD 32
 
@@ -65,6 +67,7 @@ struct scan {
 	struct parent_fd *parent;
 	const char *name;	/* the entry's, which outlives the scan */
 	enum scan_state state;
+	int urgent;		/* queued by the walking thread, which needs it next */
 	int fd, err;		/* the folder opened, or errno */
 	char *path;		/* for the exclusions */
 	char **names;
@@ -757,7 +760,7 @@ static void scan_unlink(struct walker *w, struct scan *sc)
 }
 
 static struct scan **scan_children(struct walker *w, int dfd, const char *path, char **names,
-				   const struct stat *st, const int *serr, size_t n);
+				   const struct stat *st, const int *serr, size_t n, int urgent);
 
 static void *scanner(void *arg)
 {
@@ -767,7 +770,8 @@ static void *scanner(void *arg)
 	while (!w->sstop) {
 		struct scan *sc = w->shead;
 
-		if (!sc || w->sready >= SCAN_AHEAD) {
+		/* Past the bound, only folders the walk reached on its own. */
+		if (!sc || w->sready >= (sc->urgent ? 2 * SCAN_AHEAD : SCAN_AHEAD)) {
 			pthread_cond_wait(&w->scond, &w->slock);
 			continue;
 		}
@@ -778,7 +782,7 @@ static void *scanner(void *arg)
 		if (sc->fd < 0 || list_and_stat(sc->fd, &sc->names, &sc->n, &sc->st, &sc->serr) < 0)
 			sc->err = errno;
 		else
-			sc->child = scan_children(w, sc->fd, sc->path, sc->names, sc->st, sc->serr, sc->n);
+			sc->child = scan_children(w, sc->fd, sc->path, sc->names, sc->st, sc->serr, sc->n, 0);
 		pthread_mutex_lock(&w->slock);
 		parent_put(sc->parent);
 		sc->parent = NULL;
@@ -809,6 +813,20 @@ static struct scan *scan_take(struct walker *w, struct scan *sc)
 	return sc;
 }
 
+/* Takes back a folder the walk will not enter, and the folders the scanner queued below it. */
+static void scan_drop(struct walker *w, struct scan *sc)
+{
+	size_t i;
+
+	sc = scan_take(w, sc);
+	if (!sc)
+		return;
+	for (i = 0; sc->child && i < sc->n; i++)
+		if (sc->child[i])
+			scan_drop(w, sc->child[i]);
+	scan_free(sc);
+}
+
 /*
  * Makes the scans of the subfolders the walk will enter, of the folder at
  * path open at dfd with entries names (lstat st, or serr), and puts them
@@ -816,7 +834,7 @@ static struct scan *scan_take(struct walker *w, struct scan *sc)
  * the others), or NULL when there is none. Either thread.
  */
 static struct scan **scan_children(struct walker *w, int dfd, const char *path, char **names,
-				   const struct stat *st, const int *serr, size_t n)
+				   const struct stat *st, const int *serr, size_t n, int urgent)
 {
 	struct scan *first = NULL, *last = NULL, **child = NULL;
 	struct parent_fd *p = NULL;
@@ -852,6 +870,7 @@ static struct scan **scan_children(struct walker *w, int dfd, const char *path, 
 		sc->path = xstrdup(sub.buf);
 		sc->fd = -1;
 		sc->state = S_QUEUED;
+		sc->urgent = urgent;
 		sc->prev = last;
 		if (last)
 			last->next = sc;
@@ -967,12 +986,20 @@ static void walk_entry(struct walker *w, int dfd, struct pdir *d, struct entry *
 	}
 	w->stats->others++;
 	if (S_ISLNK(st.st_mode)) {
-		char *target = xmalloc(st.st_size + 2);
-		ssize_t n = readlinkat(dfd, e->m.name, target, st.st_size + 1);
+		/* The link may have changed since it was statted: a target that
+		 * fills the buffer is read again with room for the longest. */
+		size_t cap = st.st_size + 2;
+		char *target = xmalloc(cap);
+		ssize_t n = readlinkat(dfd, e->m.name, target, cap - 1);
 
-		if (n < 0) {
+		if (n >= (ssize_t)cap - 1 && cap < PATH_MAX + 2) {
+			cap = PATH_MAX + 2;
+			target = xrealloc(target, cap);
+			n = readlinkat(dfd, e->m.name, target, cap - 1);
+		}
+		if (n < 0 || n >= (ssize_t)cap - 1) {
 			free(target);
-			unreadable(w, strerror(errno));
+			unreadable(w, n < 0 ? strerror(errno) : "its target is too long");
 			e->kind = K_SKIP;
 			return;
 		}
@@ -1016,7 +1043,7 @@ static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
 	} else if (dfd >= 0 && list_and_stat(dfd, &names, &n, &st, &serr) < 0) {
 		err = errno;
 	} else if (n) {
-		child = scan_children(w, dfd, w->path.buf, names, st, serr, n);
+		child = scan_children(w, dfd, w->path.buf, names, st, serr, n, 1);
 	}
 	prev_load(w, &prev, prev_oid);
 	if (err) {
@@ -1061,11 +1088,8 @@ static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
 	/* Folders the walk did not reach (it failed) go back from the scanner. */
 	for (i = 1; i < d->n; i++)
 		if (d->e[i].scan) {
-			struct scan *left = scan_take(w, d->e[i].scan);
-
+			scan_drop(w, d->e[i].scan);
 			d->e[i].scan = NULL;
-			if (left)
-				scan_free(left);
 		}
 	free(names);
 	free(st);
@@ -1146,6 +1170,9 @@ int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char
 	pthread_cond_broadcast(&w.scond);
 	pthread_mutex_unlock(&w.slock);
 	pthread_join(w.scanner, NULL);
+	/* Every scan is taken back by the walk, also a failed one; none is left. */
+	if (w.shead)
+		die("internal error: folders left with the scanner");
 	pthread_mutex_destroy(&w.slock);
 	pthread_cond_destroy(&w.scond);
 	/* On failure, directories may still be queued (the root among them:

@@ -46,6 +46,20 @@ setup() { setup_repo web1; }
 	umount "$T/small"
 }
 
+@test "a full disk during restore: the write error, no file called damaged" {
+	for i in 1 2 3 4 5 6 7 8; do head -c 1M /dev/urandom >"$T/src/f$i"; done
+	backup run -q web1
+	mkdir "$T/small"
+	mount -t tmpfs -o size=3M none "$T/small" || skip "cannot mount tmpfs here"
+	run backup restore web1 --path / --to "$T/small/out"
+	umount "$T/small"
+	assert_failure
+	assert_output --partial "No space left on device"
+	refute_output --partial "damaged"
+	# The repository is not to blame.
+	backup check --read-data
+}
+
 @test "a damaged metadata blob is reported, never guessed at" {
 	mkdir -p "$T/src/d" && echo x >"$T/src/d/f"
 	backup run -q web1
@@ -104,6 +118,8 @@ setup() { setup_repo web1; }
 	echo first >"$T/src/first"
 	backup run -q web1
 	head -c 150M /dev/urandom >"$T/src/big"
+	# Folders after it that the scanner reads ahead and the walk must hand back.
+	for d in a a/b a/b/c a/d e e/f; do mkdir -p "$T/src/tree/$d" && echo x >"$T/src/tree/$d/x"; done
 	for sig in TERM INT; do
 		"$BK" run -q web1 &
 		pid=$!
