@@ -32,6 +32,7 @@ struct link_seen {
  * others on every core.
  */
 #define MAX_WORKERS 4
+#define ERR_GIVEN_UP 1		/* a file's chunks skipped after another failed */
 #define QUEUE_LEN 64
 
 /* A folder's records, shared by the files of it still being written. */
@@ -279,6 +280,8 @@ static void file_done(struct restorer *rs, struct wfile *f)
 	if (!f->err) {
 		rs->stats->files++;
 		rs->stats->bytes += f->m->size;
+	} else if (f->err == ERR_GIVEN_UP) {
+		/* Another file's write failed: that one is reported. */
 	} else if (f->err == ERR_CORRUPT || f->err == ERR_NOTFOUND) {
 		error("cannot restore '%s': its data in the repository is %s; run 'backup check --read-data'",
 		      f->path, f->err == ERR_NOTFOUND ? "missing" : "damaged");
@@ -314,7 +317,9 @@ static void *worker(void *arg)
 		rs->busy++;
 		pthread_cond_signal(&rs->room);
 		if (rs->failed || j.f->err) {
-			err = 1;	/* nothing more is written: the file is given up */
+			/* Nothing more is written: the file is given up. */
+			if (!j.f->err)
+				j.f->err = ERR_GIVEN_UP;
 		} else {
 			pthread_mutex_unlock(&rs->lock);
 			strbuf_reset(&buf);
@@ -698,6 +703,10 @@ int restore_path(struct repo *r, const unsigned char disk_tree[SHA1_LEN], const 
 	if (rs.rootfd < 0)
 		goto out;
 	dfd = dup(rs.rootfd);
+	if (dfd < 0) {
+		error("cannot open '%s': %s", target_root, strerror(errno));
+		goto out;
+	}
 	comp = strtok_r(copy, "/", &save);
 	if (!comp) {
 		/* The whole disk. */
