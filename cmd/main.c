@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -184,6 +185,16 @@ int main(int argc, const char **argv)
 	mallopt(M_MMAP_THRESHOLD, 8 << 20);
 	mallopt(M_TRIM_THRESHOLD, 16 << 20);
 	mallopt(M_ARENA_MAX, 4);
+	/* Open folders (the walk and its scanner, one per level) and packs
+	 * (one per pack read) grow with the tree and the repository: the
+	 * usual soft limit of 1024 descriptors is not a limit of ours. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		user_nofile = nofile.rlim_cur;
+		nofile.rlim_cur = nofile.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+			user_nofile = 0;
+	}
 	/* A backup holds /etc/shadow: nothing we create may be readable by others. */
 	user_umask = umask(077);
 	ctx.global = global;

@@ -18,16 +18,19 @@
 #define STORED_BLOCK 65535
 #define FIRST_READ 4096		/* header, zlib header, first block header, zstd frame header */
 
+/* A pack is opened when first read: a restore reads a few of many. */
 struct pack {
 	struct packidx idx;
-	int fd;
-	uint64_t size;
+	char *path;
+	int fd;			/* -1 until opened; then read with __atomic_load_n */
+	uint64_t size;		/* set before fd */
 };
 
 struct packset {
 	struct repo *repo;
 	struct pack *packs;
 	size_t nr;
+	pthread_mutex_t open_lock;	/* opening a pack */
 	pthread_mutex_t git_lock;	/* libgit2's reader, for objects not ours */
 };
 
@@ -43,27 +46,46 @@ static void pack_close(struct pack *p)
 	packidx_release(&p->idx);
 	if (p->fd >= 0)
 		close(p->fd);
+	free(p->path);
 }
 
-/* Adds pack-X.pack of idx file name; a pack that cannot be read is left to libgit2. */
+/* Adds the pack of index file idx_name; one whose index is damaged is left to libgit2. */
 static void add_pack(struct packset *ps, const char *idx_name)
 {
 	char *idx_path = xasprintf("%s/%s", ps->repo->pack_dir, idx_name);
-	char *pack_path = xasprintf("%.*s.pack", (int)(strlen(idx_path) - 4), idx_path);
 	struct pack p = { .fd = -1 };
-	struct stat st;
 
-	if (packidx_read(&p.idx, idx_path) == 0 &&
-	    (p.fd = open(pack_path, O_RDONLY | O_CLOEXEC)) >= 0 &&
-	    fstat(p.fd, &st) == 0 && st.st_size >= 12 + SHA1_LEN) {
-		p.size = st.st_size;
+	if (packidx_read(&p.idx, idx_path) == 0) {
+		p.path = xasprintf("%.*s.pack", (int)(strlen(idx_path) - 4), idx_path);
 		ps->packs = xrealloc(ps->packs, (ps->nr + 1) * sizeof(*ps->packs));
 		ps->packs[ps->nr++] = p;
 	} else {
 		pack_close(&p);
 	}
 	free(idx_path);
-	free(pack_path);
+}
+
+/* The pack's descriptor, opened on first use; -1 when it cannot be (libgit2's turn). */
+static int pack_fd(struct packset *ps, struct pack *p)
+{
+	struct stat st;
+	int fd = __atomic_load_n(&p->fd, __ATOMIC_ACQUIRE);
+
+	if (fd >= 0)
+		return fd;
+	pthread_mutex_lock(&ps->open_lock);
+	if (p->fd < 0) {
+		fd = open(p->path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size >= 12 + SHA1_LEN) {
+			p->size = st.st_size;
+			__atomic_store_n(&p->fd, fd, __ATOMIC_RELEASE);
+		} else if (fd >= 0) {
+			close(fd);
+		}
+	}
+	fd = p->fd;
+	pthread_mutex_unlock(&ps->open_lock);
+	return fd;
 }
 
 int packset_open(struct packset **out, struct repo *r)
@@ -73,6 +95,7 @@ int packset_open(struct packset **out, struct repo *r)
 	struct dirent *de;
 
 	ps->repo = r;
+	pthread_mutex_init(&ps->open_lock, NULL);
 	pthread_mutex_init(&ps->git_lock, NULL);
 	if (!d) {
 		error("cannot read '%s': %s", r->pack_dir, strerror(errno));
@@ -99,6 +122,7 @@ void packset_free(struct packset *ps)
 	for (i = 0; i < ps->nr; i++)
 		pack_close(&ps->packs[i]);
 	free(ps->packs);
+	pthread_mutex_destroy(&ps->open_lock);
 	pthread_mutex_destroy(&ps->git_lock);
 	free(ps);
 }
@@ -136,7 +160,7 @@ static uint64_t stored_len(uint64_t len)
 static int entry_start(struct packset *ps, struct blob_reader *br, const unsigned char *oid,
 		       const struct pack **pp, uint64_t *off, size_t *hlen, uint64_t *len)
 {
-	const struct pack *p = NULL;
+	struct pack *p = NULL;
 	const unsigned char *h;
 	uint64_t size, avail;
 	size_t i, n, shift;
@@ -146,7 +170,7 @@ static int entry_start(struct packset *ps, struct blob_reader *br, const unsigne
 		pos = packidx_find(&ps->packs[i].idx, oid);
 		p = &ps->packs[i];
 	}
-	if (pos < 0)
+	if (pos < 0 || pack_fd(ps, p) < 0)
 		return 0;
 	*pp = p;
 	*off = p->idx.offset[pos];
@@ -176,6 +200,15 @@ static int entry_start(struct packset *ps, struct blob_reader *br, const unsigne
 	return 1;
 }
 
+/* Whether b is the stored-block header our writer puts before the next of left payload bytes. */
+static int block_ok(const unsigned char *b, uint64_t left)
+{
+	size_t n = left > STORED_BLOCK ? STORED_BLOCK : left;
+
+	return b[0] == (left == n) && b[1] == (n & 0xff) && b[2] == (n >> 8) &&
+	       b[3] == (~n & 0xff) && b[4] == ((~n >> 8) & 0xff);
+}
+
 /*
  * Removes the zlib framing of a stored-block stream at br->raw + hlen in
  * place: afterwards br->raw holds the payload from its start. Returns 0, or
@@ -189,10 +222,8 @@ static int unframe(struct blob_reader *br, size_t hlen, uint64_t len)
 
 	do {
 		size_t n = left > STORED_BLOCK ? STORED_BLOCK : left;
-		unsigned last = left == n;
 
-		if (src[0] != last || src[1] != (n & 0xff) || src[2] != (n >> 8) ||
-		    src[3] != (~n & 0xff) || src[4] != ((~n >> 8) & 0xff))
+		if (!block_ok(src, left))
 			return 1;
 		memmove(dst, src + 5, n);
 		dst += n;
@@ -247,18 +278,21 @@ int packset_blob_size(struct packset *ps, struct blob_reader *br,
 	size_t hlen;
 	int ret = entry_start(ps, br, oid, &p, &off, &hlen, &len);
 
-	if (ret == 1) {
-		/* The frame header follows the first stored block's header. */
+	if (ret == 1 && br->raw.len > hlen + 2 + 5 &&
+	    block_ok((const unsigned char *)br->raw.buf + hlen + 2, len)) {
+		/* The frame header begins the first stored block. */
 		size_t have = br->raw.len - (hlen + 2 + 5);
 
+		if (have > len)
+			have = len;
+		if (have > STORED_BLOCK)
+			have = STORED_BLOCK;
 		frame = (const unsigned char *)br->raw.buf + hlen + 2 + 5;
-		if (br->raw.len > hlen + 2 + 5) {
-			n = ZSTD_getFrameContentSize(frame, have < len ? have : len);
-			if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > BLOB_MAX)
-				return ERR_CORRUPT;
-			*size = n;
-			return 0;
-		}
+		n = ZSTD_getFrameContentSize(frame, have);
+		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > BLOB_MAX)
+			return ERR_CORRUPT;
+		*size = n;
+		return 0;
 	}
 	if (ret < 0)
 		return ret;

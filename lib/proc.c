@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,17 @@
 #include "proc.h"
 #include "strbuf.h"
 #include "usage.h"
+
+/* In a child before exec: the limits backup was started with. */
+static void child_limits(void)
+{
+	struct rlimit nofile;
+
+	if (user_nofile && getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+		nofile.rlim_cur = user_nofile;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
+}
 
 #define SAFE_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -43,6 +55,7 @@ int proc_shell(const char *what, const char *cmd, const char *const *env, int st
 			dup2(null, STDIN_FILENO);
 		if (stdout_to_stderr)
 			dup2(STDERR_FILENO, STDOUT_FILENO);
+		child_limits();
 		execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, (char *const *)envp);
 		dprintf(STDERR_FILENO, "backup: cannot run /bin/sh: %s\n", strerror(errno));
 		_exit(127);
@@ -87,6 +100,7 @@ int proc_run(const char *const *argv, const char *input, struct strbuf *out)
 		dup2(res[1], STDERR_FILENO);
 		/* Its messages are matched in English. */
 		setenv("LC_ALL", "C", 1);
+		child_limits();
 		execvp(argv[0], (char *const *)argv);
 		for (i = 0; i < sizeof(dirs) / sizeof(*dirs); i++) {
 			char path[64];

@@ -10,6 +10,7 @@
 
 int verbosity;
 mode_t user_umask = 022;
+unsigned long long user_nofile;
 volatile int interrupted;
 
 static void on_signal(int sig)

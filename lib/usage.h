@@ -46,6 +46,9 @@ void catch_interrupts(void);
 /* The umask backup was started with (it runs with 077 itself): for files
  * the user asked for that hold no backed-up data, such as reports. */
 extern mode_t user_umask;
+/* The soft limit of open files backup was started with (it raises its
+ * own), given back to the programs it runs; 0: not changed. */
+extern unsigned long long user_nofile;
 
 /* Verbosity: -1 with -q, 0 by default, 1 with -v. */
 extern int verbosity;
