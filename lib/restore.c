@@ -236,9 +236,17 @@ static int unlink_beneath(int rootfd, const char *path, const struct meta *dir)
 	if (dfd >= 0) {
 		struct timespec ts[2] = { dir->atime, dir->mtime };
 
-		ret = unlinkat(dfd, slash ? slash + 1 : copy, 0);
+		struct stat st;
+		const char *base = slash ? slash + 1 : copy;
+
+		ret = unlinkat(dfd, base, 0);
+		/* The folder's own mode may be applied already, without write permission. */
+		if (ret < 0 && errno == EACCES && fstat(dfd, &st) == 0 && fchmod(dfd, st.st_mode | 0300) == 0) {
+			ret = unlinkat(dfd, base, 0);
+			fchmod(dfd, st.st_mode & 07777);
+		}
 		if (!ret && futimens(dfd, ts) < 0)
-			ret = -1;
+			warning("cannot set the times of the folder of '%s': %s", path, strerror(errno));
 		close(dfd);
 	}
 	free(copy);
