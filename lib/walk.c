@@ -120,7 +120,7 @@ struct walker {
 	pthread_t scanner;
 	pthread_mutex_t slock;
 	pthread_cond_t scond;
-	struct scan *shead, *stail;	/* waiting for the scanner, in order */
+	struct scan *shead;		/* waiting for the scanner, in order */
 	size_t sready;			/* read and not yet taken */
 	int sstop;
 };
@@ -754,8 +754,6 @@ static void scan_unlink(struct walker *w, struct scan *sc)
 		w->shead = sc->next;
 	if (sc->next)
 		sc->next->prev = sc->prev;
-	else
-		w->stail = sc->prev;
 	sc->prev = sc->next = NULL;
 }
 
@@ -886,8 +884,6 @@ static struct scan **scan_children(struct walker *w, int dfd, const char *path, 
 	last->next = w->shead;
 	if (w->shead)
 		w->shead->prev = last;
-	else
-		w->stail = last;
 	w->shead = first;
 	pthread_cond_broadcast(&w->scond);
 	pthread_mutex_unlock(&w->slock);
