@@ -1,11 +1,18 @@
 #!/bin/sh
-# Installs the Debian packages that building and testing backup need.
-# Run as root on Debian 12; does nothing when everything is there.
+# Installs the Debian packages that building, testing and the demo need,
+# on a machine that may have nothing but this checkout and a shell (a
+# minimal Debian 12 has no make, compiler or git). Run as root on Debian
+# 12; does nothing when everything is there. Every program the tests call
+# is in this list, or in Debian's minimal base system (make check-fresh
+# proves it); the benchmark installs the peers it compares with itself.
 set -e
-# systemd: its systemd-analyze checks the units that backup schedule prints.
-pkgs="build-essential pkg-config libgit2-dev libarchive-dev libzstd-dev libssl-dev zlib1g-dev
+# make, gcc, pkg-config: the build. python3: JSON fields and crafted
+# repositories in the tests. systemd: its systemd-analyze checks the units
+# that backup schedule prints. e2fsprogs, util-linux: ext4 disk images, loop
+# mounts, setpriv. clang, libclang-rt-14-dev: the fuzz targets.
+pkgs="make build-essential pkg-config libgit2-dev libarchive-dev libzstd-dev libssl-dev zlib1g-dev
 libacl1-dev bats bats-assert bats-support faketime rsync acl attr git zstd groff-base e2fsprogs
-systemd clang libclang-rt-14-dev util-linux"
+systemd clang libclang-rt-14-dev util-linux python3"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -16,5 +23,6 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing$missing" >&2
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
