@@ -10,9 +10,11 @@ set -e
 # repositories in the tests. systemd: its systemd-analyze checks the units
 # that backup schedule prints. e2fsprogs, util-linux: ext4 disk images, loop
 # mounts, setpriv. clang, libclang-rt-14-dev: the fuzz targets.
+# openssh-server, openssh-client: the offsite tests start their own sshd on
+# a loopback port (tests/sshd.bash) and push to it with stock git over ssh.
 pkgs="make build-essential pkg-config libgit2-dev libarchive-dev libzstd-dev libssl-dev zlib1g-dev
 libacl1-dev bats bats-assert bats-support faketime rsync acl attr git zstd groff-base e2fsprogs
-systemd clang libclang-rt-14-dev util-linux python3"
+systemd clang libclang-rt-14-dev util-linux python3 openssh-server openssh-client"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
