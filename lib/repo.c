@@ -39,7 +39,7 @@ int repo_init(const char *path)
 	}
 	if (git_repository_config(&cfg, git) < 0 ||
 	    git_config_set_string(cfg, "core.logAllRefUpdates", "always") < 0 ||
-	    git_config_set_bool(cfg, "gc.auto", 0) < 0 ||
+	    git_config_set_int32(cfg, "gc.auto", 0) < 0 ||
 	    git_config_set_bool(cfg, "receive.autogc", 0) < 0) {
 		error_git("cannot configure the repository");
 		goto out;
@@ -76,6 +76,25 @@ out:
 	return ret;
 }
 
+/*
+ * Repositories made before 0.1.1 say gc.auto=false, which stock git takes
+ * for a number and refuses ("bad numeric config value") in every fetch
+ * into the repository. 0 means the same to git: never repack on its own.
+ * A repository that cannot be written keeps the old value.
+ */
+static void mend_config(git_repository *git)
+{
+	git_config *cfg = NULL;
+	git_buf v = GIT_BUF_INIT;
+
+	if (git_repository_config(&cfg, git) == 0 &&
+	    git_config_get_string_buf(&v, cfg, "gc.auto") == 0 &&
+	    strspn(v.ptr, "0123456789") != strlen(v.ptr))
+		git_config_set_int32(cfg, "gc.auto", 0);
+	git_buf_dispose(&v);
+	git_config_free(cfg);
+}
+
 int repo_open(struct repo **out, const char *path)
 {
 	struct repo *r = NULL;
@@ -108,6 +127,7 @@ int repo_open(struct repo **out, const char *path)
 		error_git("cannot open the repository");
 		goto out;
 	}
+	mend_config(r->git);
 	{
 		char host[256] = "localhost", *email;
 

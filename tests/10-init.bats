@@ -76,3 +76,20 @@ setup() { setup_config; }
 	assert_output "backup: $BACKUP_CONFIG:4: unknown key 'machines.directory'; see backup.conf(5)"
 	[ ! -e "$REPO" ]
 }
+
+@test "stock git's own upkeep accepts the repository's settings, old ones mended" {
+	backup init -q
+	run git --git-dir="$REPO" gc --auto
+	assert_success
+	assert_output ""
+	# Repositories made by 0.1.0 said gc.auto=false: git takes it for a
+	# number and fails in every fetch. The next command mends it.
+	git --git-dir="$REPO" config gc.auto false
+	run -128 git --git-dir="$REPO" gc --auto
+	backup list -q
+	run git --git-dir="$REPO" config gc.auto
+	assert_output 0
+	run git --git-dir="$REPO" gc --auto
+	assert_success
+	assert_output ""
+}
