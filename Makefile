@@ -83,6 +83,11 @@ fuzz-smoke: fuzz
 check-crash: backup tests/faultshim.so
 	FAULT_STRIDE=1 bats tests/75-crash.bats
 
+# The README's two commands on a freshly bootstrapped minimal Debian 12
+# (debootstrap; cached under /var/tmp), as .ci/run does after the suite.
+check-fresh:
+	@sh tests/check-fresh.sh
+
 check-man:
 	@for m in man/*.[15]; do groff -man -ww -z $$m || exit 1; done
 
@@ -113,4 +118,4 @@ clean:
 	rm -f backup lib/*.o lib/libbackup.a cmd/*.o $(UNIT_BIN) tests/faultshim.so
 	rm -rf .asan .fuzz
 
-.PHONY: all unit deps check check-crash asan check-man bench install demo clean fuzz fuzz-smoke
+.PHONY: all unit deps check check-fresh check-crash asan check-man bench install demo clean fuzz fuzz-smoke
