@@ -414,26 +414,47 @@ static void stop_workers(struct restorer *rs)
 	pthread_mutex_destroy(&rs->lock);
 }
 
+/*
+ * The chunks of a file's content entry te: te alone when it is a blob (*t
+ * is NULL then), else the entries of the tree it names (*t, which the
+ * caller frees). Returns their number, or ERR_CORRUPT.
+ */
+static int content_chunks(struct restorer *rs, const git_tree_entry *te, git_tree **t, size_t *n)
+{
+	*t = NULL;
+	*n = 1;
+	if (git_tree_entry_type(te) == GIT_OBJECT_BLOB)
+		return 0;
+	if (git_tree_lookup(t, rs->repo->git, git_tree_entry_id(te)) < 0)
+		return ERR_CORRUPT;
+	*n = git_tree_entrycount(*t);
+	return 0;
+}
+
+/* The id of chunk i of content_chunks(), or NULL when it is not a blob. */
+static const unsigned char *chunk_id(git_tree *t, const git_tree_entry *te, size_t i)
+{
+	const git_tree_entry *c = t ? git_tree_entry_byindex(t, i) : te;
+
+	return git_tree_entry_type(c) == GIT_OBJECT_BLOB ? git_tree_entry_id(c)->id : NULL;
+}
+
 /* Writes a file's content in this thread: hard-linked files, and when no worker runs. */
 static int write_content(struct restorer *rs, int fd, const git_tree_entry *te, const struct meta *m)
 {
 	struct strbuf buf = STRBUF_INIT;
 	uint64_t off = 0;
-	git_tree *t = NULL;
-	size_t i, n = 1;
+	git_tree *t;
+	size_t i, n;
 	int err = 0;
 
-	if (git_tree_entry_type(te) != GIT_OBJECT_BLOB &&
-	    git_tree_lookup(&t, rs->repo->git, git_tree_entry_id(te)) < 0)
+	if (content_chunks(rs, te, &t, &n) < 0)
 		return ERR_CORRUPT;
-	if (t)
-		n = git_tree_entrycount(t);
 	for (i = 0; i < n && !err; i++) {
-		const git_tree_entry *c = t ? git_tree_entry_byindex(t, i) : te;
+		const unsigned char *id = chunk_id(t, te, i);
 
 		strbuf_reset(&buf);
-		err = git_tree_entry_type(c) != GIT_OBJECT_BLOB ? ERR_CORRUPT :
-			packset_read_blob(rs->ps, &rs->br, git_tree_entry_id(c)->id, &buf);
+		err = !id ? ERR_CORRUPT : packset_read_blob(rs->ps, &rs->br, id, &buf);
 		if (!err && put_chunk(fd, &buf, off, m) < 0)
 			err = -1;
 		off += buf.len;
@@ -456,23 +477,19 @@ static int queue_content(struct restorer *rs, struct mset *ms, int fd, const git
 			 const struct meta *m)
 {
 	struct wfile *f;
-	git_tree *t = NULL;
+	git_tree *t;
 	uint64_t *off;
-	size_t i, n = 1;
+	size_t i, n;
 	int err = 0;
 
-	if (git_tree_entry_type(te) != GIT_OBJECT_BLOB &&
-	    git_tree_lookup(&t, rs->repo->git, git_tree_entry_id(te)) < 0)
+	if (content_chunks(rs, te, &t, &n) < 0)
 		return ERR_CORRUPT;
-	if (t)
-		n = git_tree_entrycount(t);
 	off = xcalloc(n + 1, sizeof(*off));
 	for (i = 0; i < n && !err; i++) {
-		const git_tree_entry *c = t ? git_tree_entry_byindex(t, i) : te;
+		const unsigned char *id = chunk_id(t, te, i);
 		uint64_t size = 0;
 
-		err = git_tree_entry_type(c) != GIT_OBJECT_BLOB ? ERR_CORRUPT :
-			i + 1 == n ? 0 : packset_blob_size(rs->ps, &rs->br, git_tree_entry_id(c)->id, &size);
+		err = !id ? ERR_CORRUPT : i + 1 == n ? 0 : packset_blob_size(rs->ps, &rs->br, id, &size);
 		off[i + 1] = off[i] + size;
 	}
 	if (!err && (!n || off[n - 1] > m->size))
@@ -488,7 +505,7 @@ static int queue_content(struct restorer *rs, struct mset *ms, int fd, const git
 		ms->refs++;
 		pthread_mutex_unlock(&rs->lock);
 		for (i = 0; i < n; i++)
-			enqueue(rs, f, git_tree_entry_id(t ? git_tree_entry_byindex(t, i) : te)->id, off[i]);
+			enqueue(rs, f, chunk_id(t, te, i), off[i]);
 	}
 	free(off);
 	git_tree_free(t);
