@@ -223,9 +223,7 @@ static int scan_file(const char *path, struct scan **out, size_t *nr, char **dup
 		sc[n].line = lineno;
 		n++;
 	}
-	for (i = 0; i < nh; i++)
-		free(headers[i]);
-	free(headers);
+	free_strv(headers, nh);
 	strbuf_release(&sb);
 	*out = sc;
 	*nr = n;
@@ -453,9 +451,7 @@ void machine_free(struct machine *m)
 		for (j = 0; j < NDEVICES; j++)
 			free(m->profiles[i].dev[j]);
 	}
-	for (i = 0; i < m->nexcludes; i++)
-		free(m->excludes[i]);
-	free(m->excludes);
+	free_strv(m->excludes, m->nexcludes);
 	free(m->disks);
 	free(m->profiles);
 	free(m->name);

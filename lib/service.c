@@ -72,9 +72,7 @@ int service_set_auto_enroll(struct repo *r, const struct config *c, int on)
 			ret = repo_state_set(r, k, "true");
 			free(k);
 		}
-		for (i = 0; i < n; i++)
-			free(names[i]);
-		free(names);
+		free_strv(names, n);
 	}
 	if (!ret)
 		ret = repo_state_set(r, "service.autoEnroll", on ? "true" : "false");

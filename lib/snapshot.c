@@ -181,9 +181,7 @@ void backup_info_free(struct backup_info *b)
 		free(b->disks[i].source);
 		free(b->disks[i].filesystem);
 	}
-	for (i = 0; i < b->nslots; i++)
-		free(b->slots[i]);
-	free(b->slots);
+	free_strv(b->slots, b->nslots);
 	free(b->disks);
 	machine_free(b->layout);
 	free(b->machine);

@@ -145,6 +145,15 @@ char *xasprintf(const char *fmt, ...)
 	return p;
 }
 
+void free_strv(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 int exit_status(int err)
 {
 	switch (err) {

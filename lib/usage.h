@@ -69,6 +69,8 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Frees each of the n strings of v, then v itself; v may be NULL. */
+void free_strv(char **v, size_t n);
 
 /* Maps a named failure to its exit status (ERR_LOCKED -> EXIT_BUSY, ...). */
 int exit_status(int err);

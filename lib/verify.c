@@ -682,9 +682,7 @@ static void verify_dir(struct verifier *v, int dfd, const unsigned char oid[SHA1
 		}
 		strbuf_setlen(&v->path, plen);
 	}
-	for (j = 0; j < nnames; j++)
-		free(names[j]);
-	free(names);
+	free_strv(names, nnames);
 	meta_free_array(m, n);
 	git_tree_free(t);
 }

@@ -731,13 +731,9 @@ static void parent_put(struct parent_fd *p)
 
 static void scan_free(struct scan *sc)
 {
-	size_t i;
-
 	if (sc->fd >= 0)
 		close(sc->fd);
-	for (i = 0; i < sc->n; i++)
-		free(sc->names[i]);
-	free(sc->names);
+	free_strv(sc->names, sc->n);
 	free(sc->st);
 	free(sc->serr);
 	free(sc->child);
@@ -1196,10 +1192,6 @@ int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char
 
 void walk_stats_release(struct walk_stats *s)
 {
-	size_t i;
-
-	for (i = 0; i < s->nunreadable; i++)
-		free(s->unreadable[i]);
-	free(s->unreadable);
+	free_strv(s->unreadable, s->nunreadable);
 	memset(s, 0, sizeof(*s));
 }
