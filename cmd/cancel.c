@@ -55,7 +55,7 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 	long wait = 0;
 	const struct option_spec opts[] = {
 		{ OPT_BOOL, 'y', "yes", &yes, NULL, "do not ask for confirmation" },
-		{ OPT_INT, 0, "wait", &wait, "SECONDS", "wait this long for a busy machine and the repository" },
+		{ OPT_SECONDS, 0, "wait", &wait, "SECONDS", "wait this long for a busy machine and the repository" },
 		{ OPT_END, 0, NULL, NULL, NULL, NULL }
 	};
 	struct strbuf js = STRBUF_INIT;
@@ -70,8 +70,6 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 		return EXIT_USAGE;
 	if (argc != 1 || !valid_name(argv[0]))
 		return opt_usage_error(usage, "cancel needs one machine"), EXIT_USAGE;
-	if (wait < 0)
-		return opt_usage_error(usage, "--wait takes a number of seconds >= 0"), EXIT_USAGE;
 	if (!yes && !(isatty(0) && confirm(argv[0]))) {
 		if (isatty(0))
 			return error("not cancelled"), EXIT_ERROR;
@@ -83,10 +81,8 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 	if (!known_machine(ctx, argv[0]))
 		return error("unknown machine '%s': it has no machine file and no backups", argv[0]), EXIT_ERROR;
 	lock = repo_lock(ctx->repo, argv[0], wait);
-	if (lock == ERR_LOCKED) {
-		error("machine '%s' is busy: another job holds its lock; try again or pass --wait SECONDS", argv[0]);
-		return EXIT_BUSY;
-	}
+	if (lock == ERR_LOCKED)
+		return machine_busy(argv[0]);
 	if (lock < 0)
 		return EXIT_ERROR;
 	/* Refs move only with the repository held shared: never during a reclamation. */
@@ -106,11 +102,11 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 	shared = -1;
 	repo_unlock(lock);
 	lock = -1;
-	r = reclaim_space(ctx, wait, 0, NULL, 0, &st);
+	r = gc_reclaim(ctx->repo, wait, 0, NULL, 0, &st);
 	until = now + CANCEL_WAIT_SECONDS;
 	gmtime_r(&until, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	ret = r < 0 ? EXIT_ERROR : EXIT_OK;
+	ret = r < 0 && r != ERR_LOCKED ? EXIT_ERROR : EXIT_OK;
 	if (ctx->json) {
 		strbuf_addstr(&js, "{\"machine\":");
 		strbuf_add_json(&js, argv[0]);

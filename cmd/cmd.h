@@ -51,15 +51,13 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx);
 int ctx_prepare(struct ctx *ctx);
 
 struct gc_stats;
-/*
- * Space reclamation for rotate and cancel: takes the repository lock
- * (exclusive; shared for a dry run), waiting up to wait seconds. Returns 0,
- * 1 when deferred because other jobs use the repository, -1 on error.
- */
-int reclaim_space(struct ctx *ctx, long wait, int dry_run, const unsigned char (*drop)[20],
-		  size_t ndrop, struct gc_stats *st);
-/* Reports it, as text or into js (a "reclaim" member). */
+/* Reports what gc_reclaim() returned and counted, as text or into js (a
+ * "reclaim" member); rotate and cancel both reclaim space. */
 void print_reclaim(struct ctx *ctx, int result, int dry_run, const struct gc_stats *st, struct strbuf *js);
+
+/* Says that another job holds machine name's lock, naming --wait, and
+ * returns EXIT_BUSY. */
+int machine_busy(const char *name);
 
 /* The worse of two exit statuses of a command over several machines:
  * error, then busy, then partial, then success. */

@@ -68,6 +68,12 @@ int worse_status(int a, int b)
 	return ra >= rb ? a : b;
 }
 
+int machine_busy(const char *name)
+{
+	error("machine '%s' is busy: another job holds its lock; try again or pass --wait SECONDS", name);
+	return EXIT_BUSY;
+}
+
 struct timespec now_utc(void)
 {
 	struct timespec t;

@@ -499,9 +499,7 @@ out:
 	git_config_iterator_free(it);
 	git_config_free(cfg);
 	machine_free(check);
-	for (i = 0; i < ndrop; i++)
-		free(drop[i]);
-	free(drop);
+	free_strv(drop, ndrop);
 	strbuf_release(&sb);
 	free(tmp);
 	return ret;
@@ -629,8 +627,7 @@ static int restore_existing(struct ctx *ctx, struct backup_info *b, const char *
 	 * restore editing its file) wait for this one. */
 	lock = repo_lock(ctx->repo, name, wait);
 	if (lock == ERR_LOCKED) {
-		error("machine '%s' is busy: another job holds its lock; try again or pass --wait SECONDS", name);
-		ret = EXIT_BUSY;
+		ret = machine_busy(name);
 		goto out;
 	}
 	if (lock < 0 || machine_load(&t, c, name) < 0)
@@ -854,7 +851,7 @@ int cmd_restore(int argc, const char **argv, struct ctx *ctx)
 		{ OPT_STRING, 0, "existing", &existing, "NAME", "add the backup's disks and a profile to machine NAME" },
 		{ OPT_BOOL, 0, "overwrite", &overwrite, NULL, "with --existing: replace NAME's disks and profiles" },
 		{ OPT_STRING, 0, "disk-format", &format, "FORMAT", "make the disks as folders (dir, the default) or ext4 image files (ext4)" },
-		{ OPT_INT, 0, "wait", &wait, "SECONDS", "with --existing: wait this long for a busy machine (default: fail at once)" },
+		{ OPT_SECONDS, 0, "wait", &wait, "SECONDS", "with --existing: wait this long for a busy machine (default: fail at once)" },
 		{ OPT_LIST, 0, "path", &paths, "P", "restore only P (repeatable): /etc/hostname or LABEL:/www" },
 		{ OPT_STRING, 0, "to", &to, "DIR", "where --path restores to" },
 		{ OPT_END, 0, NULL, NULL, NULL, NULL }
@@ -883,10 +880,6 @@ int cmd_restore(int argc, const char **argv, struct ctx *ctx)
 	}
 	if (format && strcmp(format, "dir") && strcmp(format, "ext4")) {
 		opt_usage_error(usage, "--disk-format is dir or ext4, not '%s'", format);
-		goto out;
-	}
-	if (wait < 0) {
-		opt_usage_error(usage, "--wait takes a number of seconds, 0 or more");
 		goto out;
 	}
 	ext4 = format && !strcmp(format, "ext4");

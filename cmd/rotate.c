@@ -93,23 +93,6 @@ static void print_plan(const struct slot_plan *p, int dry_run, time_t now)
 	}
 }
 
-/* Reclaims space; returns 0, 1 when deferred because another job runs, -1 on error. */
-int reclaim_space(struct ctx *ctx, long wait, int dry_run, const unsigned char (*drop)[SHA1_LEN],
-		  size_t ndrop, struct gc_stats *st)
-{
-	int lock = dry_run ? repo_lock_shared(ctx->repo, wait) : repo_lock_exclusive(ctx->repo, wait);
-	int ret;
-
-	memset(st, 0, sizeof(*st));
-	if (lock == ERR_LOCKED)
-		return 1;
-	if (lock < 0)
-		return -1;
-	ret = gc_run(ctx->repo, dry_run, drop, ndrop, st);
-	repo_unlock(lock);
-	return ret;
-}
-
 void print_reclaim(struct ctx *ctx, int result, int dry_run, const struct gc_stats *st, struct strbuf *js)
 {
 	char b[32];
@@ -120,7 +103,7 @@ void print_reclaim(struct ctx *ctx, int result, int dry_run, const struct gc_sta
 		strbuf_addf(js, "\"reclaim\":{\"dry_run\":%s,\"deferred\":%s,\"bytes\":%llu,\"packs_before\":%zu,"
 			    "\"packs_after\":%zu,\"packs_deleted\":%zu,\"packs_rewritten\":%zu,\"dead_objects\":%llu,"
 			    "\"live_objects\":%llu}",
-			    dry_run ? "true" : "false", result == 1 ? "true" : "false", (unsigned long long)freed,
+			    dry_run ? "true" : "false", result == ERR_LOCKED ? "true" : "false", (unsigned long long)freed,
 			    st->packs_before, dry_run ? st->packs_before - st->packs_deleted : st->packs_after,
 			    st->packs_deleted, st->packs_rewritten, (unsigned long long)st->dead_objects,
 			    (unsigned long long)st->live_objects);
@@ -128,7 +111,7 @@ void print_reclaim(struct ctx *ctx, int result, int dry_run, const struct gc_sta
 	}
 	if (ctx->quiet)
 		return;
-	if (result == 1)
+	if (result == ERR_LOCKED)
 		printf("space reclamation deferred: another job is using the repository; the next rotate does it\n");
 	else if (result == 0)
 		printf("%s %s: %zu packs deleted, %zu rewritten, %llu dead objects\n",
@@ -142,7 +125,7 @@ int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
 	long wait = 0;
 	const struct option_spec opts[] = {
 		{ OPT_BOOL, 'n', "dry-run", &dry_run, NULL, "print the plan and what would be reclaimed; change nothing" },
-		{ OPT_INT, 0, "wait", &wait, "SECONDS", "wait this long for busy machines and the repository" },
+		{ OPT_SECONDS, 0, "wait", &wait, "SECONDS", "wait this long for busy machines and the repository" },
 		{ OPT_END, 0, NULL, NULL, NULL, NULL }
 	};
 	struct strbuf js = STRBUF_INIT;
@@ -156,8 +139,6 @@ int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
 	argc = opt_parse(argc, argv, opts, ctx->global, usage);
 	if (argc < 0)
 		return EXIT_USAGE;
-	if (wait < 0)
-		return opt_usage_error(usage, "--wait takes a number of seconds >= 0"), EXIT_USAGE;
 	for (i = 0; i < (size_t)argc; i++)
 		if (!valid_name(argv[i]))
 			return opt_usage_error(usage, "'%s' is not a valid machine name", argv[i]), EXIT_USAGE;
@@ -178,8 +159,7 @@ int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
 		int lock = repo_lock(ctx->repo, names[i], wait);
 
 		if (lock == ERR_LOCKED) {
-			error("machine '%s' is busy: another job holds its lock; try again or pass --wait SECONDS", names[i]);
-			ret = worse_status(ret, EXIT_BUSY);
+			ret = worse_status(ret, machine_busy(names[i]));
 			continue;
 		}
 		/* Refs move only with the repository held shared: never during a reclamation. */
@@ -211,17 +191,15 @@ int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
 		slot_plan_release(&plan);
 	}
 	strbuf_addstr(&js, "],");
-	r = reclaim_space(ctx, wait, dry_run, (const unsigned char (*)[SHA1_LEN])drop, ndrop, &st);
-	if (r < 0)
+	r = gc_reclaim(ctx->repo, wait, dry_run, (const unsigned char (*)[SHA1_LEN])drop, ndrop, &st);
+	if (r < 0 && r != ERR_LOCKED)
 		ret = worse_status(ret, EXIT_ERROR);
 	print_reclaim(ctx, r, dry_run, &st, ctx->json ? &js : NULL);
 	strbuf_addch(&js, '}');
 	if (ctx->json)
 		print_json(&js);
 	strbuf_release(&js);
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	free_strv(names, n);
 	free(drop);
 	return ret;
 }

@@ -104,8 +104,7 @@ static int run_machine(struct ctx *ctx, const char *name, const struct run_opts 
 	}
 	lock = repo_lock(ctx->repo, m->name, o->wait);
 	if (lock == ERR_LOCKED) {
-		error("machine '%s' is busy: another job holds its lock; try again or pass --wait SECONDS", m->name);
-		ret = EXIT_BUSY;
+		ret = machine_busy(m->name);
 		goto out;
 	}
 	if (lock < 0)
@@ -197,7 +196,7 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 		{ OPT_BOOL, 0, "all", &o.all, NULL, "every enrolled machine" },
 		{ OPT_BOOL, 0, "snapshot", &o.snapshot, NULL, "take the manual snapshot (replaces the previous one)" },
 		{ OPT_STRING, 0, "label", &o.label, "TEXT", "the snapshot's label" },
-		{ OPT_INT, 0, "wait", &o.wait, "SECONDS", "wait this long for a busy machine (default: fail at once)" },
+		{ OPT_SECONDS, 0, "wait", &o.wait, "SECONDS", "wait this long for a busy machine (default: fail at once)" },
 		{ OPT_END, 0, NULL, NULL, NULL, NULL }
 	};
 	struct strbuf js = STRBUF_INIT;
@@ -215,8 +214,6 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 		return opt_usage_error(usage, "a snapshot is of one machine"), EXIT_USAGE;
 	if (o.label && !o.snapshot)
 		return opt_usage_error(usage, "--label goes with --snapshot"), EXIT_USAGE;
-	if (o.wait < 0)
-		return opt_usage_error(usage, "--wait takes a number of seconds >= 0"), EXIT_USAGE;
 	if (ctx_prepare(ctx) < 0)
 		return EXIT_ERROR;
 	if (o.all) {
@@ -244,8 +241,6 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 	if (ctx->json)
 		print_json(&js);
 	strbuf_release(&js);
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	free_strv(names, n);
 	return ret;
 }

@@ -500,3 +500,17 @@ out:
 	dedup_free(dropset);
 	return ret;
 }
+
+int gc_reclaim(struct repo *r, long wait, int dry_run, const unsigned char (*drop)[SHA1_LEN],
+	       size_t ndrop, struct gc_stats *st)
+{
+	int lock = dry_run ? repo_lock_shared(r, wait) : repo_lock_exclusive(r, wait);
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	if (lock < 0)
+		return lock == ERR_LOCKED ? ERR_LOCKED : -1;
+	ret = gc_run(r, dry_run, drop, ndrop, st);
+	repo_unlock(lock);
+	return ret;
+}

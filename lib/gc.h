@@ -42,4 +42,15 @@ struct gc_stats {
 int gc_run(struct repo *r, int dry_run, const unsigned char (*drop)[SHA1_LEN], size_t ndrop,
 	   struct gc_stats *st);
 
+/*
+ * gc_run() for a caller that holds no lock, such as rotate and cancel:
+ * takes the repository lock first (exclusive; shared for a dry run, which
+ * deletes nothing), waiting up to wait seconds, and releases it after.
+ * Returns 0, ERR_LOCKED (printing nothing) when other jobs used the
+ * repository all that time, so that reclamation is deferred to a later
+ * call, or -1 after printing the reason. *st is zeroed first.
+ */
+int gc_reclaim(struct repo *r, long wait, int dry_run, const unsigned char (*drop)[SHA1_LEN],
+	       size_t ndrop, struct gc_stats *st);
+
 #endif

@@ -98,11 +98,14 @@ static int set_value(const struct option_spec *o, const char *arg, const char *c
 		return 0;
 	}
 	case OPT_INT:
+	case OPT_SECONDS:
 		errno = 0;
 		*(long *)o->value = strtol(arg, &end, 10);
 		if (errno || !*arg || *end)
 			return opt_usage_error(usage, "option '--%s' wants a number, not '%s'",
 					       o->long_name, arg);
+		if (o->type == OPT_SECONDS && *(long *)o->value < 0)
+			return opt_usage_error(usage, "--%s takes a number of seconds >= 0", o->long_name);
 		return 0;
 	case OPT_END:
 		break;

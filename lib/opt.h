@@ -16,6 +16,7 @@ enum opt_type {
 	OPT_STRING,	/* const char **: the last one given wins */
 	OPT_LIST,	/* struct opt_list *: every one given, in order */
 	OPT_INT,	/* long *: a decimal number */
+	OPT_SECONDS,	/* long *: a decimal number of seconds, 0 or more */
 };
 
 struct option_spec {

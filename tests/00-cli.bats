@@ -36,6 +36,16 @@ load test_helper
 	run -2 backup
 }
 
+@test "--wait takes a number of seconds, 0 or more, in every command that waits" {
+	setup_config
+	for c in "run web1" "rotate" "cancel --yes web1" "restore web1 --existing web2"; do
+		run -2 backup $c --wait -1
+		assert_output --partial "backup: --wait takes a number of seconds >= 0"
+		run -2 backup $c --wait soon
+		assert_output --partial "option '--wait' wants a number, not 'soon'"
+	done
+}
+
 @test "--version prints the version" {
 	run backup --version
 	assert_success

@@ -1,0 +1,182 @@
+/*
+ * unit.h — what the unit tests of the machine-level operations share: a
+ * check macro, a scratch folder, and a repository with machines backed up
+ * into it, made through the library as `backup run` makes them.
+ *
+ * Included by one test file each (every test is one program), so that
+ * everything here is static.
+ */
+#ifndef UNIT_H
+#define UNIT_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "fsutil.h"
+#include "machine.h"
+#include "repo.h"
+#include "snapshot.h"
+#include "store.h"
+#include "usage.h"
+#include "walk.h"
+
+static int failed;
+#define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); failed = 1; } } while (0)
+
+/* The scratch folder of the test, and what lives in it. */
+static char base[256];
+static struct config *cfg;
+static struct repo *repo;
+
+/* base/name; the caller frees it. */
+static inline char *at(const char *name)
+{
+	return xasprintf("%s/%s", base, name);
+}
+
+/* Writes data to base/name, making the folders on the way. */
+static inline void put(const char *name, const char *data)
+{
+	char *p = at(name), *slash = strrchr(p, '/');
+	int fd;
+
+	*slash = '\0';
+	CHECK(mkdir_p(p, 0700) == 0);
+	*slash = '/';
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && write_all(fd, data, strlen(data)) == 0);
+	if (fd >= 0)
+		close(fd);
+	free(p);
+}
+
+/* The text of base/name ("" when it cannot be read); the caller frees it. */
+static inline char *slurp(const char *name)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *p = at(name);
+
+	if (strbuf_read_file(&sb, p) < 0)
+		strbuf_addstr(&sb, "");
+	free(p);
+	return strbuf_detach(&sb, NULL);
+}
+
+static inline int exists(const char *name)
+{
+	char *p = at(name);
+	struct stat st;
+	int r = lstat(p, &st) == 0;
+
+	free(p);
+	return r;
+}
+
+/*
+ * Makes the scratch folder (under $TMPDIR), a global configuration naming
+ * base/repo, base/machines and base/mroot, and the repository, and opens it.
+ */
+static inline void unit_setup(const char *name)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *conf, *text, *rp;
+
+	setenv("TZ", "UTC", 1);
+	snprintf(base, sizeof(base), "%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
+	if (!mkdtemp(base)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	git_libgit2_init();
+	text = xasprintf("[repository]\n\tpath = %s/repo\n[machines]\n\tdir = %s/machines\n\troot = %s/mroot\n",
+			 base, base, base);
+	put("backup.conf", text);
+	conf = at("backup.conf");
+	rp = at("repo");
+	if (config_load(&cfg, conf, 1, NULL) < 0 || repo_init(rp) < 0 || repo_open(&repo, rp) < 0) {
+		fprintf(stderr, "cannot make the test repository in '%s'\n", base);
+		exit(1);
+	}
+	free(text);
+	free(conf);
+	free(rp);
+}
+
+/* Removes the scratch folder; returns the test's exit status. */
+static inline int unit_finish(void)
+{
+	repo_free(repo);
+	config_free(cfg);
+	git_libgit2_shutdown();
+	if (!failed)
+		remove_tree(base);
+	else
+		fprintf(stderr, "left '%s' for a look\n", base);
+	return failed;
+}
+
+/* Defines machine name in base/machines with the given text. */
+static inline void define(const char *name, const char *text)
+{
+	char *p = xasprintf("machines/%s.conf", name);
+
+	put(p, text);
+	free(p);
+}
+
+/*
+ * Backs up machine name as `backup run` does, into slot; sets *out (the
+ * caller frees it with backup_info_free()) to the backup as read back.
+ */
+static inline int backup_machine(const char *name, const char *slot, struct backup_info **out)
+{
+	struct machine *m = NULL;
+	struct backup_info b = { 0 };
+	struct store *s = NULL;
+	size_t i;
+	int ret = -1;
+
+	*out = NULL;
+	if (machine_load(&m, cfg, name) < 0 || store_open(&s, repo) < 0)
+		goto out;
+	clock_gettime(CLOCK_REALTIME, &b.start);
+	b.machine = m->name;
+	b.kind = "automatic";
+	b.label = "";
+	b.layout = m;
+	b.ndisks = m->ndisks;
+	b.disks = xcalloc(m->ndisks, sizeof(*b.disks));
+	for (i = 0; i < m->ndisks; i++) {
+		struct walk_opts o = { .repo = repo, .store = s, .source = m->disks[i].source, .threads = 2 };
+		struct walk_stats ws = { 0 };
+		int r;
+
+		b.disks[i].label = m->disks[i].label;
+		b.disks[i].source = m->disks[i].source;
+		b.disks[i].filesystem = m->disks[i].filesystem;
+		b.disks[i].size = m->disks[i].size;
+		r = walk_disk(&o, &ws, b.disks[i].tree);
+		walk_stats_release(&ws);
+		if (r < 0)
+			goto out;
+	}
+	b.end = b.start;
+	if (snapshot_commit(s, &b) < 0 || snapshot_set_slot(repo, name, slot, b.id, "unit test") < 0 ||
+	    snapshot_read(repo, b.id, out) < 0)
+		goto out;
+	ret = 0;
+out:
+	store_free(s);
+	free(b.disks);
+	machine_free(m);
+	return ret;
+}
+
+#endif
