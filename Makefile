@@ -9,7 +9,7 @@ FISHCOMPDIR = $(PREFIX)/share/fish/vendor_completions.d
 
 CC ?= cc
 VERSION = 0.1.0
-PKGS = libgit2 libarchive libzstd libcrypto zlib
+PKGS = libgit2 libarchive libzstd libcrypto zlib libcurl
 CFLAGS ?= -O2 -g
 BASE_CFLAGS = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -D_FILE_OFFSET_BITS=64 \
 	-DBACKUP_VERSION='"$(VERSION)"' -Ilib $(shell pkg-config --cflags $(PKGS))

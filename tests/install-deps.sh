@@ -12,9 +12,14 @@ set -e
 # mounts, setpriv. clang, libclang-rt-14-dev: the fuzz targets.
 # openssh-server, openssh-client: the offsite tests start their own sshd on
 # a loopback port (tests/sshd.bash) and push to it with stock git over ssh.
+# libcurl4-openssl-dev: the S3 client (its built-in SigV4 signs requests).
+# ceph-mon ceph-osd ceph-common radosgw: the real S3 server the S3 tests
+# start on loopback (tests/ceph.sh); uuid-runtime: its uuidgen; curl: its
+# pre-warm requests.
 pkgs="make build-essential pkg-config libgit2-dev libarchive-dev libzstd-dev libssl-dev zlib1g-dev
 libacl1-dev bats bats-assert bats-support faketime rsync acl attr git zstd groff-base e2fsprogs
-systemd clang libclang-rt-14-dev util-linux python3 openssh-server openssh-client"
+systemd clang libclang-rt-14-dev util-linux python3 openssh-server openssh-client
+libcurl4-openssl-dev ceph-mon ceph-osd ceph-common radosgw uuid-runtime curl"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
