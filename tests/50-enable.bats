@@ -43,6 +43,7 @@ setup() { setup_config; mkdir -p "$T/src"; echo x >"$T/src/a"; backup init -q; }
 @test "list shows every kept backup, newest first, with the contract's JSON fields" {
 	define_machine web1 "$T/src"
 	backup enable -q web1
+	weekly_day_not_today web1
 	backup run -q web1
 	sleep 1
 	backup run -q --snapshot --label "before upgrade" web1
@@ -73,6 +74,7 @@ assert s["created"] >= d["created"] and d["created"].endswith("Z")
 @test "a snapshot replaces the previous one and leaves daily alone" {
 	define_machine web1 "$T/src"
 	backup enable -q web1
+	weekly_day_not_today web1
 	backup run -q web1
 	daily=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
 	backup run -q --snapshot --label one web1

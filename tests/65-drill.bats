@@ -40,6 +40,7 @@ PY
 }
 
 @test "drill --json and --junit: the documented fields, valid XML" {
+	weekly_day_not_today web1
 	make_torture_tree "$T/src"
 	backup run -q web1
 	id=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
@@ -68,6 +69,7 @@ assert disk["path"] == d["scratch"] + "/disks/root" and disk["files"] == 19
 }
 
 @test "drill --keep keeps the scratch machine, exact, and says where it is" {
+	weekly_day_not_today web1
 	make_torture_tree "$T/src"
 	backup run -q web1
 	run -0 backup drill web1 --keep

@@ -134,3 +134,10 @@ make_torture_tree() {
 	touch -d '1999-12-31 23:59:59.987654321' "$d/file"
 	touch -d '2020-01-01 00:00:00.5' "$d/dir/sub"
 }
+
+# weekly_day_not_today [MACHINE]: moves the machine's weekly day to
+# tomorrow, for tests that expect a backup in `daily` alone (a backup taken
+# on the weekly day, Sunday by default, also holds `weekly`).
+weekly_day_not_today() {
+	backup schedule -q "${1:-web1}" --day "$(date -d tomorrow +%a | tr 'A-Z' 'a-z')"
+}
