@@ -432,10 +432,20 @@ int machine_load(struct machine **out, const struct config *c, const char *name)
 	return ret;
 }
 
+void profile_release(struct profile *p)
+{
+	int j;
+
+	free(p->name);
+	free(p->root);
+	for (j = 0; j < NDEVICES; j++)
+		free(p->dev[j]);
+	memset(p, 0, sizeof(*p));
+}
+
 void machine_free(struct machine *m)
 {
 	size_t i;
-	int j;
 
 	if (!m)
 		return;
@@ -445,12 +455,8 @@ void machine_free(struct machine *m)
 		free(m->disks[i].filesystem);
 		free(m->disks[i].mount);
 	}
-	for (i = 0; i < m->nprofiles; i++) {
-		free(m->profiles[i].name);
-		free(m->profiles[i].root);
-		for (j = 0; j < NDEVICES; j++)
-			free(m->profiles[i].dev[j]);
-	}
+	for (i = 0; i < m->nprofiles; i++)
+		profile_release(&m->profiles[i]);
 	free_strv(m->excludes, m->nexcludes);
 	free(m->disks);
 	free(m->profiles);

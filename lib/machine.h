@@ -79,6 +79,8 @@ int machine_load(struct machine **out, const struct config *c, const char *name)
 /* Parses a machine from a file (used by machine_load). */
 int machine_parse(struct machine **out, const char *name, const char *path);
 void machine_free(struct machine *m);
+/* Frees what a profile holds and zeroes it (not p itself). */
+void profile_release(struct profile *p);
 /* Writes m to path durably, in the syntax machine_parse() reads. */
 int machine_write(const struct machine *m, const char *path);
 
