@@ -88,6 +88,13 @@ check-crash: backup tests/faultshim.so
 check-fresh:
 	@sh tests/check-fresh.sh
 
+# The cipher and KDF speeds that chose lib/crypto.c's (docs/PERFORMANCE.md).
+tests/bench_crypto: tests/bench_crypto.c lib/libbackup.a
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libbackup.a $(LIBS)
+
+bench-crypto: tests/bench_crypto
+	@tests/bench_crypto
+
 check-man:
 	@for m in man/*.[15]; do groff -man -ww -z $$m || exit 1; done
 
@@ -115,7 +122,7 @@ demo: deps
 	@tests/demo.sh
 
 clean:
-	rm -f backup lib/*.o lib/libbackup.a cmd/*.o $(UNIT_BIN) tests/faultshim.so
+	rm -f backup lib/*.o lib/libbackup.a cmd/*.o $(UNIT_BIN) tests/faultshim.so tests/bench_crypto
 	rm -rf .asan .fuzz
 
-.PHONY: all unit deps check check-fresh check-crash asan check-man bench install demo clean fuzz fuzz-smoke
+.PHONY: all unit deps check check-fresh check-crash asan check-man bench bench-crypto install demo clean fuzz fuzz-smoke
