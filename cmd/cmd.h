@@ -41,6 +41,8 @@ int cmd_boot_config(int argc, const char **argv, struct ctx *ctx);
 int cmd_check(int argc, const char **argv, struct ctx *ctx);
 int cmd_drill(int argc, const char **argv, struct ctx *ctx);
 int cmd_cancel(int argc, const char **argv, struct ctx *ctx);
+int cmd_remote(int argc, const char **argv, struct ctx *ctx);
+int cmd_push(int argc, const char **argv, struct ctx *ctx);
 
 /*
  * Prepares what the command's flags ask for (configuration, repository).
@@ -62,6 +64,13 @@ int machine_busy(const char *name);
 /* The worse of two exit statuses of a command over several machines:
  * error, then busy, then partial, then success. */
 int worse_status(int a, int b);
+
+/*
+ * Pushes the slots of machines (every machine with backups when none) to
+ * remote name (the only remote when NULL), reporting as `backup push` does;
+ * returns its exit status.
+ */
+int push_to_remote(struct ctx *ctx, const char *name, const char *const *machines, size_t nmachines, long wait);
 
 /* Prints sb (a JSON document) on stdout with a final newline. */
 void print_json(struct strbuf *sb);

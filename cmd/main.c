@@ -37,6 +37,8 @@ static const struct command commands[] = {
 	{ "check", cmd_check, NEED_REPO, "verify the repository" },
 	{ "drill", cmd_drill, NEED_REPO, "restore to a scratch machine, verify every file, report, clean up" },
 	{ "cancel", cmd_cancel, NEED_REPO, "delete every backup of a machine and disable it" },
+	{ "remote", cmd_remote, NEED_REPO, "add, list or remove the remotes backups are pushed to" },
+	{ "push", cmd_push, NEED_REPO, "send the backups to a remote: only what it lacks" },
 	{ NULL, NULL, 0, NULL }
 };
 

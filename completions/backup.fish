@@ -42,6 +42,37 @@ function __backup_machines
     end
 end
 
+# Prints the repository: --repo on the line, else $BACKUP_REPO, else the
+# global config's repository.path.
+function __backup_repo
+    set -l tokens (commandline -opc)
+    for i in (seq 2 (count $tokens))
+        switch $tokens[$i]
+            case '--repo=?*'
+                string replace -- --repo= '' $tokens[$i]
+                return
+            case --repo
+                if test $i -lt (count $tokens)
+                    echo -- $tokens[(math $i + 1)]
+                    return
+                end
+        end
+    end
+    if set -q BACKUP_REPO; and test -n "$BACKUP_REPO"
+        echo -- $BACKUP_REPO
+        return
+    end
+    set -l r (git config -f (__backup_config) repository.path 2>/dev/null)
+    test -n "$r"; or set r /var/lib/backup/repo
+    echo -- $r
+end
+
+# Prints the remote names: remote.NAME.url in the repository's config.
+function __backup_remotes
+    git config -f (__backup_repo)/config --name-only --get-regexp '^remote\..*\.url$' 2>/dev/null |
+        string replace -r '^remote\.(.*)\.url$' '$1'
+end
+
 # Prints the profile names of the machine given first on the command line.
 function __backup_profiles
     set -l p (__backup_parse)
@@ -136,6 +167,28 @@ function __backup_operands
             test $nr -eq 0; and __backup_machines
         case run rotate
             __backup_machines
+        case remote
+            # remote add NAME URL | list | remove NAME.
+            switch $nr
+                case 0
+                    printf '%s\n' add list remove
+                case 1
+                    test "$p[2]" = remove; and __backup_remotes
+                case 2
+                    test "$p[2]" = add; and __fish_complete_directories
+            end
+        case push
+            # push [REMOTE [MACHINE...]].
+            if test $nr -eq 0
+                __backup_remotes
+            else
+                __backup_machines
+            end
+        case fetch
+            test $nr -eq 0; and __backup_remotes
+        case clone
+            # clone URL [DIR]: a URL is not completed, a folder is.
+            __fish_complete_directories
         case restore drill
             # restore SRC; drill MACHINE [SRC].
             if test $cmd = drill

@@ -1,0 +1,422 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "remote.h"
+#include "strbuf.h"
+#include "usage.h"
+
+int remote_valid_name(const char *name)
+{
+	const char *p;
+
+	if (!*name || *name == '.' || *name == '-' || strlen(name) > 64)
+		return 0;
+	for (p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-'))
+			return 0;
+	return 1;
+}
+
+const char *remote_kind_name(enum remote_kind kind)
+{
+	switch (kind) {
+	case REMOTE_PATH:
+		return "path";
+	case REMOTE_SSH:
+		return "ssh";
+	case REMOTE_S3:
+		return "s3";
+	}
+	return "?";
+}
+
+/* A host or user name as ssh takes it: no option, no space, no control byte. */
+static int valid_host_part(const char *s, size_t len)
+{
+	size_t i;
+
+	if (!len || s[0] == '-')
+		return 0;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '/' || s[i] == '\\' ||
+		    s[i] == '\'' || s[i] == '"')
+			return 0;
+	return 1;
+}
+
+/* Checks [user@]host out of s[0..len): 1 when good. */
+static int valid_userhost(const char *s, size_t len)
+{
+	const char *at = memchr(s, '@', len);
+
+	if (at && !valid_host_part(s, at - s))
+		return 0;
+	if (at) {
+		len -= at + 1 - s;
+		s = at + 1;
+	}
+	return valid_host_part(s, len);
+}
+
+int remote_parse_url(const char *url, enum remote_kind *kind, char **canonical)
+{
+	const char *p, *slash, *colon;
+
+	*canonical = NULL;
+	for (p = url; *p; p++)
+		if ((unsigned char)*p < ' ' || *p == 0x7f)
+			return error("remote URL '%s' holds a control character", url);
+	if (!*url)
+		return error("the remote URL is empty; give a path, ssh://[user@]host[:port]/path or user@host:path");
+	if (!strncmp(url, "s3://", 5)) {
+		*kind = REMOTE_S3;
+		*canonical = xstrdup(url);
+		return 0;
+	}
+	if (!strncmp(url, "ssh://", 6)) {
+		const char *auth = url + 6, *port;
+		size_t len;
+
+		slash = strchr(auth, '/');
+		if (!slash || !slash[1])
+			return error("remote URL '%s' has no path; write ssh://[user@]host[:port]/path", url);
+		len = slash - auth;
+		port = memchr(auth, ':', len);
+		if (port) {
+			char *end;
+			long n = strtol(port + 1, &end, 10);
+
+			if (end != slash || port + 1 == slash || n < 1 || n > 65535)
+				return error("remote URL '%s' has a bad port; write ssh://[user@]host[:port]/path", url);
+			len = port - auth;
+		}
+		if (!valid_userhost(auth, len))
+			return error("remote URL '%s' has a bad user or host; write ssh://[user@]host[:port]/path", url);
+		*kind = REMOTE_SSH;
+		*canonical = xstrdup(url);
+		return 0;
+	}
+	if (!strncmp(url, "file://", 7)) {
+		if (url[7] != '/' || !url[8])
+			return error("remote URL '%s' is not a file:// URL of an absolute path", url);
+		*kind = REMOTE_PATH;
+		*canonical = xstrdup(url + 7);
+		return 0;
+	}
+	if (strstr(url, "://"))
+		return error("remote URL '%s' uses a transport backup does not support; "
+			     "give a path, ssh://[user@]host[:port]/path or user@host:path", url);
+	/* As git reads it: a colon before any slash makes it scp-like SSH. */
+	colon = strchr(url, ':');
+	slash = strchr(url, '/');
+	if (colon && (!slash || colon < slash) && url[0] != '.') {
+		if (!colon[1])
+			return error("remote URL '%s' has no path; write user@host:path", url);
+		if (!valid_userhost(url, colon - url))
+			return error("remote URL '%s' has a bad user or host; write user@host:path", url);
+		*kind = REMOTE_SSH;
+		*canonical = xstrdup(url);
+		return 0;
+	}
+	if (url[0] == '-')
+		return error("remote path '%s' starts with '-'; write it as ./%s", url, url);
+	*kind = REMOTE_PATH;
+	if (url[0] == '/') {
+		*canonical = xstrdup(url);
+	} else {
+		char *cwd = getcwd(NULL, 0);
+
+		if (!cwd)
+			return error("cannot find the current folder: %s", strerror(errno));
+		*canonical = xasprintf("%s/%s", cwd, url);
+		free(cwd);
+	}
+	return 0;
+}
+
+/* The kind a URL names, as remote_parse_url() would tell it, without checking it. */
+static enum remote_kind kind_of(const char *url)
+{
+	const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
+
+	if (!strncmp(url, "s3://", 5))
+		return REMOTE_S3;
+	if (!strncmp(url, "ssh://", 6) || (colon && !strstr(url, "://") && (!slash || colon < slash) && url[0] != '.'))
+		return REMOTE_SSH;
+	return REMOTE_PATH;
+}
+
+static int open_config(struct repo *r, git_config **cfg)
+{
+	git_config *all = NULL;
+	int ret;
+
+	/* The repository's own file only: a remote is the repository's. */
+	if (git_repository_config(&all, r->git) < 0)
+		return error_git("cannot read the repository's config");
+	ret = git_config_open_level(cfg, all, GIT_CONFIG_LEVEL_LOCAL);
+	git_config_free(all);
+	if (ret < 0)
+		return error_git("cannot read the repository's config");
+	return 0;
+}
+
+static char *config_string(git_config *cfg, const char *key)
+{
+	git_buf buf = GIT_BUF_INIT;
+	char *v = NULL;
+
+	if (git_config_get_string_buf(&buf, cfg, key) == 0)
+		v = xstrdup(buf.ptr);
+	git_buf_dispose(&buf);
+	return v;
+}
+
+int remote_add(struct repo *r, const char *name, const char *url)
+{
+	git_config *cfg = NULL;
+	char *key = xasprintf("remote.%s.url", name), *old = NULL;
+	int ret = -1;
+
+	if (open_config(r, &cfg) < 0)
+		goto out;
+	old = config_string(cfg, key);
+	if (old) {
+		ret = ERR_EXISTS;
+		error("remote '%s' already exists (%s); remove it first with 'backup remote remove %s'",
+		      name, old, name);
+		goto out;
+	}
+	free(key);
+	key = xasprintf("remote.%s.push", name);
+	if (git_config_set_string(cfg, key, "+refs/backups/*:refs/backups/*") < 0) {
+		error_git("cannot add the remote");
+		goto out;
+	}
+	/* The URL last: a remote without it is not listed, so a failure
+	 * in between leaves no half remote. */
+	free(key);
+	key = xasprintf("remote.%s.url", name);
+	if (git_config_set_string(cfg, key, url) < 0) {
+		error_git("cannot add the remote");
+		goto out;
+	}
+	ret = 0;
+out:
+	git_config_free(cfg);
+	free(key);
+	free(old);
+	return ret;
+}
+
+struct collect {
+	const char *prefix;
+	size_t plen;
+	char **keys;
+	size_t n;
+};
+
+static int collect_key(const git_config_entry *e, void *payload)
+{
+	struct collect *c = payload;
+
+	if (!strncasecmp(e->name, c->prefix, c->plen)) {
+		c->keys = xrealloc(c->keys, (c->n + 1) * sizeof(*c->keys));
+		c->keys[c->n++] = xstrdup(e->name);
+	}
+	return 0;
+}
+
+int remote_remove(struct repo *r, const char *name)
+{
+	git_config *cfg = NULL;
+	char *key = xasprintf("remote.%s.url", name), *url = NULL;
+	struct collect c = { 0 };
+	int ret = -1;
+	size_t i;
+
+	if (open_config(r, &cfg) < 0)
+		goto out;
+	url = config_string(cfg, key);
+	if (!url) {
+		ret = ERR_NOTFOUND;
+		error("no remote '%s'; see 'backup remote list'", name);
+		goto out;
+	}
+	free(key);
+	key = xasprintf("remote.%s.", name);
+	c.prefix = key;
+	c.plen = strlen(key);
+	if (git_config_foreach(cfg, collect_key, &c) < 0) {
+		error_git("cannot read the repository's config");
+		goto out;
+	}
+	/* The URL first, so an interrupted removal leaves no listed remote. */
+	for (i = 0; i < c.n; i++) {
+		if (strcasecmp(c.keys[i] + c.plen, "url"))
+			continue;
+		if (git_config_delete_multivar(cfg, c.keys[i], ".*") < 0 && git_error_last() &&
+		    git_error_last()->klass != GIT_ERROR_NONE) {
+			error_git("cannot remove the remote");
+			goto out;
+		}
+	}
+	for (i = 0; i < c.n; i++) {
+		if (!strcasecmp(c.keys[i] + c.plen, "url"))
+			continue;
+		git_config_delete_multivar(cfg, c.keys[i], ".*");
+	}
+	ret = 0;
+out:
+	for (i = 0; i < c.n; i++)
+		free(c.keys[i]);
+	free(c.keys);
+	git_config_free(cfg);
+	free(key);
+	free(url);
+	return ret;
+}
+
+static int cmp_remote(const void *a, const void *b)
+{
+	return strcmp((*(struct remote *const *)a)->name, (*(struct remote *const *)b)->name);
+}
+
+static struct remote *load(git_config *cfg, const char *name)
+{
+	char *key = xasprintf("remote.%s.url", name);
+	struct remote *rm = NULL;
+	char *url = config_string(cfg, key);
+
+	if (url) {
+		rm = xcalloc(1, sizeof(*rm));
+		rm->name = xstrdup(name);
+		rm->url = url;
+		free(key);
+		key = xasprintf("remote.%s.sshCommand", name);
+		rm->ssh_command = config_string(cfg, key);
+	}
+	free(key);
+	return rm;
+}
+
+int remote_list(struct repo *r, struct remote ***out, size_t *nr)
+{
+	git_config *cfg = NULL;
+	struct collect c = { .prefix = "remote.", .plen = 7 };
+	struct remote **list = NULL;
+	size_t n = 0, i, j;
+	int ret = -1;
+
+	*out = NULL;
+	*nr = 0;
+	if (open_config(r, &cfg) < 0)
+		return -1;
+	if (git_config_foreach(cfg, collect_key, &c) < 0) {
+		error_git("cannot read the repository's config");
+		goto out;
+	}
+	for (i = 0; i < c.n; i++) {
+		char *dot = strrchr(c.keys[i], '.');
+		struct remote *rm;
+
+		if (strcasecmp(dot, ".url"))
+			continue;
+		*dot = '\0';
+		for (j = 0; j < n; j++)
+			if (!strcmp(list[j]->name, c.keys[i] + 7))
+				break;
+		if (j < n)
+			continue;
+		rm = load(cfg, c.keys[i] + 7);
+		if (!rm)
+			continue;
+		rm->kind = kind_of(rm->url);
+		list = xrealloc(list, (n + 1) * sizeof(*list));
+		list[n++] = rm;
+	}
+	if (n)
+		qsort(list, n, sizeof(*list), cmp_remote);
+	*out = list;
+	*nr = n;
+	list = NULL;
+	ret = 0;
+out:
+	for (i = 0; i < c.n; i++)
+		free(c.keys[i]);
+	free(c.keys);
+	git_config_free(cfg);
+	return ret;
+}
+
+void remote_list_free(struct remote **list, size_t nr)
+{
+	size_t i;
+
+	for (i = 0; i < nr; i++)
+		remote_free(list[i]);
+	free(list);
+}
+
+int remote_open(struct remote **out, struct repo *r, const char *name)
+{
+	git_config *cfg = NULL;
+	struct remote *rm;
+	char *canonical = NULL;
+
+	*out = NULL;
+	if (open_config(r, &cfg) < 0)
+		return -1;
+	rm = load(cfg, name);
+	git_config_free(cfg);
+	if (!rm) {
+		error("no remote '%s'; add it with 'backup remote add %s URL' (see 'backup remote list')",
+		      name, name);
+		return ERR_NOTFOUND;
+	}
+	if (remote_parse_url(rm->url, &rm->kind, &canonical) < 0) {
+		remote_free(rm);
+		return -1;
+	}
+	free(canonical);
+	switch (rm->kind) {
+	case REMOTE_PATH:
+	case REMOTE_SSH:
+		rm->ops = &transport_git;
+		break;
+	case REMOTE_S3:
+		/* The place of the S3 transport. */
+		error("remote '%s' is on S3 (%s), which this build of backup cannot reach yet; "
+		      "use a path or an SSH remote", name, rm->url);
+		remote_free(rm);
+		return -1;
+	}
+	*out = rm;
+	return 0;
+}
+
+void remote_free(struct remote *rm)
+{
+	if (!rm)
+		return;
+	free(rm->name);
+	free(rm->url);
+	free(rm->ssh_command);
+	free(rm);
+}
+
+void transfer_result_release(struct transfer_result *res)
+{
+	size_t i;
+
+	for (i = 0; i < res->nrefs; i++) {
+		free(res->refs[i].ref);
+		free(res->refs[i].reason);
+	}
+	free(res->refs);
+	memset(res, 0, sizeof(*res));
+}

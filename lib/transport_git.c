@@ -1,0 +1,591 @@
+/*
+ * transport_git.c — remotes reached by the stock git binary: another
+ * folder, or git over SSH (remote.h).
+ *
+ * Why the git binary and not libgit2: libgit2 1.5's push runs a delta
+ * search and re-deflates every object (10x slower on our zstd blobs), has
+ * no known_hosts check and reports a refused ref as success; git sends our
+ * pack entries as they are and checks host keys the way ssh is configured
+ * (../shared/offsite/MEASURED.md, sections 1.3 to 1.5).
+ *
+ * What git needs told:
+ * - A slot's new backup is a commit without parents, unrelated to the one
+ *   the remote holds. git push marks as already sent only the trees of the
+ *   "edges" (parents of what it sends), so it would send every object of
+ *   the new backup again. With a shallow file, git pack-objects runs with
+ *   --objects-edge-aggressive, which marks the whole tree of every commit
+ *   the remote advertises (and this repository has) as present: only what
+ *   the remote lacks is sent. `--shallow-file /dev/null` makes git take the
+ *   repository as shallow with no shallow commit, so nothing else changes
+ *   (no "shallow" line goes to the remote).
+ * - pack.window=0: no delta search (our blobs are zstd frames; measured
+ *   fastest, and the receiver gets no thin delta to complete).
+ * - core.fsync=all: objects and refs git writes here (fetch) are durable
+ *   before a slot may name them.
+ * - LC_ALL=C: its messages are parsed; GIT_TERMINAL_PROMPT=0: a job never
+ *   waits for a password on a terminal. Host keys are checked by ssh as its
+ *   configuration says; nothing here weakens that.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "remote.h"
+#include "strbuf.h"
+#include "usage.h"
+
+extern char **environ;
+
+/* Variables that would point git at another repository than the one named. */
+static const char *const unset_vars[] = {
+	"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+	"GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_COMMON_DIR",
+	"GIT_QUARANTINE_PATH", "GIT_CEILING_DIRECTORIES", "GIT_PREFIX", NULL
+};
+
+static char **child_env(const struct remote *rm)
+{
+	size_t n = 0, k = 0, i;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = xcalloc(n + 4, sizeof(*env));
+	for (i = 0; i < n; i++) {
+		const char *const *u;
+		const char *e = environ[i];
+		int drop = !strncmp(e, "LC_ALL=", 7) || !strncmp(e, "GIT_TERMINAL_PROMPT=", 20) ||
+			   (rm && rm->ssh_command && !strncmp(e, "GIT_SSH_COMMAND=", 16));
+
+		for (u = unset_vars; *u && !drop; u++)
+			if (!strncmp(e, *u, strlen(*u)) && e[strlen(*u)] == '=')
+				drop = 1;
+		if (!drop)
+			env[k++] = xstrdup(e);
+	}
+	env[k++] = xstrdup("LC_ALL=C");
+	env[k++] = xstrdup("GIT_TERMINAL_PROMPT=0");
+	if (rm && rm->ssh_command)
+		env[k++] = xasprintf("GIT_SSH_COMMAND=%s", rm->ssh_command);
+	env[k] = NULL;
+	return env;
+}
+
+static void free_env(char **env)
+{
+	size_t i;
+
+	for (i = 0; env[i]; i++)
+		free(env[i]);
+	free(env);
+}
+
+/*
+ * Runs git with argv (argv[0] is "git"), input on its stdin (or /dev/null),
+ * its stdout into out and its stderr into err (the last 64 KiB of it); with
+ * forward, its stderr also goes to ours as it comes (progress). Returns its
+ * exit status (128 + signal), or -1 after printing why it could not run.
+ * An interrupt (SIGINT, SIGTERM) stops it.
+ */
+static int run_git(const struct remote *rm, const char *const *argv, const char *input,
+		   struct strbuf *out, struct strbuf *err, int forward)
+{
+	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 }, st, killed = 0;
+	size_t in_off = 0, in_len = input ? strlen(input) : 0;
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	char **env = NULL, buf[16384];
+	pid_t pid;
+
+	if ((input && pipe2(pin, O_CLOEXEC) < 0) || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
+		error("cannot run git: %s", strerror(errno));
+		goto fail;
+	}
+	env = child_env(rm);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		error("cannot run git: %s", strerror(errno));
+		goto fail;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		dup2(input ? pin[0] : null, STDIN_FILENO);
+		dup2(pout[1], STDOUT_FILENO);
+		dup2(perr[1], STDERR_FILENO);
+		signal(SIGPIPE, SIG_DFL);
+		execvpe("git", (char *const *)argv, env);
+		dprintf(STDERR_FILENO, "backup: cannot run git: %s\n", strerror(errno));
+		_exit(127);
+	}
+	free_env(env);
+	env = NULL;
+	close(pout[1]);
+	close(perr[1]);
+	pout[1] = perr[1] = -1;
+	if (input) {
+		close(pin[0]);
+		pin[0] = -1;
+		fcntl(pin[1], F_SETFL, O_NONBLOCK);
+		if (!in_len) {
+			close(pin[1]);
+			pin[1] = -1;
+		}
+	}
+	sigaction(SIGPIPE, &ign, &old);
+	while (pout[0] >= 0 || perr[0] >= 0) {
+		struct pollfd fds[3];
+		int nfds = 0, i;
+
+		if (interrupted && !killed) {
+			kill(pid, SIGTERM);
+			killed = 1;
+		}
+		if (pout[0] >= 0)
+			fds[nfds++] = (struct pollfd){ .fd = pout[0], .events = POLLIN };
+		if (perr[0] >= 0)
+			fds[nfds++] = (struct pollfd){ .fd = perr[0], .events = POLLIN };
+		if (pin[1] >= 0)
+			fds[nfds++] = (struct pollfd){ .fd = pin[1], .events = POLLOUT };
+		if (poll(fds, nfds, 200) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (i = 0; i < nfds; i++) {
+			ssize_t n;
+
+			if (!fds[i].revents)
+				continue;
+			if (fds[i].fd == pin[1]) {
+				n = write(pin[1], input + in_off, in_len - in_off);
+				if (n > 0)
+					in_off += n;
+				if ((n < 0 && errno != EAGAIN && errno != EINTR) || in_off == in_len) {
+					close(pin[1]);
+					pin[1] = -1;
+				}
+				continue;
+			}
+			n = read(fds[i].fd, buf, sizeof(buf));
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0) {
+				close(fds[i].fd);
+				if (fds[i].fd == pout[0])
+					pout[0] = -1;
+				else
+					perr[0] = -1;
+				continue;
+			}
+			if (fds[i].fd == pout[0]) {
+				strbuf_add(out, buf, n);
+			} else {
+				if (forward)
+					write_all(STDERR_FILENO, buf, n);
+				if (err->len > 65536) {
+					memmove(err->buf, err->buf + err->len - 32768, 32768);
+					strbuf_setlen(err, 32768);
+				}
+				strbuf_add(err, buf, n);
+			}
+		}
+	}
+	sigaction(SIGPIPE, &old, NULL);
+	if (pin[1] >= 0)
+		close(pin[1]);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return error("cannot wait for git: %s", strerror(errno));
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+fail:
+	if (env)
+		free_env(env);
+	for (int i = 0; i < 2; i++) {
+		if (pin[i] >= 0)
+			close(pin[i]);
+		if (pout[i] >= 0)
+			close(pout[i]);
+		if (perr[i] >= 0)
+			close(perr[i]);
+	}
+	return -1;
+}
+
+/*
+ * The reason git failed, for one line: the last line of its stderr that
+ * says something (ssh's own complaint, which comes after its warnings and
+ * before git's generic "could not read from remote repository"), without
+ * git's "fatal: " prefix.
+ */
+static void failure_reason(const struct strbuf *err, struct strbuf *why)
+{
+	const char *p = err->buf, *generic = NULL;
+	size_t generic_len = 0;
+
+	while (*p) {
+		const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p), *cr;
+		size_t len;
+
+		const char *e = end;
+
+		/* ssh ends lines in \r\n; progress rewrites a line after \r:
+		 * take the text after the last \r that is not at the end. */
+		while (e > p && e[-1] == '\r')
+			e--;
+		while ((cr = memchr(p, '\r', e - p)))
+			p = cr + 1;
+		len = e - p;
+		if (len && strncmp(p, "remote: ", 8) && strncmp(p, "Please make sure", 16) &&
+		    strncmp(p, "and the repository exists", 25) && strncmp(p, "hint: ", 6) &&
+		    strncmp(p, "Warning: Permanently added", 26)) {
+			if (!strncmp(p, "fatal: Could not read from remote repository", 44) ||
+			    !strncmp(p, "error: failed to push", 21) || !strncmp(p, "fatal: the remote end hung up", 29)) {
+				if (!generic) {
+					generic = p;
+					generic_len = len;
+				}
+			} else {
+				if (!strncmp(p, "fatal: ", 7) || !strncmp(p, "error: ", 7)) {
+					p += 7;
+					len -= 7;
+				}
+				strbuf_reset(why);
+				strbuf_add(why, p, len);
+			}
+		}
+		p = nl ? nl + 1 : end;
+	}
+	if (why->len)
+		return;
+	if (generic)
+		strbuf_add(why, generic, generic_len);
+	else
+		strbuf_addstr(why, "git failed and said nothing");
+}
+
+/* Prints the remote's own messages ("remote: ..." lines) to stderr. */
+static void print_remote_lines(const struct strbuf *err)
+{
+	const char *p = err->buf;
+
+	while (*p) {
+		const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+
+		if (!strncmp(p, "remote: ", 8)) {
+			const char *e = end;
+
+			while (e > p && (e[-1] == ' ' || e[-1] == '\r'))
+				e--;
+			fprintf(stderr, "%.*s\n", (int)(e - p), p);
+		}
+		p = nl ? nl + 1 : end;
+	}
+}
+
+struct remote_ref {
+	char hex[41];
+	char *name;
+};
+
+/* Lists the remote's refs with git ls-remote. */
+static int ls_remote(const struct remote *rm, const char *gitdir, struct remote_ref **out, size_t *nr)
+{
+	char *gd = xasprintf("--git-dir=%s", gitdir);
+	const char *argv[] = { "git", gd, "ls-remote", "--", rm->name, NULL };
+	struct strbuf o = STRBUF_INIT, e = STRBUF_INIT, why = STRBUF_INIT;
+	struct remote_ref *list = NULL;
+	size_t n = 0;
+	const char *p;
+	int st, ret = -1;
+
+	*out = NULL;
+	*nr = 0;
+	st = run_git(rm, argv, NULL, &o, &e, 0);
+	if (st < 0)
+		goto out;
+	if (st) {
+		failure_reason(&e, &why);
+		error("cannot reach remote '%s' (%s): %s", rm->name, rm->url, why.buf);
+		goto out;
+	}
+	for (p = o.buf; *p;) {
+		const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+
+		if (end - p > 41 && p[40] == '\t') {
+			list = xrealloc(list, (n + 1) * sizeof(*list));
+			memcpy(list[n].hex, p, 40);
+			list[n].hex[40] = '\0';
+			list[n].name = xstrndup(p + 41, end - p - 41);
+			n++;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	*out = list;
+	*nr = n;
+	list = NULL;
+	ret = 0;
+out:
+	free(list);
+	free(gd);
+	strbuf_release(&o);
+	strbuf_release(&e);
+	strbuf_release(&why);
+	return ret;
+}
+
+static void free_remote_refs(struct remote_ref *list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(list[i].name);
+	free(list);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/*
+ * Counts the objects (and their bytes in the packs) that git will send for
+ * revs (lines of "ID" and "^ID"), walking as git's pack-objects does under
+ * --objects-edge-aggressive. Returns 0, or -1 (the numbers stay 0).
+ */
+static int count_to_send(const char *gitdir, const char *revs, uint64_t *objects, uint64_t *bytes)
+{
+	char *gd = xasprintf("--git-dir=%s", gitdir);
+	const char *list[] = { "git", gd, "rev-list", "--objects", "--objects-edge-aggressive",
+			       "--no-object-names", "--stdin", NULL };
+	const char *du[] = { "git", gd, "rev-list", "--objects", "--objects-edge-aggressive",
+			     "--disk-usage", "--stdin", NULL };
+	struct strbuf o = STRBUF_INIT, e = STRBUF_INIT;
+	const char *p;
+	int ret = -1;
+
+	*objects = *bytes = 0;
+	if (run_git(NULL, list, revs, &o, &e, 0) != 0)
+		goto out;
+	for (p = o.buf; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+		if (*p != '-' && *p != '\n')
+			(*objects)++;
+	strbuf_reset(&o);
+	if (run_git(NULL, du, revs, &o, &e, 0) != 0)
+		goto out;
+	/* Edges come first, as "-ID" lines; the sum is the last line. */
+	while (o.len && o.buf[o.len - 1] == '\n')
+		strbuf_setlen(&o, o.len - 1);
+	p = strrchr(o.buf, '\n') ? strrchr(o.buf, '\n') + 1 : o.buf;
+	if (*p < '0' || *p > '9')
+		goto out;
+	*bytes = strtoull(p, NULL, 10);
+	/* The pack's header and trailer. */
+	if (*objects)
+		*bytes += 12 + 20;
+	ret = 0;
+out:
+	free(gd);
+	strbuf_release(&o);
+	strbuf_release(&e);
+	return ret;
+}
+
+static struct ref_update *add_update(struct transfer_result *res, const char *ref)
+{
+	struct ref_update *u;
+
+	res->refs = xrealloc(res->refs, (res->nrefs + 1) * sizeof(*res->refs));
+	u = &res->refs[res->nrefs++];
+	memset(u, 0, sizeof(*u));
+	u->ref = xstrdup(ref);
+	return u;
+}
+
+/*
+ * Reads git push --porcelain: after "To URL", one line per ref,
+ * "FLAG \t FROM:TO \t SUMMARY [(REASON)]"; FLAG '!' is a refusal.
+ */
+static void parse_porcelain(const char *out, struct transfer_result *res)
+{
+	const char *p = out;
+
+	while (*p) {
+		const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+		const char *t1 = memchr(p, '\t', end - p), *t2 = t1 ? memchr(t1 + 1, '\t', end - t1 - 1) : NULL;
+
+		if (t1 == p + 1 && t2) {
+			const char *colon = memchr(t1 + 1, ':', t2 - t1 - 1);
+			size_t i;
+
+			for (i = 0; colon && i < res->nrefs; i++) {
+				struct ref_update *u = &res->refs[i];
+
+				if (strlen(u->ref) != (size_t)(t2 - colon - 1) ||
+				    strncmp(u->ref, colon + 1, t2 - colon - 1))
+					continue;
+				if (*p == '!') {
+					const char *lp = memchr(t2, '(', end - t2), *rp = end;
+
+					while (rp > t2 && rp[-1] != ')')
+						rp--;
+					u->status = REF_REFUSED;
+					free(u->reason);
+					if (lp && rp > lp + 1)
+						u->reason = xstrndup(lp + 1, rp - lp - 2);
+					else
+						u->reason = xstrndup(t2 + 1, end - t2 - 1);
+				} else if (*p == '=') {
+					u->status = REF_UPTODATE;
+					free(u->reason);
+					u->reason = NULL;
+				} else if (*p == '*' || *p == '+' || *p == ' ') {
+					u->status = REF_UPDATED;
+					free(u->reason);
+					u->reason = NULL;
+				}
+			}
+		}
+		p = nl ? nl + 1 : end;
+	}
+}
+
+static int tg_push(struct repo *r, const struct remote *rm, const char *const *refs, size_t nrefs,
+		    int progress, struct transfer_result *res)
+{
+	struct remote_ref *theirs = NULL;
+	size_t ntheirs = 0, i, j;
+	struct strbuf revs = STRBUF_INIT, o = STRBUF_INIT, e = STRBUF_INIT, why = STRBUF_INIT;
+	const char **argv = NULL;
+	char *gd = xasprintf("--git-dir=%s", r->path);
+	struct timespec t0;
+	size_t argc = 0, npush = 0, spec0 = 0;
+	int ret = -1, st;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(res, 0, sizeof(*res));
+	if (ls_remote(rm, r->path, &theirs, &ntheirs) < 0)
+		goto out;
+	for (i = 0; i < nrefs; i++) {
+		struct ref_update *u = add_update(res, refs[i]);
+		git_oid oid;
+
+		if (git_reference_name_to_id(&oid, r->git, refs[i]) < 0) {
+			error_git("cannot read a slot");
+			goto out;
+		}
+		git_oid_tostr(u->new_hex, sizeof(u->new_hex), &oid);
+		for (j = 0; j < ntheirs; j++)
+			if (!strcmp(theirs[j].name, refs[i]))
+				memcpy(u->old_hex, theirs[j].hex, 41);
+		if (!strcmp(u->old_hex, u->new_hex)) {
+			u->status = REF_UPTODATE;
+			continue;
+		}
+		/* Until git says otherwise, nothing is pushed. */
+		u->status = REF_REFUSED;
+		u->reason = xstrdup("not sent");
+		strbuf_addf(&revs, "%s\n", u->new_hex);
+		npush++;
+	}
+	if (!npush) {
+		ret = 0;
+		goto out;
+	}
+	/* What the remote has and this repository too is not sent. */
+	for (j = 0; j < ntheirs; j++) {
+		git_oid oid;
+
+		if (git_oid_fromstr(&oid, theirs[j].hex) == 0 && git_odb_exists(r->odb, &oid))
+			strbuf_addf(&revs, "^%s\n", theirs[j].hex);
+	}
+	if (count_to_send(r->path, revs.buf, &res->objects, &res->bytes) < 0)
+		warning("cannot count what the push sends; its statistics are left out");
+	argv = xcalloc(16 + nrefs, sizeof(*argv));
+	argv[argc++] = "git";
+	argv[argc++] = gd;
+	argv[argc++] = "--shallow-file";
+	argv[argc++] = "/dev/null";
+	argv[argc++] = "-c";
+	argv[argc++] = "pack.window=0";
+	argv[argc++] = "-c";
+	argv[argc++] = "pack.depth=0";
+	argv[argc++] = "-c";
+	argv[argc++] = "push.negotiate=false";
+	argv[argc++] = "push";
+	argv[argc++] = "--porcelain";
+	argv[argc++] = progress ? "--progress" : "--no-progress";
+	argv[argc++] = "--";
+	argv[argc++] = rm->name;
+	spec0 = argc;
+	for (i = 0; i < res->nrefs; i++)
+		if (res->refs[i].status != REF_UPTODATE)
+			argv[argc++] = xasprintf("+%s:%s", res->refs[i].ref, res->refs[i].ref);
+	argv[argc] = NULL;
+	st = run_git(rm, argv, NULL, &o, &e, progress);
+	if (st < 0)
+		goto out;
+	parse_porcelain(o.buf, res);
+	for (i = 0; i < res->nrefs; i++)
+		if (res->refs[i].status == REF_REFUSED)
+			break;
+	if (i < res->nrefs) {
+		/* The remote's own words come first: its hook says why. */
+		print_remote_lines(&e);
+		if (!strstr(o.buf, "\nDone") && strncmp(o.buf, "Done", 4)) {
+			failure_reason(&e, &why);
+			for (i = 0; i < res->nrefs; i++)
+				if (res->refs[i].status == REF_REFUSED && !strcmp(res->refs[i].reason, "not sent")) {
+					free(res->refs[i].reason);
+					res->refs[i].reason = xstrdup(why.buf);
+				}
+			if (st && !strstr(o.buf, "\t")) {
+				error("cannot push to remote '%s' (%s): %s", rm->name, rm->url, why.buf);
+				goto out;
+			}
+		}
+	}
+	ret = 0;
+out:
+	if (argv)
+		for (i = spec0; argv[i]; i++)
+			free((char *)argv[i]);
+	free(argv);
+	free(gd);
+	free_remote_refs(theirs, ntheirs);
+	strbuf_release(&revs);
+	strbuf_release(&o);
+	strbuf_release(&e);
+	strbuf_release(&why);
+	res->seconds = seconds_since(&t0);
+	return ret;
+}
+
+static int tg_fetch(struct repo *r, const struct remote *rm, int progress, struct transfer_result *res)
+{
+	(void)r;
+	(void)rm;
+	(void)progress;
+	(void)res;
+	return error("fetch is not written yet");
+}
+
+const struct transport_ops transport_git = {
+	.name = "git",
+	.push = tg_push,
+	.fetch = tg_fetch,
+};
