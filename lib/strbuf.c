@@ -173,6 +173,63 @@ void strbuf_add_json(struct strbuf *sb, const char *s)
 	strbuf_addch(sb, '"');
 }
 
+/*
+ * The length of the UTF-8 sequence at p that XML 1.0 allows as a
+ * character, or 0: no overlong forms, surrogates, U+FFFE or U+FFFF.
+ */
+static int xml_char_len(const unsigned char *p)
+{
+	unsigned cp;
+	int n, i;
+
+	if (p[0] < 0x80)
+		return p[0] >= 0x20 || p[0] == '\t' || p[0] == '\n' || p[0] == '\r';
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
+		return 0;
+	return n;
+}
+
+void strbuf_add_xml(struct strbuf *sb, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		int n;
+
+		switch (*p) {
+		case '&': strbuf_addstr(sb, "&amp;"); p++; continue;
+		case '<': strbuf_addstr(sb, "&lt;"); p++; continue;
+		case '>': strbuf_addstr(sb, "&gt;"); p++; continue;
+		case '"': strbuf_addstr(sb, "&quot;"); p++; continue;
+		case '\'': strbuf_addstr(sb, "&apos;"); p++; continue;
+		case '\n': strbuf_addstr(sb, "&#10;"); p++; continue;
+		case '\r': strbuf_addstr(sb, "&#13;"); p++; continue;
+		case '\t': strbuf_addstr(sb, "&#9;"); p++; continue;
+		}
+		n = xml_char_len(p);
+		if (!n) {
+			strbuf_addf(sb, "\\x%02x", *p++);
+			continue;
+		}
+		strbuf_add(sb, p, n);
+		p += n;
+	}
+}
+
 int strbuf_read_file(struct strbuf *sb, const char *path)
 {
 	char buf[65536];

@@ -41,6 +41,13 @@ void strbuf_add_varint(struct strbuf *sb, uint64_t v);
  * UTF-8 are written as \u00XX of the byte so the output stays valid JSON. */
 void strbuf_add_json(struct strbuf *sb, const char *s);
 
+/*
+ * Adds s as text for XML, in an attribute or an element: markup characters
+ * as entities, and bytes XML cannot carry (control bytes, bytes that are
+ * not UTF-8: file names may hold any byte) written as the text \xNN.
+ */
+void strbuf_add_xml(struct strbuf *sb, const char *s);
+
 /* Reads a whole file into sb; returns 0 or -1 with errno set. */
 int strbuf_read_file(struct strbuf *sb, const char *path);
 

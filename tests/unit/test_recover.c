@@ -38,16 +38,9 @@ int main(void)
 	unit_setup("test_recover");
 	put("src/etc/hostname", "web\n");
 	put("data/www/index.html", "<p>hello</p>\n");
-	text = xasprintf("[machine]\n\tplan = 1G\n"
-			 "[disk \"root\"]\n\tsource = %s/src\n\tsize = 100M\n"
-			 "[disk \"data\"]\n\tsource = %s/data\n\tsize = 100M\n"
-			 "[profile \"default\"]\n\troot = sda\n\tsda = root\n\tsdb = data\n", base, base);
-	define("web", text);
-	free(text);
-	if (backup_machine("web", "daily", &b) < 0) {
-		fprintf(stderr, "cannot back up the test machine\n");
+	b = backup_web();
+	if (!b)
 		return 1;
-	}
 
 	/* --new: the disks as folders under machines.root, then the file. */
 	CHECK(recover_new(repo, cfg, b, "copy", 0, &res) == 0);

@@ -179,4 +179,25 @@ out:
 	return ret;
 }
 
+/*
+ * Defines machine web (plan 1G) with disks root (base/src) and data
+ * (base/data) of 100M each, booting profile "default", and backs it up
+ * into its daily slot; returns the backup, or NULL after saying why.
+ */
+static inline struct backup_info *backup_web(void)
+{
+	char *text = xasprintf("[machine]\n\tplan = 1G\n"
+			       "[disk \"root\"]\n\tsource = %s/src\n\tsize = 100M\n"
+			       "[disk \"data\"]\n\tsource = %s/data\n\tsize = 100M\n"
+			       "[profile \"default\"]\n\troot = sda\n\tsda = root\n\tsdb = data\n",
+			       base, base);
+	struct backup_info *b = NULL;
+
+	define("web", text);
+	free(text);
+	if (backup_machine("web", "daily", &b) < 0)
+		fprintf(stderr, "cannot back up the test machine\n");
+	return b;
+}
+
 #endif
