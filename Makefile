@@ -36,6 +36,10 @@ lib/libbackup.a: $(LIB_OBJ)
 tests/unit/%: tests/unit/%.c lib/libbackup.a
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libbackup.a $(LIBS)
 
+# The S3 client's driver for tests/90-s3.bats: a test tool, never installed.
+tests/s3probe: tests/s3probe.c lib/libbackup.a
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libbackup.a $(LIBS)
+
 # The fault injector of the crash tests: an LD_PRELOAD library, never linked into backup.
 tests/faultshim.so: tests/faultshim.c
 	$(CC) -O2 -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
@@ -48,7 +52,7 @@ deps:
 	@tests/install-deps.sh
 
 check: deps
-	@$(MAKE) --no-print-directory backup $(UNIT_BIN) tests/faultshim.so
+	@$(MAKE) --no-print-directory backup $(UNIT_BIN) tests/faultshim.so tests/s3probe
 	@tests/run-tests.sh
 
 # The whole suite on an AddressSanitizer + UBSan build, in its own tree.
@@ -122,7 +126,7 @@ demo: deps
 	@tests/demo.sh
 
 clean:
-	rm -f backup lib/*.o lib/libbackup.a cmd/*.o $(UNIT_BIN) tests/faultshim.so tests/bench_crypto
+	rm -f backup lib/*.o lib/libbackup.a cmd/*.o $(UNIT_BIN) tests/faultshim.so tests/bench_crypto tests/s3probe
 	rm -rf .asan .fuzz
 
 .PHONY: all unit deps check check-fresh check-crash asan check-man bench bench-crypto install demo clean fuzz fuzz-smoke

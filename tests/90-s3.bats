@@ -1,0 +1,303 @@
+#!/usr/bin/env bats
+# The S3 client (lib/s3.c, driven by tests/s3probe) against a real Ceph
+# radosgw, started once for this file on free loopback ports
+# (tests/ceph.sh) and stopped after it, also when a test fails. The
+# transient-failure tests use a small fake server instead, which answers
+# 503 or nothing at all on demand.
+
+load test_helper
+
+PROBE=$BATS_TEST_DIRNAME/s3probe
+
+setup_file() {
+	export BATS_NO_PARALLELIZE_WITHIN_FILE=true
+	[ -x "$PROBE" ] || make -s -C "$BATS_TEST_DIRNAME/.." tests/s3probe >&2
+	export CEPH_DIR=$BATS_FILE_TMPDIR/ceph
+	local msg
+	if ! msg=$("$BATS_TEST_DIRNAME/ceph.sh" start "$CEPH_DIR" 2>&1); then
+		echo "$msg" >&2
+		return 1
+	fi
+	# The start-up time, in the TAP stream.
+	echo "# ${msg##*$'\n'}" >&3
+	. "$CEPH_DIR/env"
+	export S3_ENDPOINT AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
+	export S3_BUCKET=probe-bucket
+	export LOG=$BATS_FILE_TMPDIR/all-output
+	: >"$LOG"
+	"$PROBE" mb
+}
+
+teardown_file() {
+	"$BATS_TEST_DIRNAME/ceph.sh" stop "$BATS_FILE_TMPDIR/ceph"
+	[ -z "${FAKE_PID:-}" ] || kill "$FAKE_PID" 2>/dev/null || true
+}
+
+# Runs the driver; everything it prints is also kept in $LOG, which the
+# last test searches for secrets.
+probe() {
+	local rc=0
+	$EXEC_PREFIX "$PROBE" "$@" >"$T/probe.out" 2>"$T/probe.err" || rc=$?
+	cat "$T/probe.out" "$T/probe.err" >>"$LOG"
+	cat "$T/probe.out"
+	cat "$T/probe.err" >&2
+	return $rc
+}
+
+# Exactly one line on stderr, matching the pattern.
+one_line() {
+	[ "${#stderr_lines[@]}" = 1 ] || { printf 'stderr has %s lines:\n%s\n' "${#stderr_lines[@]}" "$stderr"; return 1; }
+	[[ $stderr == $1 ]] || { printf 'stderr: %s\nwanted: %s\n' "$stderr" "$1"; return 1; }
+}
+
+@test "a multi-MiB object goes up and comes back byte for byte, whole and in ranges" {
+	head -c 12582917 /dev/urandom >"$T/big"
+	run --separate-stderr probe put data/big "$T/big"
+	assert_success
+	run --separate-stderr probe get data/big "$T/got"
+	assert_success
+	cmp "$T/big" "$T/got"
+	run --separate-stderr probe head data/big
+	assert_success
+	[ "$(echo "$output" | cut -d' ' -f1)" = 12582917 ]
+	# A range from the middle, and the last bytes.
+	probe get data/big "$T/range" 5000000 1234567
+	cmp "$T/range" <(tail -c +5000001 "$T/big" | head -c 1234567)
+	probe get data/big "$T/tail" 12582900 17
+	cmp "$T/tail" <(tail -c 17 "$T/big")
+	# Virtual-host addressing: the bucket in the host name.
+	probe --vhost --endpoint "${S3_ENDPOINT/127.0.0.1/localhost}" get data/big "$T/vhost"
+	cmp "$T/big" "$T/vhost"
+	# A missing key is ERR_NOTFOUND, and says nothing.
+	run --separate-stderr probe get data/none "$T/none"
+	assert_failure 2
+	assert_output ERR_NOTFOUND
+	[ -z "$stderr" ]
+}
+
+@test "a create-only put is refused the second time, and the first object stays" {
+	echo first >"$T/a"
+	echo second >"$T/b"
+	run --separate-stderr probe put once/k "$T/a" --create-only
+	assert_success
+	run --separate-stderr probe put once/k "$T/b" --create-only
+	assert_failure 6
+	assert_output ERR_EXISTS
+	[ -z "$stderr" ]
+	probe get once/k "$T/got"
+	cmp "$T/a" "$T/got"
+}
+
+@test "a listing pages through more keys than one page holds" {
+	echo x >"$T/x"
+	for i in $(seq -w 1 11); do
+		probe put "many/k$i" "$T/x" >/dev/null
+	done
+	probe put "other/k" "$T/x" >/dev/null
+	run --separate-stderr probe --stats --max-keys 3 ls many/
+	assert_success
+	[ "${#lines[@]}" = 11 ]
+	[ "${lines[0]}" = "many/k01 2" ]
+	[ "${lines[10]}" = "many/k11 2" ]
+	# 11 keys at 3 a page: 4 requests.
+	[[ $stderr == "requests 4 retries 0 "* ]]
+}
+
+@test "a multipart upload is interrupted, resumed and completed; another is aborted" {
+	head -c 23000000 /dev/urandom >"$T/mp"
+	part=$((5 * 1024 * 1024))
+	# Two parts of five go up, then the uploader stops.
+	run --separate-stderr probe mpu-put mp/file "$T/mp" $part --stop-after 2
+	assert_success
+	id=$output
+	run --separate-stderr probe mpu-ls mp/
+	assert_output "mp/file $id"
+	# Not an object until completed.
+	run --separate-stderr probe get mp/file "$T/got"
+	assert_failure 2
+	# The resume finds the upload, sends only the three parts it lacks.
+	run --separate-stderr probe mpu-resume mp/file "$T/mp" $part
+	assert_success
+	assert_output 3
+	probe get mp/file "$T/got"
+	cmp "$T/mp" "$T/got"
+	run --separate-stderr probe mpu-ls mp/
+	assert_output ""
+
+	run --separate-stderr probe mpu-put mp/other "$T/mp" $part --stop-after 1
+	assert_success
+	probe mpu-abort mp/other "$output"
+	run --separate-stderr probe mpu-ls mp/
+	assert_output ""
+	run --separate-stderr probe mpu-resume mp/other "$T/mp" $part
+	assert_failure 2
+	assert_output ERR_NOTFOUND
+}
+
+@test "Object Lock: the server refuses to delete a locked version or shorten its lock" {
+	echo kept >"$T/k"
+	probe --bucket locked-bucket mb --lock
+	run --separate-stderr probe --bucket locked-bucket put k "$T/k" --lock COMPLIANCE 3600
+	assert_success
+	version=$output
+	run --separate-stderr probe --bucket locked-bucket head k
+	assert_success
+	[ "$(echo "$output" | cut -d' ' -f4)" = COMPLIANCE ]
+	run --separate-stderr probe --bucket locked-bucket rm k "$version"
+	assert_failure 24
+	assert_output S3_ERR_LOCKED
+	[ -z "$stderr" ]
+	# Longer is allowed, shorter is not.
+	probe --bucket locked-bucket retain k "$version" COMPLIANCE 7200
+	run --separate-stderr probe --bucket locked-bucket retain k "$version" COMPLIANCE 60
+	assert_failure 24
+	# A plain delete only hides the key; the version is still there and
+	# still refused.
+	probe --bucket locked-bucket rm k
+	run --separate-stderr probe --bucket locked-bucket get k "$T/got"
+	assert_failure 2
+	run --separate-stderr probe --bucket locked-bucket rm k "$version"
+	assert_failure 24
+}
+
+@test "credentials come from AWS_PROFILE and the shared credentials file" {
+	mkdir -p "$HOME/.aws"
+	printf '[default]\naws_access_key_id = NOBODY\naws_secret_access_key = nothing\n[ci]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+		"$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$HOME/.aws/credentials"
+	run --separate-stderr env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_PROFILE=ci "$PROBE" ls once/
+	assert_success
+	assert_output "once/k 6"
+	run --separate-stderr env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_PROFILE=nope "$PROBE" ls once/
+	assert_failure 1
+	one_line "backup: no credentials for profile 'nope' (AWS_PROFILE) in '$HOME/.aws/credentials' or '$HOME/.aws/config'"
+}
+
+@test "a wrong secret key gets one clear line" {
+	run --separate-stderr env AWS_SECRET_ACCESS_KEY=NotTheSecret0123456789 "$PROBE" ls
+	assert_failure 20
+	assert_output S3_ERR_DENIED
+	one_line "backup: the S3 server at '$S3_ENDPOINT' refused the signature of access key '$AWS_ACCESS_KEY_ID' from the environment; the secret key is wrong"
+	echo "$output$stderr" >>"$LOG"
+	# A HEAD has no body to explain: still one line, still denied.
+	run --separate-stderr env AWS_SECRET_ACCESS_KEY=NotTheSecret0123456789 "$PROBE" head data/big
+	assert_failure 20
+	one_line "backup: access denied to 's3://probe-bucket/data/big'*"
+	echo "$output$stderr" >>"$LOG"
+	run --separate-stderr env AWS_ACCESS_KEY_ID=NOSUCHKEY "$PROBE" ls
+	assert_failure 20
+	one_line "backup: the S3 server at '$S3_ENDPOINT' does not know access key 'NOSUCHKEY' from the environment"
+	echo "$output$stderr" >>"$LOG"
+}
+
+@test "a missing bucket gets one clear line" {
+	run --separate-stderr probe --bucket no-such-bucket ls
+	assert_failure 21
+	assert_output S3_ERR_NOBUCKET
+	one_line "backup: bucket 'no-such-bucket' does not exist at '$S3_ENDPOINT'; create it or correct the remote's URL"
+	echo x >"$T/x"
+	run --separate-stderr probe --bucket no-such-bucket put k "$T/x"
+	assert_failure 21
+	one_line "backup: bucket 'no-such-bucket' does not exist*"
+}
+
+@test "a clock an hour off gets one clear line" {
+	command -v faketime >/dev/null || fail "faketime is not installed (tests/install-deps.sh)"
+	run --separate-stderr faketime -f +1h "$PROBE" ls
+	assert_failure 22
+	assert_output S3_ERR_SKEW
+	one_line "backup: this host's clock is 1 h 0 min ahead of the S3 server's at '$S3_ENDPOINT' (S3 allows 15 min); set the clock right"
+	echo "$output$stderr" >>"$LOG"
+	# A HEAD's 403 has no body: the server's Date tells.
+	run --separate-stderr faketime -f -2h "$PROBE" head data/big
+	assert_failure 22
+	one_line "backup: this host's clock is 2 h 0 min behind the S3 server's*"
+	echo "$output$stderr" >>"$LOG"
+}
+
+# A fake S3 server on a free port, path-style, that behaves by bucket:
+# "flaky" answers 503 twice, then a listing; "busy" always answers 503;
+# "hang" reads the request and never answers. Sets FAKE_URL and FAKE_PID.
+start_fake() {
+	python3 - "$T/fake.port" <<'PY' &
+import http.server, os, socketserver, sys, time
+portfile = sys.argv[1]
+count = {}
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        bucket = self.path.split("/")[1].split("?")[0]
+        count[bucket] = count.get(bucket, 0) + 1
+        if bucket == "hang":
+            time.sleep(30)
+            return
+        if bucket == "busy" or count[bucket] <= 2:
+            body = b"<Error><Code>SlowDown</Code><Message>busy</Message></Error>"
+            self.send_response(503)
+        else:
+            body = (b"<ListBucketResult><IsTruncated>false</IsTruncated><Contents>"
+                    b"<Key>k</Key><Size>1</Size></Contents></ListBucketResult>")
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+s = S(("127.0.0.1", 0), H)
+open(portfile + ".tmp", "w").write(str(s.server_address[1]))
+os.rename(portfile + ".tmp", portfile)
+s.serve_forever()
+PY
+	FAKE_PID=$!
+	for _ in $(seq 1 100); do [ -s "$T/fake.port" ] && break; sleep 0.05; done
+	FAKE_URL=http://127.0.0.1:$(cat "$T/fake.port")
+}
+
+stop_fake() {
+	kill "$FAKE_PID" 2>/dev/null || true
+	wait "$FAKE_PID" 2>/dev/null || true
+	FAKE_PID=
+}
+
+@test "transient answers are retried with backoff, then given up with one line" {
+	start_fake
+	run --separate-stderr probe --endpoint "$FAKE_URL" --bucket flaky --backoff-ms 50 --stats ls
+	assert_success
+	assert_output "k 1"
+	[[ $stderr == "requests 3 retries 2 "* ]]
+
+	SECONDS=0
+	run --separate-stderr probe --endpoint "$FAKE_URL" --bucket busy --retries 3 --backoff-ms 50 --verbose ls
+	assert_failure 23
+	assert_output S3_ERR_UNAVAILABLE
+	# Three "trying again" lines at -v, then the one message.
+	[ "${#stderr_lines[@]}" = 4 ]
+	[[ ${stderr_lines[3]} == "backup: the S3 server at '$FAKE_URL' answered GET 's3://busy' with 503 SlowDown (gave up after 4 tries in "*" s)" ]]
+	[ "$SECONDS" -lt 5 ]
+
+	# A server that never answers: the stall limit ends each try.
+	SECONDS=0
+	run --separate-stderr probe --endpoint "$FAKE_URL" --bucket hang --retries 1 --backoff-ms 50 --stall 1 ls
+	stop_fake
+	assert_failure 23
+	one_line "backup: cannot reach the S3 server at '$FAKE_URL': Operation too slow*gave up after 2 tries in *"
+	[ "$SECONDS" -lt 10 ]
+}
+
+@test "radosgw stopped: a clear error after bounded retries" {
+	pid=$(awk '$2 == "rgw.a" { print $1 }' "$CEPH_DIR/pids")
+	[ -n "$pid" ]
+	kill -9 "$pid"
+	SECONDS=0
+	run --separate-stderr probe --retries 3 --backoff-ms 100 --verbose get data/big "$T/got"
+	assert_failure 23
+	assert_output S3_ERR_UNAVAILABLE
+	[[ ${stderr_lines[-1]} == "backup: cannot reach the S3 server at '$S3_ENDPOINT': "*"Couldn't connect to server (gave up after 4 tries in "*" s)" ]]
+	[ "$SECONDS" -lt 10 ]
+}
+
+@test "no secret appears in any output of this file" {
+	[ -s "$LOG" ]
+	grep -q "S3_ERR_" "$LOG"
+	! grep -F -e "$AWS_SECRET_ACCESS_KEY" -e NotTheSecret0123456789 "$LOG"
+}
