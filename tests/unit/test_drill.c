@@ -36,49 +36,6 @@ static void drill(struct drill *d, struct backup_info *b, int keep)
 	CHECK(drill_finish(d) == 0);
 }
 
-/* Flips a byte in the middle of the largest pack: the noise of big. */
-static void damage_packs(void)
-{
-	char *dir = at("repo/objects/pack");
-	char **names = NULL;
-	size_t n = 0, i, big = 0;
-	off_t most = -1;
-	struct stat st;
-	char c;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY), fd;
-
-	CHECK(dfd >= 0 && read_dir_names(dfd, &names, &n) == 0);
-	for (i = 0; i < n; i++)
-		if (strstr(names[i], ".pack") && fstatat(dfd, names[i], &st, 0) == 0 && st.st_size > most) {
-			most = st.st_size;
-			big = i;
-		}
-	CHECK(most > 100000);
-	fd = most > 0 ? openat(dfd, names[big], O_RDWR) : -1;
-	CHECK(fd >= 0 && pread(fd, &c, 1, most / 2) == 1);
-	c ^= 0x55;
-	CHECK(pwrite(fd, &c, 1, most / 2) == 1);
-	close(fd);
-	free_strv(names, n);
-	close(dfd);
-	free(dir);
-}
-
-/* n bytes of hex digits that compress poorly. */
-static char *noise(size_t n)
-{
-	char *s = xmalloc(n + 1);
-	uint64_t x = 88172645463325252ull;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		s[i] = "0123456789abcdef"[x & 15];
-	}
-	s[n] = '\0';
-	return s;
-}
-
 static void check_xml(const char *in, const char *want)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -105,12 +62,6 @@ int main(void)
 	check_xml("\x01\xff\xc0\x80\xed\xa0\x80", "\\x01\\xff\\xc0\\x80\\xed\\xa0\\x80");
 
 	unit_setup("test_drill");
-	put("src/etc/hostname", "web\n");
-	/* Most of every pack, so that damage_packs() hits it. */
-	text = noise(200000);
-	put("src/var/log/big", text);
-	free(text);
-	put("data/f", "data\n");
 	b = backup_web();
 	if (!b)
 		return 1;

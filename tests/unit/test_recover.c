@@ -36,15 +36,13 @@ int main(void)
 	int fd, lock;
 
 	unit_setup("test_recover");
-	put("src/etc/hostname", "web\n");
-	put("data/www/index.html", "<p>hello</p>\n");
 	b = backup_web();
 	if (!b)
 		return 1;
 
 	/* --new: the disks as folders under machines.root, then the file. */
 	CHECK(recover_new(repo, cfg, b, "copy", 0, &res) == 0);
-	CHECK(res.ndisks == 2 && res.stats.files == 2 && res.required == 200 << 20);
+	CHECK(res.ndisks == 2 && res.stats.files == 3 && res.required == 200 << 20);
 	CHECK(res.config && strstr(res.config, "/machines/copy.conf"));
 	CHECK(holds("mroot/copy/disks/root/etc/hostname", "web\n"));
 	CHECK(holds("mroot/copy/disks/data/www/index.html", "<p>hello</p>\n"));

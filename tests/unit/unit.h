@@ -179,22 +179,71 @@ out:
 	return ret;
 }
 
+/* Flips a byte in the middle of the largest pack (where noise() lands). */
+static inline void damage_packs(void)
+{
+	char *dir = at("repo/objects/pack");
+	char **names = NULL;
+	size_t n = 0, i, big = 0;
+	off_t most = -1;
+	struct stat st;
+	char c;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY), fd;
+
+	CHECK(dfd >= 0 && read_dir_names(dfd, &names, &n) == 0);
+	for (i = 0; i < n; i++)
+		if (strstr(names[i], ".pack") && fstatat(dfd, names[i], &st, 0) == 0 && st.st_size > most) {
+			most = st.st_size;
+			big = i;
+		}
+	CHECK(most > 100000);
+	fd = most > 0 ? openat(dfd, names[big], O_RDWR) : -1;
+	CHECK(fd >= 0 && pread(fd, &c, 1, most / 2) == 1);
+	c ^= 0x55;
+	CHECK(pwrite(fd, &c, 1, most / 2) == 1);
+	close(fd);
+	free_strv(names, n);
+	close(dfd);
+	free(dir);
+}
+
+/* n bytes of hex digits that compress poorly. */
+static inline char *noise(size_t n)
+{
+	char *s = xmalloc(n + 1);
+	uint64_t x = 88172645463325252ull;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		s[i] = "0123456789abcdef"[x & 15];
+	}
+	s[n] = '\0';
+	return s;
+}
+
 /*
- * Defines machine web (plan 1G) with disks root (base/src) and data
- * (base/data) of 100M each, booting profile "default", and backs it up
- * into its daily slot; returns the backup, or NULL after saying why.
+ * Defines machine web (plan 1G) with disks root (base/src: etc/hostname
+ * "web\n" and var/log/big, 200000 bytes of noise()) and data (base/data:
+ * www/index.html "<p>hello</p>\n") of 100M each, booting profile
+ * "default", and backs it up into its daily slot; returns the backup, or
+ * NULL after saying why.
  */
 static inline struct backup_info *backup_web(void)
 {
-	char *text = xasprintf("[machine]\n\tplan = 1G\n"
+	char *big = noise(200000), *text = xasprintf("[machine]\n\tplan = 1G\n"
 			       "[disk \"root\"]\n\tsource = %s/src\n\tsize = 100M\n"
 			       "[disk \"data\"]\n\tsource = %s/data\n\tsize = 100M\n"
 			       "[profile \"default\"]\n\troot = sda\n\tsda = root\n\tsdb = data\n",
 			       base, base);
 	struct backup_info *b = NULL;
 
+	put("src/etc/hostname", "web\n");
+	put("src/var/log/big", big);
+	put("data/www/index.html", "<p>hello</p>\n");
 	define("web", text);
 	free(text);
+	free(big);
 	if (backup_machine("web", "daily", &b) < 0)
 		fprintf(stderr, "cannot back up the test machine\n");
 	return b;
