@@ -64,11 +64,11 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 	ret = check_repo(ctx->repo, &rep) < 0 ? EXIT_ERROR : EXIT_OK;
 	if (ctx->json) {
 		strbuf_addf(&js, "{\"ok\":%s,\"packs\":%d,\"damaged_packs\":%d,\"backups\":%zu,\"objects\":%llu,"
-			    "\"bytes\":%llu,\"read_data\":%s,\"index_damaged\":%llu,\"damaged\":[%s]}",
+			    "\"bytes\":%llu,\"read_data\":%s,\"index_damaged\":%llu,\"state_ok\":%s,\"damaged\":[%s]}",
 			    ret ? "false" : "true", rep.packs, rep.damaged_packs, rep.backups,
 			    (unsigned long long)rep.objects, (unsigned long long)rep.bytes,
 			    rep.read_data ? "true" : "false", (unsigned long long)rep.index_damaged,
-			    damaged.len ? damaged.buf : "");
+			    rep.state_damaged ? "false" : "true", damaged.len ? damaged.buf : "");
 		print_json(&js);
 	} else if (!ctx->quiet || ret) {
 		if (ret)

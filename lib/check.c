@@ -185,9 +185,10 @@ static int check_packs(struct checker *c, int *npacks)
 			size_t ne;
 			int err = access(path, F_OK) < 0 ? ERR_NOTFOUND : dedup_read_sidecar(path, &e, &ne);
 
+			/* A copy that git made has none: the next run builds them. */
 			if (err == ERR_NOTFOUND)
-				warning("pack %.*s has no dedup index: its data is not deduplicated against; "
-					"run 'backup check --repair-index'", (int)(len - 4), de->d_name);
+				verbose("pack %.*s has no dedup index yet; the next 'backup run' builds it",
+					(int)(len - 4), de->d_name);
 			else if (err) {
 				fprintf(stderr, "backup: damaged: the dedup index of pack %.*s fails its checksum; "
 					"run 'backup check --repair-index'\n", (int)(len - 4), de->d_name);
@@ -249,6 +250,7 @@ int check_repo(struct repo *r, struct check_report *rep)
 	rep->damaged_packs = check_packs(&c, &rep->packs);
 	if (rep->damaged_packs < 0)
 		rep->damaged_packs = 1;
+	rep->state_damaged = repo_state_check(r) < 0;
 	if (snapshot_list_ext(r, NULL, &list, &n, &ndamaged) < 0) {
 		rep->damaged_packs++;
 		n = 0;
@@ -272,5 +274,5 @@ int check_repo(struct repo *r, struct check_report *rep)
 	dedup_free(c.bad);
 	dedup_free(c.index);
 	strbuf_release(&c.path);
-	return c.damaged || rep->damaged_packs || c.index_bad ? ERR_CORRUPT : 0;
+	return c.damaged || rep->damaged_packs || c.index_bad || rep->state_damaged ? ERR_CORRUPT : 0;
 }

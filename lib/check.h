@@ -40,6 +40,7 @@ struct check_report {
 	uint64_t objects, bytes;	/* objects checked; bytes read (read_data) */
 	uint64_t damaged;		/* damaged objects, and unreadable backups */
 	uint64_t index_damaged;		/* dedup index entries or sidecars that are wrong */
+	int state_damaged;		/* refs/backup/state does not read (repo_state_check) */
 };
 
 /* Returns 0 when the repository is sound, ERR_CORRUPT when something is damaged. */

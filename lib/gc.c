@@ -95,7 +95,9 @@ static int prune_reflogs(struct repo *r, struct dedup *live, int dry_run, size_t
 		return error_git("cannot list the refs");
 	for (i = 0; i < refs.count; i++) {
 		git_reflog *log = NULL;
+		git_oid zero = { { 0 } };
 		size_t n, k, m = 0;
+		int broken = 0;
 		git_oid *ids;
 		git_signature **sigs;
 		char **msgs;
@@ -106,20 +108,24 @@ static int prune_reflogs(struct repo *r, struct dedup *live, int dry_run, size_t
 		ids = xcalloc(n + 1, sizeof(*ids));
 		sigs = xcalloc(n + 1, sizeof(*sigs));
 		msgs = xcalloc(n + 1, sizeof(*msgs));
-		/* Index 0 is the newest entry. */
+		/* Index 0 is the newest entry. A reflog that starts mid-history
+		 * (a copy that git made keeps no reflogs) is rewritten too: its
+		 * first entry's old id may be a commit that dies now. */
 		for (k = n; k-- > 0;) {
 			const git_reflog_entry *e = git_reflog_entry_byindex(log, k);
 			const char *msg = git_reflog_entry_message(e);
 
 			if (!dedup_has_oid(live, git_reflog_entry_id_new(e)->id))
 				continue;
+			if (!git_oid_equal(git_reflog_entry_id_old(e), m ? &ids[m - 1] : &zero))
+				broken = 1;
 			ids[m] = *git_reflog_entry_id_new(e);
 			git_signature_dup(&sigs[m], git_reflog_entry_committer(e));
 			msgs[m] = xstrdup(msg ? msg : "");
 			m++;
 		}
 		*dropped += n - m;
-		if (!dry_run && m < n) {
+		if (!dry_run && (m < n || broken)) {
 			while (git_reflog_entrycount(log))
 				git_reflog_drop(log, 0, 0);
 			for (k = 0; k < m; k++)

@@ -1,40 +1,102 @@
 /*
  * repo.h — the repository: creating it, opening it, its service state.
  *
- * A repository is a bare git repository (stock git reads it) plus a folder
- * backup/ that git ignores: backup/format (the format version, see
- * docs/FORMAT.md), backup/dedup/ (the dedup sidecars), backup/locks/ and
- * backup/state, a git-config file of the service state (which machines are
- * enrolled, schedules, cancel times, auto-enrolment) that only commands change.
+ * A repository is a bare git repository (stock git reads it). Everything
+ * that defines it travels with git: the ref refs/backup/state names a
+ * commit without parents whose tree holds the blob `format` (the format
+ * version line, see docs/FORMAT.md) and the blob `state`, a git-config text
+ * of the service state (which machines are enrolled, schedules, cancel
+ * times, auto-enrolment) that only commands change. Entries of that tree
+ * this version does not know are kept as they are by every change.
+ *
+ * The folder backup/, which git ignores, holds only what can be rebuilt or
+ * means nothing once its owner is gone: backup/dedup/ (the dedup sidecars,
+ * rebuilt from the packs when missing) and backup/locks/. repo_open()
+ * creates them when they are missing, as in a copy made by `git clone`.
+ *
+ * Format 1 kept the version in backup/format and the state in backup/state;
+ * such a repository is read as it is and upgraded to format 2 by
+ * repo_upgrade(), which the commands that write call first.
  */
 #ifndef REPO_H
 #define REPO_H
 
 #include <git2.h>
+#include <stddef.h>
 
-#define REPO_FORMAT 1
+#include "strbuf.h"
+
+#define REPO_FORMAT 2
+#define REPO_STATE_REF "refs/backup/state"
 
 struct repo {
 	char *path;
+	int version;		/* 1 or REPO_FORMAT, as found on disk */
 	git_repository *git;
 	git_odb *odb;
 	char *pack_dir;		/* objects/pack */
 	char *dedup_dir;	/* backup/dedup */
 	char *lock_dir;		/* backup/locks */
-	char *state_path;	/* backup/state */
+	char *state_path;	/* backup/state: format 1 only */
 };
 
 /* Creates a repository at path; refuses an existing non-empty folder. */
 int repo_init(const char *path);
-/* Opens the repository at path; refuses a missing, foreign or newer one. */
+/*
+ * Opens the repository at path; refuses a missing, foreign or newer one,
+ * and a copy of a format-1 repository (git did not carry its backup/),
+ * naming the fix.
+ */
 int repo_open(struct repo **out, const char *path);
 void repo_free(struct repo *r);
 
-/* Service state: a git-config file. Values are NULL/default when unset. */
+/*
+ * Upgrades a format-1 repository to the current format, crash-safely: the
+ * state ref is written and made durable first, and is the switch; only then
+ * are backup/format and backup/state removed (a repository with both is of
+ * the new format, and the leftovers go the next time). Returns 1 when it
+ * upgraded, 0 when there was nothing to do, -1 after reporting an error.
+ */
+int repo_upgrade(struct repo *r);
+
+/* Service state: a git-config text. Values are NULL/default when unset. */
 char *repo_state_get(struct repo *r, const char *key);
 int repo_state_get_bool(struct repo *r, const char *key, int def);
+/* Each change is one durable commit of the state ref (format 1 is
+ * upgraded first). */
 int repo_state_set(struct repo *r, const char *key, const char *value);
 int repo_state_unset(struct repo *r, const char *key);
+
+/*
+ * Reads entry name (a path such as "state" or "keys/ID") of the state
+ * tree into out (appended). Returns 0, ERR_NOTFOUND when the repository or
+ * the tree has no such entry, ERR_CORRUPT when the ref names something
+ * unreadable.
+ */
+int repo_state_read(struct repo *r, const char *name, struct strbuf *out);
+
+/*
+ * One entry of a change of the state tree: name is a path ("keys/ID"
+ * makes the folder keys), data the blob, or NULL to remove the entry.
+ */
+struct repo_state_entry {
+	const char *name;
+	const void *data;
+	size_t len;
+};
+/*
+ * Changes the given entries of the state tree, keeping every other one,
+ * in one durable commit of the state ref with the reflog message msg;
+ * holds the state lock meanwhile. Returns 0 or -1 after reporting.
+ */
+int repo_state_update(struct repo *r, const struct repo_state_entry *e, size_t n, const char *msg);
+
+/*
+ * Verifies the state ref for `backup check`: a commit whose tree holds a
+ * valid format line and a state that parses. Returns 0, or -1 after
+ * reporting the damage.
+ */
+int repo_state_check(struct repo *r);
 
 /*
  * Takes the lock of one machine's jobs (flock; it dies with the process).

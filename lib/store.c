@@ -1,8 +1,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zstd.h>
 
@@ -56,11 +58,19 @@ void store_thread_done(void)
 int store_open(struct store **out, struct repo *r)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
+	size_t np, nb;
 
 	*out = NULL;
 	s->repo = r;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->finished, NULL);
+	if (store_index_missing(r, &np, &nb) < 0) {
+		store_free(s);
+		return -1;
+	}
+	if (np && verbosity >= 0)
+		fprintf(stderr, "backup: built the dedup index of %zu pack%s (%zu blobs) that had none\n",
+			np, np == 1 ? "" : "s", nb);
 	if (dedup_load(&s->dedup, r->dedup_dir, r->pack_dir) < 0 ||
 	    pack_writer_new(&s->data.pw, r->pack_dir, PACK_MAX_BYTES) < 0 ||
 	    pack_writer_new(&s->meta.pw, r->pack_dir, PACK_MAX_BYTES) < 0) {
@@ -338,7 +348,8 @@ int store_read_blob(struct repo *r, const unsigned char oid[SHA1_LEN], struct st
 	return err;
 }
 
-int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs)
+/* Writes the sidecar of every pack, or with only_missing of every pack that has none. */
+static int index_packs(struct repo *r, int only_missing, size_t *npacks, size_t *nblobs)
 {
 	DIR *d = opendir(r->pack_dir);
 	struct dirent *de;
@@ -356,8 +367,17 @@ int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs)
 
 		if (len < 10 || strncmp(de->d_name, "pack-", 5) || strcmp(de->d_name + len - 4, ".idx"))
 			continue;
-		path = xasprintf("%s/%s", r->pack_dir, de->d_name);
 		name = xstrndup(de->d_name, len - 4);
+		if (only_missing) {
+			path = xasprintf("%s/%s.sdx", r->dedup_dir, name);
+			n = access(path, F_OK) == 0 || errno != ENOENT;
+			free(path);
+			if (n) {
+				free(name);
+				continue;
+			}
+		}
+		path = xasprintf("%s/%s", r->pack_dir, de->d_name);
 		ret = packidx_read(&idx, path);
 		if (ret)
 			error("pack index '%s' is damaged; its pack cannot be indexed", path);
@@ -395,5 +415,22 @@ int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs)
 		free(name);
 	}
 	closedir(d);
+	return ret;
+}
+
+int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs)
+{
+	return index_packs(r, 0, npacks, nblobs);
+}
+
+int store_index_missing(struct repo *r, size_t *npacks, size_t *nblobs)
+{
+	int lock = repo_lock(r, ".dedup", -1), ret;
+
+	*npacks = *nblobs = 0;
+	if (lock < 0)
+		return -1;
+	ret = index_packs(r, 1, npacks, nblobs);
+	repo_unlock(lock);
 	return ret;
 }

@@ -57,6 +57,15 @@ int store_read_blob(struct repo *r, const unsigned char oid[SHA1_LEN], struct st
  * all data). Returns 0, or -1 after reporting.
  */
 int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs);
+/*
+ * The same for the packs that have no sidecar at all: those of a copy that
+ * git made (it does not carry backup/), of a stock `git repack`, or of a
+ * job killed between a pack and its sidecar. store_open() calls it, so the
+ * next backup deduplicates against them; a pack is read once, since it has
+ * a sidecar after. Takes the lock ".dedup". Returns 0, or -1 after
+ * reporting.
+ */
+int store_index_missing(struct repo *r, size_t *npacks, size_t *nblobs);
 
 /* Decodes one zstd frame (a blob's payload) into out; ERR_CORRUPT on damage. */
 int blob_decode(const void *data, size_t len, struct strbuf *out);

@@ -14,15 +14,21 @@ setup() { setup_config; }
 	run git --git-dir="$REPO" config core.logAllRefUpdates
 	assert_output always
 	git --git-dir="$REPO" fsck --full
-	[ -f "$REPO/backup/format" ]
+	# The format travels with git, in the state ref.
+	run git --git-dir="$REPO" cat-file blob refs/backup/state:format
+	assert_output "backup repository format 2"
+	[ -d "$REPO/backup/dedup" ] && [ -d "$REPO/backup/locks" ]
 }
 
 @test "the repository is private whatever the umask" {
 	umask 000
 	backup init -q
 	[ "$(stat -c %a "$REPO")" = 700 ]
-	[ "$(stat -c %a "$REPO/backup/format")" = 600 ]
+	[ "$(stat -c %a "$REPO/backup")" = 700 ]
 	[ "$(stat -c %a "$REPO/config")" = 600 ]
+	# Nothing in it, the state's objects included, is open to others.
+	run find "$REPO" -perm /077
+	assert_output ""
 }
 
 @test "init refuses to overwrite an existing repository or folder" {
@@ -37,9 +43,9 @@ setup() { setup_config; }
 
 @test "--repo and BACKUP_REPO replace repository.path" {
 	backup init -q --repo "$T/r2"
-	[ -f "$T/r2/backup/format" ]
+	git --git-dir="$T/r2" rev-parse -q --verify refs/backup/state
 	BACKUP_REPO=$T/r3 backup init -q
-	[ -f "$T/r3/backup/format" ]
+	git --git-dir="$T/r3" rev-parse -q --verify refs/backup/state
 	[ ! -e "$REPO" ]
 }
 
@@ -51,9 +57,14 @@ setup() { setup_config; }
 	assert_output --partial "is not a backup repository"
 	rm -rf "$REPO"
 	backup init -q
-	echo "backup repository format 99" >"$REPO/backup/format"
+	# A newer backup's state commit, made with stock git.
+	blob=$(echo "backup repository format 99" | git --git-dir="$REPO" hash-object -w --stdin)
+	tree=$(git --git-dir="$REPO" ls-tree refs/backup/state | sed "s/[0-9a-f]\{40\}\tformat\$/$blob\tformat/" |
+		git --git-dir="$REPO" mktree)
+	commit=$(git --git-dir="$REPO" -c user.name=t -c user.email=t@t commit-tree "$tree" </dev/null)
+	git --git-dir="$REPO" update-ref refs/backup/state "$commit"
 	run -1 backup list
-	assert_output --partial "newer than this backup"
+	assert_output --partial "has format 99, newer than this backup (2); upgrade backup"
 }
 
 @test "a malformed configuration is named and nothing happens" {

@@ -60,7 +60,7 @@ setup() { setup_repo web1; }
 	backup run -q web2
 	for delay in 0.01 0.05 0.1; do
 		head -c 8000000 /dev/urandom >"$T/src/a$delay"
-		"$BK" enable -q web1 2>/dev/null || git config -f "$REPO/backup/state" --unset machine.web1.cancelledAt
+		"$BK" enable -q web1 2>/dev/null || state_config --unset machine.web1.cancelledAt
 		backup enable -q web1
 		backup run -q web1
 		kill_after "$delay" cancel -q --yes web1

@@ -32,10 +32,10 @@ setup() { setup_config; mkdir -p "$T/src"; echo x >"$T/src/a"; backup init -q; }
 
 @test "enable within 24 h of a cancel is refused with the time it becomes possible" {
 	define_machine web1 "$T/src"
-	git config -f "$REPO/backup/state" machine.web1.cancelledAt "$(date +%s)"
+	state_config machine.web1.cancelledAt "$(date +%s)"
 	run -1 backup enable web1
 	assert_output --regexp "can be enabled again from [0-9]{4}-[0-9]{2}-[0-9]{2}T"
-	git config -f "$REPO/backup/state" machine.web1.cancelledAt "$(( $(date +%s) - 86401 ))"
+	state_config machine.web1.cancelledAt "$(( $(date +%s) - 86401 ))"
 	run backup enable web1
 	assert_success
 }

@@ -6,8 +6,8 @@ load test_helper
 
 setup() { setup_repo web1; }
 
-# The state file's value of KEY, or nothing.
-state() { git config -f "$REPO/backup/state" --get "$1" || true; }
+# The service state's value of KEY (read with stock git), or nothing.
+state() { git --git-dir="$REPO" config --blob refs/backup/state:state --get "$1" || true; }
 
 # Splits "--print systemd" output (stdin) at its "# file: NAME" lines into DIR.
 split_units() {
@@ -133,7 +133,7 @@ assert d["day"] == "monday" and not d["window_default"] and not d["day_default"]
 }
 
 @test "a value in the state that is not a window is an error, not a default" {
-	git config -f "$REPO/backup/state" machine.web1.window W5
+	state_config machine.web1.window W5
 	run -1 backup schedule web1
 	assert_output --partial "invalid window 'W5'"
 	backup -q schedule web1 --window W6

@@ -81,12 +81,14 @@ setup() { setup_repo web1; }
 	echo x >"$T/src/a"
 	backup run -q web1
 	: >"$REPO/refs/backups/web1/daily.lock"
-	: >"$REPO/backup/state.lock"
+	: >"$REPO/refs/backup/state.lock"
+	: >"$REPO/backup/state.edit.lock"
 	run backup run web1
 	assert_success
 	run backup enable web1
 	assert_success
 	[ ! -e "$REPO/refs/backups/web1/daily.lock" ]
+	[ ! -e "$REPO/refs/backup/state.lock" ]
 }
 
 @test "packs removed behind our back are not deduplicated against" {

@@ -141,3 +141,19 @@ make_torture_tree() {
 weekly_day_not_today() {
 	backup schedule -q "${1:-web1}" --day "$(date -d tomorrow +%a | tr 'A-Z' 'a-z')"
 }
+
+# state_config ARGS...: `git config` on the repository's service state,
+# which is the blob `state` of the commit refs/backup/state names. Reads
+# with git alone; a change becomes a new state commit, as backup makes.
+state_config() {
+	local f=$T/state.edit tree blob commit
+	git --git-dir="$REPO" cat-file blob refs/backup/state:state >"$f"
+	git config -f "$f" "$@" || { rm -f "$f"; return 1; }
+	blob=$(git --git-dir="$REPO" hash-object -w "$f")
+	rm -f "$f"
+	tree=$(git --git-dir="$REPO" ls-tree refs/backup/state | grep -v '	state$' |
+		{ cat; printf '100644 blob %s\tstate\n' "$blob"; } | git --git-dir="$REPO" mktree)
+	commit=$(GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t \
+		git --git-dir="$REPO" commit-tree "$tree" </dev/null)
+	git --git-dir="$REPO" update-ref refs/backup/state "$commit"
+}
