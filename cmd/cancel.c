@@ -76,7 +76,7 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 		return opt_usage_error(usage, "cancel deletes every backup of '%s': confirm with --yes", argv[0]),
 		       EXIT_USAGE;
 	}
-	if (ctx_prepare(ctx) < 0)
+	if (ctx_prepare(ctx) < 0 || repo_prepare_write(ctx->repo) < 0)
 		return EXIT_ERROR;
 	if (!known_machine(ctx, argv[0]))
 		return error("unknown machine '%s': it has no machine file and no backups", argv[0]), EXIT_ERROR;

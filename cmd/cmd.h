@@ -43,6 +43,7 @@ int cmd_drill(int argc, const char **argv, struct ctx *ctx);
 int cmd_cancel(int argc, const char **argv, struct ctx *ctx);
 int cmd_remote(int argc, const char **argv, struct ctx *ctx);
 int cmd_push(int argc, const char **argv, struct ctx *ctx);
+int cmd_upgrade(int argc, const char **argv, struct ctx *ctx);
 
 /*
  * Prepares what the command's flags ask for (configuration, repository).

@@ -39,6 +39,7 @@ static const struct command commands[] = {
 	{ "cancel", cmd_cancel, NEED_REPO, "delete every backup of a machine and disable it" },
 	{ "remote", cmd_remote, NEED_REPO, "add, list or remove the remotes backups are pushed to" },
 	{ "push", cmd_push, NEED_REPO, "send the backups to a remote: only what it lacks" },
+	{ "upgrade", cmd_upgrade, NEED_REPO, "upgrade the repository to the current format" },
 	{ NULL, NULL, 0, NULL }
 };
 

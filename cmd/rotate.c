@@ -142,7 +142,7 @@ int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
 	for (i = 0; i < (size_t)argc; i++)
 		if (!valid_name(argv[i]))
 			return opt_usage_error(usage, "'%s' is not a valid machine name", argv[i]), EXIT_USAGE;
-	if (ctx_prepare(ctx) < 0)
+	if (ctx_prepare(ctx) < 0 || (!dry_run && repo_prepare_write(ctx->repo) < 0))
 		return EXIT_ERROR;
 	now = now_utc().tv_sec;
 	if (argc) {

@@ -214,7 +214,7 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 		return opt_usage_error(usage, "a snapshot is of one machine"), EXIT_USAGE;
 	if (o.label && !o.snapshot)
 		return opt_usage_error(usage, "--label goes with --snapshot"), EXIT_USAGE;
-	if (ctx_prepare(ctx) < 0)
+	if (ctx_prepare(ctx) < 0 || repo_prepare_write(ctx->repo) < 0)
 		return EXIT_ERROR;
 	if (o.all) {
 		if (machine_list(&names, &n, ctx->cfg) < 0)

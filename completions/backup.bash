@@ -261,7 +261,7 @@ _backup()
 
 	if ! _backup_option operands; then
 		case $cmd in
-		init|check)
+		init|check|upgrade)
 			;;
 		list|boot-config|enable|cancel|schedule)
 			# One machine at most.

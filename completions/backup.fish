@@ -160,7 +160,7 @@ function __backup_operands
     set -l cmd $p[1]
     set -l nr (math (count $p) - 1)
     switch $cmd
-        case init check
+        case init check upgrade
             return
         case list boot-config enable cancel schedule
             # One machine at most.

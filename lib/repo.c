@@ -715,6 +715,19 @@ int repo_upgrade(struct repo *r)
 	return ret;
 }
 
+int repo_prepare_write(struct repo *r)
+{
+	int ret;
+
+	if (r->version >= REPO_FORMAT)
+		return 0;
+	ret = repo_upgrade(r);
+	if (ret > 0 && verbosity >= 0)
+		fprintf(stderr, "backup: upgraded repository '%s' to format %d (see backup-upgrade(1))\n",
+			r->path, REPO_FORMAT);
+	return ret < 0 ? -1 : 0;
+}
+
 /*
  * Changes the state under its own lock (jobs of different machines change
  * it concurrently), upgrading format 1 first: reads the state commit, edits

@@ -58,6 +58,11 @@ void repo_free(struct repo *r);
  * upgraded, 0 when there was nothing to do, -1 after reporting an error.
  */
 int repo_upgrade(struct repo *r);
+/*
+ * What a command that writes calls first: upgrades an older format, saying
+ * so on stderr. Returns 0, or -1 after reporting.
+ */
+int repo_prepare_write(struct repo *r);
 
 /* Service state: a git-config text. Values are NULL/default when unset. */
 char *repo_state_get(struct repo *r, const char *key);

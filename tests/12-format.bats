@@ -144,3 +144,205 @@ mirror() { git clone -q --mirror --no-local "$1" "$2"; }
 	run -1 backup list
 	assert_output --partial "refs/backup/state names no readable commit"
 }
+
+# make_format1 REPO: turns a repository into the format-1 one that backup
+# wrote before format 2, with stock git and files: the same packs, slots
+# and sidecars; the version in backup/format and the state in backup/state
+# (format 1's only difference, docs/FORMAT.md "Versions"); no state ref.
+make_format1() {
+	git --git-dir="$1" cat-file blob refs/backup/state:state >"$1/backup/state"
+	echo "backup repository format 1" >"$1/backup/format"
+	chmod 600 "$1/backup/state" "$1/backup/format"
+	git --git-dir="$1" update-ref -d refs/backup/state
+	git --git-dir="$1" prune --expire=now
+	rmdir "$1/refs/backup" "$1/logs/refs/backup" 2>/dev/null || true
+}
+
+# A format-1 repository with backups and every kind of state.
+setup_format1() {
+	make_torture_tree "$T/src"
+	backup run -q web1
+	backup schedule -q web1 --window W6 --day tue
+	backup enable -q --auto-enroll on
+	make_format1 "$REPO"
+	run git --git-dir="$REPO" for-each-ref refs/backup
+	assert_output ""
+}
+
+# The state of setup_format1 is all there, read with stock git.
+assert_state_kept() {
+	run git --git-dir="$1" config --blob refs/backup/state:state --list
+	assert_line "machine.web1.enabled=true"
+	assert_line "machine.web1.window=W6"
+	assert_line "machine.web1.day=tuesday"
+	assert_line "service.autoenroll=true"
+}
+
+@test "a format-1 repository is read as it is, and 'backup upgrade' upgrades it in place" {
+	setup_format1
+	run backup list
+	assert_success
+	assert_output --partial daily
+	backup restore web1 --path / --to "$T/out" -q
+	run tree_diff "$T/src" "$T/out"
+	assert_output ""
+	run backup check --read-data
+	assert_success
+	run backup schedule web1
+	assert_output --partial W6
+	# Reading changed nothing.
+	[ -f "$REPO/backup/format" ] && [ -f "$REPO/backup/state" ]
+	run backup upgrade
+	assert_success
+	assert_output "upgraded repository '$REPO' from format 1 to format 2"
+	[ ! -e "$REPO/backup/format" ] && [ ! -e "$REPO/backup/state" ]
+	run git --git-dir="$REPO" cat-file blob refs/backup/state:format
+	assert_output "backup repository format 2"
+	assert_state_kept "$REPO"
+	git --git-dir="$REPO" fsck --full --strict
+	run backup upgrade --json
+	assert_success
+	assert_output "{\"repository\":\"$REPO\",\"from\":2,\"format\":2,\"upgraded\":false}"
+	run backup check --read-data
+	assert_success
+	# And now a clone of it is a repository.
+	mirror "$REPO" "$T/copy.git"
+	assert_state_kept "$T/copy.git"
+	rm -rf "$T/out" && backup --repo "$T/copy.git" restore web1 --path / --to "$T/out" -q
+	run tree_diff "$T/src" "$T/out"
+	assert_output ""
+	git --git-dir="$T/copy.git" fsck --full
+}
+
+@test "the first command that writes upgrades a format-1 repository" {
+	setup_format1
+	cp -a "$REPO" "$T/f1"
+	run backup run web1
+	assert_success
+	assert_output --partial "upgraded repository '$REPO' to format 2"
+	assert_state_kept "$REPO"
+	[ ! -e "$REPO/backup/format" ]
+	run backup run web1
+	refute_output --partial "upgraded"
+	git --git-dir="$REPO" fsck --full
+	# A state change, and rotate, do it too; a dry run does not.
+	for cmd in "enable -q web1" "rotate --dry-run" "rotate -q"; do
+		rm -rf "$REPO" && cp -a "$T/f1" "$REPO"
+		backup $cmd
+		if [ "$cmd" = "rotate --dry-run" ]; then
+			[ -f "$REPO/backup/format" ] || fail "a dry run upgraded"
+		else
+			assert_state_kept "$REPO"
+			[ ! -e "$REPO/backup/format" ] || fail "'$cmd' did not upgrade"
+		fi
+	done
+}
+
+@test "a clone of a format-1 repository is refused with the fix" {
+	setup_format1
+	mirror "$REPO" "$T/copy.git"
+	run -1 backup --repo "$T/copy.git" list
+	assert_output "backup: '$T/copy.git' is a copy of a format-1 repository: git did not copy its service state; run 'backup upgrade' on the original, then copy it again"
+	run -1 backup --repo "$T/copy.git" upgrade
+	assert_output --partial "run 'backup upgrade' on the original"
+	# Nothing was made in the copy.
+	[ ! -e "$T/copy.git/backup" ]
+	# The fix works.
+	backup upgrade -q
+	rm -rf "$T/copy.git" && mirror "$REPO" "$T/copy.git"
+	run backup --repo "$T/copy.git" list
+	assert_success
+}
+
+@test "leftover format-1 files beside the state ref: format 2, tidied by the next upgrade" {
+	setup_format1
+	cp "$REPO/backup/format" "$REPO/backup/state" "$T/"
+	backup upgrade -q
+	cp "$T/format" "$T/state" "$REPO/backup/"
+	# The ref wins, whatever the files say.
+	git config -f "$REPO/backup/state" machine.web1.window W10
+	run backup schedule web1
+	assert_output --partial W6
+	run backup upgrade
+	assert_output "repository '$REPO' is already format 2"
+	[ ! -e "$REPO/backup/format" ] && [ ! -e "$REPO/backup/state" ]
+}
+
+SHIM=$BATS_TEST_DIRNAME/faultshim.so
+
+# faults MODE CHECK ARGS...: runs `backup ARGS` on a fresh copy of
+# $T/orig with a kill -9 (MODE kill) or a full disk (MODE enospc) at each
+# durable step in the repository in turn (tests/faultshim.c), then runs
+# CHECK, which asserts the repository opens and is whole.
+faults() {
+	local mode=$1 check=$2 total n code
+	shift 2
+	[ -f "$SHIM" ] || skip "tests/faultshim.so is not built (make check builds it)"
+	rm -rf "$REPO" && cp -a "$T/orig" "$REPO"
+	FAULT_DIR=$REPO FAULT_COUNT=$T/count LD_PRELOAD=$SHIM "$BK" "$@" >/dev/null 2>&1 || true
+	total=$(cat "$T/count")
+	[ "$total" -gt 3 ] || fail "only $total steps counted for '$*'"
+	for n in $(seq 1 "$total"); do
+		rm -rf "$REPO" && cp -a "$T/orig" "$REPO"
+		code=0
+		FAULT_DIR=$REPO FAULT_AT=$n FAULT_MODE=$mode LD_PRELOAD=$SHIM "$BK" -q "$@" >"$T/fault.out" 2>&1 || code=$?
+		if [ "$mode" = enospc ] && [ "$code" != 0 ]; then
+			[ "$code" = 1 ] || fail "step $n/$total of '$*': exit $code on a full disk"
+			grep -q "No space left on device" "$T/fault.out" ||
+				fail "step $n/$total of '$*': no clear message: $(cat "$T/fault.out")"
+		fi
+		$check "$mode at step $n/$total of '$*'"
+	done
+	echo "# $mode: $total steps of '$*', every one covered" >&3
+}
+
+# After a fault in the upgrade: it opens (format 1 or 2) with its state,
+# the next upgrade finishes it, and everything checks clean.
+upgrade_recovers() {
+	run backup schedule web1
+	[ "$status" = 0 ] || fail "$1: it does not open: $output"
+	[[ $output = *W6* ]] || fail "$1: the schedule is lost: $output"
+	run backup upgrade
+	[ "$status" = 0 ] || fail "$1: the next upgrade failed: $output"
+	[ ! -e "$REPO/backup/format" ] || fail "$1: backup/format is left"
+	assert_state_kept "$REPO"
+	run backup check --read-data
+	[ "$status" = 0 ] || fail "$1: check failed: $output"
+	git --git-dir="$REPO" fsck --full --no-dangling >/dev/null 2>&1 || fail "$1: git fsck failed"
+}
+
+@test "a crash or a full disk at any durable step of the upgrade leaves a repository that opens" {
+	setup_format1
+	cp -a "$REPO" "$T/orig"
+	faults kill upgrade_recovers upgrade
+	faults enospc upgrade_recovers upgrade
+}
+
+# After a fault in a state change: it opens with the old state or the new.
+change_recovers() {
+	run backup schedule web1
+	[ "$status" = 0 ] || fail "$1: it does not open: $output"
+	[[ $output = *W6* || $output = *W8* ]] || fail "$1: the schedule is lost: $output"
+	run backup schedule web1 --window W8
+	[ "$status" = 0 ] || fail "$1: the next change failed: $output"
+	run backup schedule web1
+	[[ $output = *W8* ]] || fail "$1: the next change was lost: $output"
+	run backup check
+	[ "$status" = 0 ] || fail "$1: check failed: $output"
+	git --git-dir="$REPO" fsck --full --no-dangling >/dev/null 2>&1 || fail "$1: git fsck failed"
+}
+
+@test "a crash or a full disk at any durable step of a state change leaves the old state or the new" {
+	echo x >"$T/src/a"
+	backup run -q web1
+	backup schedule -q web1 --window W6
+	cp -a "$REPO" "$T/orig"
+	faults kill change_recovers schedule web1 --window W8
+	faults enospc change_recovers schedule web1 --window W8
+	# On format 1, the change upgrades first: every step of both.
+	rm -rf "$T/orig"
+	make_format1 "$REPO"
+	cp -a "$REPO" "$T/orig"
+	faults kill change_recovers schedule web1 --window W8
+	faults enospc change_recovers schedule web1 --window W8
+}
