@@ -5,8 +5,8 @@
  * named after its start hour: W0 is 00:00-02:00, W2 is 02:00-04:00, and so
  * on up to W22, 22:00-24:00. The weekly day is the day on which an
  * automatic backup becomes the machine's weekly one. Both are service
- * state, kept in the repository's backup/state file as machine.NAME.window
- * ("W4") and machine.NAME.day ("sunday"). They are stored as names, not as
+ * state, kept in the repository's service state (refs/backup/state, see
+ * repo.h) as machine.NAME.window ("W4") and machine.NAME.day ("sunday"). They are stored as names, not as
  * instants, so they do not depend on the time zone: the hours are read in
  * local time by whatever acts on them (cron, a systemd timer, rotate).
  * A machine that has none is in W0 and its weekly day is Sunday.

@@ -1,6 +1,7 @@
 /*
  * service.h — the service state of machines: enrolment, auto-enrolment and
- * the wait after a cancel, kept in the repository's backup/state file.
+ * the wait after a cancel, kept in the repository's service state (the
+ * ref refs/backup/state, see repo.h).
  *
  * Auto-enrolment follows the seed: switching it on enrols machines defined
  * from then on, never the ones that already existed. When it is switched on,
