@@ -117,6 +117,51 @@ mirror() { git clone -q --mirror --no-local "$1" "$2"; }
 	assert_success
 }
 
+@test "state changes keep entries they do not know, and concurrent ones all land" {
+	# An entry of a later version (the encryption keys), added with stock git.
+	blob=$(echo "a key" | git --git-dir="$REPO" hash-object -w --stdin)
+	keys=$(printf '100644 blob %s\tk1\n' "$blob" | git --git-dir="$REPO" mktree)
+	tree=$(git --git-dir="$REPO" ls-tree refs/backup/state | { cat; printf '040000 tree %s\tkeys\n' "$keys"; } |
+		git --git-dir="$REPO" mktree)
+	commit=$(git --git-dir="$REPO" -c user.name=t -c user.email=t@t commit-tree "$tree" </dev/null)
+	git --git-dir="$REPO" update-ref refs/backup/state "$commit"
+	for i in 1 2 3 4 5 6; do define_machine "m$i" "$T/src"; done
+	for i in 1 2 3 4 5 6; do backup enable -q "m$i" & done
+	wait
+	for i in 1 2 3 4 5 6; do
+		run git --git-dir="$REPO" config --blob refs/backup/state:state "machine.m$i.enabled"
+		assert_output true
+	done
+	run git --git-dir="$REPO" cat-file blob refs/backup/state:keys/k1
+	assert_output "a key"
+	git --git-dir="$REPO" fsck --full
+	backup check -q
+}
+
+@test "space reclamation keeps the state ref whole and its reflog valid" {
+	echo x >"$T/src/a"
+	backup run -q web1
+	backup schedule -q web1 --window W2
+	backup schedule -q web1 --window W4
+	old=$(git --git-dir="$REPO" rev-parse refs/backup/state@{1})
+	echo y >"$T/src/a"
+	backup run -q web1
+	run backup rotate
+	assert_success
+	# The state ref, its commit and its objects live; the reflog names only
+	# them now (git fsck reads both ids of every entry).
+	run backup schedule web1
+	assert_output --partial W4
+	git --git-dir="$REPO" fsck --full
+	run git --git-dir="$REPO" log -g --format=%H refs/backup/state
+	assert_output "$(git --git-dir="$REPO" rev-parse refs/backup/state)"
+	# The commits left behind are loose objects reclamation does not touch.
+	git --git-dir="$REPO" cat-file -e "$old"
+	backup schedule -q web1 --window W6
+	backup check -q
+	git --git-dir="$REPO" fsck --full
+}
+
 @test "check verifies the state ref" {
 	run backup check
 	assert_success
