@@ -25,12 +25,6 @@ static int remote_add_cmd(struct ctx *ctx, const char *name, const char *url)
 				       "not first '.' or '-'", name), EXIT_USAGE;
 	if (remote_parse_url(url, &kind, &canonical) < 0)
 		return EXIT_USAGE;
-	if (kind == REMOTE_S3) {
-		error("'%s' is an S3 URL, which this build of backup cannot reach yet; "
-		      "use a path or an SSH remote", url);
-		free(canonical);
-		return EXIT_ERROR;
-	}
 	if (ctx_prepare(ctx) < 0) {
 		free(canonical);
 		return EXIT_ERROR;

@@ -73,6 +73,8 @@ int remote_parse_url(const char *url, enum remote_kind *kind, char **canonical)
 	if (!*url)
 		return error("the remote URL is empty; give a path, ssh://[user@]host[:port]/path or user@host:path");
 	if (!strncmp(url, "s3://", 5)) {
+		if (transport_s3_check_url(url) < 0)
+			return -1;
 		*kind = REMOTE_S3;
 		*canonical = xstrdup(url);
 		return 0;
@@ -389,11 +391,8 @@ int remote_open(struct remote **out, struct repo *r, const char *name)
 		rm->ops = &transport_git;
 		break;
 	case REMOTE_S3:
-		/* The place of the S3 transport. */
-		error("remote '%s' is on S3 (%s), which this build of backup cannot reach yet; "
-		      "use a path or an SSH remote", name, rm->url);
-		remote_free(rm);
-		return -1;
+		rm->ops = &transport_s3;
+		break;
 	}
 	*out = rm;
 	return 0;

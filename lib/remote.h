@@ -11,12 +11,12 @@
  *   /abs/path, ./rel/path, file:///path   another folder (a path remote)
  *   ssh://[user@]host[:port]/path         git over SSH
  *   [user@]host:path                      the same, scp-like
- *   s3://BUCKET[/PREFIX]                  recognised, not supported yet
+ *   s3://BUCKET[/PREFIX]                  S3 object storage (transport_s3.c)
  *
  * A transport (struct transport_ops) moves slots and their objects; the
  * git transport (transport_git.c) drives the stock git binary for paths and
- * SSH. S3 will be a second transport behind the same operations: remote_open()
- * is where a URL picks its transport.
+ * SSH; the S3 transport (transport_s3.c) reaches object storage behind the
+ * same operations. remote_open() is where a URL picks its transport.
  */
 #ifndef REMOTE_H
 #define REMOTE_H
@@ -120,5 +120,9 @@ struct transport_ops {
 };
 
 extern const struct transport_ops transport_git;
+extern const struct transport_ops transport_s3;
+
+/* Checks an s3:// URL: 0, or -1 after one line saying what is wrong. */
+int transport_s3_check_url(const char *url);
 
 #endif

@@ -95,8 +95,10 @@ both_clean() {
 	run -2 backup remote add far 'https://host.example/x.git'
 	assert_line --index 0 --partial "transport backup does not support"
 	run -2 backup remote add far ''
-	run -1 backup remote add far 's3://bucket/prefix'
-	assert_output --partial "S3 URL, which this build of backup cannot reach yet"
+	run -2 backup remote add far 's3://x/prefix'
+	assert_output --partial "does not name an S3 bucket"
+	run -2 backup remote add far 's3://bucket/a+b'
+	assert_output --partial "has a prefix S3 keys should not hold"
 	backup remote add far "$T/far.git"
 	run -1 backup remote add far "$T/other.git"
 	assert_output --partial "remote 'far' already exists"

@@ -214,6 +214,158 @@ one_line() {
 	echo "$output$stderr" >>"$LOG"
 }
 
+# A repository with web1 backed up, and remote "off" on the bucket
+# $1 under prefix $2.
+setup_pushed_repo() {
+	setup_repo web1
+	local i
+	for i in 1 2 3 4 5; do head -c 50000 /dev/urandom >"$T/src/f$i"; done
+	head -c 3000000 /dev/urandom >"$T/src/big"
+	echo web1 >"$T/src/hostname"
+	backup run -q web1
+	backup remote add -q off "s3://$1/$2"
+	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
+}
+
+# Rebuilds a bare git repository from the bucket's packs and each slot's
+# newest manifest, as a reader of the layout would.
+rebuild_from_bucket() {
+	local bucket=$1 prefix=$2 dest=$3 key size ref commit
+	git init -q --bare "$dest"
+	while read -r key size; do
+		probe --bucket "$bucket" get "$key" "$dest/objects/pack/${key##*/}"
+	done < <(probe --bucket "$bucket" ls "$prefix/objects/pack/")
+	while read -r key size; do
+		probe --bucket "$bucket" get "$key" "$T/manifest"
+		ref=$(sed -n 's/^ref //p' "$T/manifest")
+		commit=$(sed -n 's/^commit //p' "$T/manifest")
+		# The listing is sorted: the newest manifest of a slot comes last.
+		git --git-dir="$dest" update-ref "$ref" "$commit"
+	done < <(probe --bucket "$bucket" ls "$prefix/slots/")
+}
+
+@test "push to S3: packs, then indexes, then slots; only what the bucket lacks" {
+	setup_pushed_repo probe-bucket repo1
+	run backup push off
+	assert_success
+	assert_line --index 0 --regexp '^web1 daily [0-9a-f]{12} pushed$'
+	assert_line --index 1 --regexp "^pushed 1 slot to 'off': [0-9]+ objects, .* in .* s$"
+	# Every local pack and index is there, and one manifest naming the slot.
+	for f in "$REPO"/objects/pack/pack-*; do
+		run --separate-stderr probe head "repo1/objects/pack/${f##*/}"
+		assert_success
+		[ "$(echo "$output" | cut -d' ' -f1)" = "$(stat -c %s "$f")" ]
+	done
+	run --separate-stderr probe ls repo1/slots/
+	assert_success
+	[ "${#lines[@]}" = 1 ]
+	[[ ${lines[0]} == "repo1/slots/web1/daily/"*"-$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily) "* ]]
+	# The bucket alone makes a whole repository that stock git accepts.
+	rebuild_from_bucket probe-bucket repo1 "$T/copy.git"
+	run git --git-dir="$T/copy.git" fsck --full --no-progress
+	assert_success
+	[ "$(git --git-dir="$T/copy.git" rev-parse refs/backups/web1/daily)" = \
+	  "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
+
+	# Nothing new: nothing sent.
+	before=$(probe ls repo1/ | wc -l)
+	run backup push off
+	assert_success
+	assert_output "remote 'off' is up to date"
+	[ "$(probe ls repo1/ | wc -l)" = "$before" ]
+
+	# A new backup: its new packs and indexes, and one new manifest.
+	packs_before=$(ls "$REPO"/objects/pack/*.pack | wc -l)
+	echo changed >"$T/src/new-file"
+	backup run -q web1
+	new_packs=$(( $(ls "$REPO"/objects/pack/*.pack | wc -l) - packs_before ))
+	[ "$new_packs" -ge 1 ]
+	run backup push --json off
+	assert_success
+	[ "$(echo "$output" | json_field pushed)" = 1 ]
+	[ "$(echo "$output" | json_field bytes)" -lt 100000 ]
+	[ "$(probe ls repo1/ | wc -l)" = $((before + 2 * new_packs + 1)) ]
+	rm -rf "$T/copy.git"
+	rebuild_from_bucket probe-bucket repo1 "$T/copy.git"
+	run git --git-dir="$T/copy.git" fsck --full --no-progress
+	assert_success
+	[ "$(git --git-dir="$T/copy.git" rev-parse refs/backups/web1/daily)" = \
+	  "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
+}
+
+@test "push to S3 killed mid-upload: no slot without its objects; the next push resumes" {
+	setup_pushed_repo probe-bucket repo3
+	# A pack above the part size (64 MiB; 5 MiB here) goes up in parts.
+	export BACKUP_TEST_S3_PART_SIZE=$((5 << 20))
+	head -c 40000000 /dev/urandom >"$T/src/huge"
+	backup run -q web1
+	"$BK" push -q off &
+	pid=$!
+	# Killed once two parts of its multipart upload are on the bucket.
+	for _ in $(seq 1 500); do
+		read -r key id < <(probe mpu-ls repo3/) || true
+		[ -n "$id" ] && [ "$(probe mpu-parts "$key" "$id" | wc -l)" -ge 2 ] && break
+		sleep 0.01
+	done
+	kill -9 $pid
+	wait $pid || true
+	[ -n "$(probe mpu-ls repo3/)" ]
+	run --separate-stderr probe ls repo3/slots/
+	assert_output ""
+	run backup -v push --json off
+	assert_success
+	assert_line --partial "resuming the upload of 's3://probe-bucket/repo3/objects/pack/pack-"
+	# The parts already there are not sent again.
+	[ "$(echo "${lines[-1]}" | json_field bytes)" -lt 35000000 ]
+	run --separate-stderr probe mpu-ls repo3/
+	assert_output ""
+	rebuild_from_bucket probe-bucket repo3 "$T/copy.git"
+	run git --git-dir="$T/copy.git" fsck --full --no-progress
+	assert_success
+	[ "$(git --git-dir="$T/copy.git" rev-parse refs/backups/web1/daily)" = \
+	  "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
+}
+
+@test "push to S3 with objectLock: every object it writes is locked" {
+	setup_pushed_repo push-locked r
+	probe --bucket push-locked mb --lock
+	git --git-dir="$REPO" config remote.off.objectLock true
+	run backup push -q off
+	assert_success
+	assert_output ""
+	now=$(date +%s)
+	pack=$(cd "$REPO/objects/pack" && ls -S pack-*.pack | head -1)
+	for key in "r/objects/pack/$pack" "r/objects/pack/${pack%.pack}.idx" \
+		"$(probe --bucket push-locked ls r/slots/ | cut -d' ' -f1)"; do
+		run --separate-stderr probe --bucket push-locked head "$key"
+		assert_success
+		read -r size etag version mode until <<<"$output"
+		[ "$mode" = COMPLIANCE ]
+		# 15 days, give or take the test's own time.
+		[ "$until" -gt $((now + 14 * 86400)) ]
+		[ "$until" -lt $((now + 16 * 86400)) ]
+		# A stolen key cannot delete the version.
+		run --separate-stderr probe --bucket push-locked rm "$key" "$version"
+		assert_failure 24
+	done
+}
+
+@test "push to S3: a wrong secret or a missing bucket is one line, and nothing changes here" {
+	setup_pushed_repo no-such-bucket x
+	run --separate-stderr backup push off
+	assert_failure 1
+	one_line "backup: bucket 'no-such-bucket' does not exist at '$S3_ENDPOINT'; create it or correct the remote's URL"
+	git --git-dir="$REPO" config remote.off.url s3://probe-bucket/repo2
+	run --separate-stderr env AWS_SECRET_ACCESS_KEY=NotTheSecret0123456789 "$BK" push off
+	assert_failure 1
+	one_line "backup: the S3 server at '$S3_ENDPOINT' refused the signature of access key '$AWS_ACCESS_KEY_ID' from the environment; the secret key is wrong"
+	echo "$output$stderr" >>"$LOG"
+	run backup check -q
+	assert_success
+	run --separate-stderr probe ls repo2/
+	assert_output ""
+}
+
 # A fake S3 server on a free port, path-style, that behaves by bucket:
 # "flaky" answers 503 twice, then a listing; "busy" always answers 503;
 # "hang" reads the request and never answers. Sets FAKE_URL and FAKE_PID.

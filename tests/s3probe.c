@@ -23,6 +23,7 @@
  *                                the parts it lacks, completes it; prints
  *                                how many parts it sent
  *   mpu-ls [PREFIX]              prints "KEY UPLOADID" lines
+ *   mpu-parts KEY UPLOADID       prints "NUMBER SIZE" lines
  *   mpu-abort KEY UPLOADID
  *
  * The endpoint defaults to $S3_ENDPOINT, the bucket to $S3_BUCKET, the
@@ -319,6 +320,13 @@ int main(int argc, char **argv)
 		close(fd);
 	} else if (!strcmp(cmd, "mpu-ls") && argc <= 1) {
 		ret = s3_mpu_list(s3, argc ? argv[0] : "", print_upload, NULL);
+	} else if (!strcmp(cmd, "mpu-parts") && argc == 2) {
+		struct parts have = { 0 };
+
+		ret = s3_mpu_parts(s3, argv[0], argv[1], collect_part, &have);
+		for (i = 0; !ret && i < have.nr; i++)
+			printf("%d %" PRIu64 "\n", have.p[i].number, have.p[i].size);
+		parts_free(&have);
 	} else if (!strcmp(cmd, "mpu-abort") && argc == 2) {
 		ret = s3_mpu_abort(s3, argv[0], argv[1]);
 	} else {

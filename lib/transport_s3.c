@@ -1,0 +1,639 @@
+/*
+ * transport_s3.c — remotes in S3 object storage (remote.h), through the
+ * S3 client of s3.c.
+ *
+ * A remote s3://BUCKET[/PREFIX] holds, under PREFIX/:
+ *
+ *   objects/pack/pack-H.pack   a pack of the repository, as it is here
+ *   objects/pack/pack-H.idx    its index, written after the pack
+ *   slots/MACHINE/SLOT/TIME-COMMIT
+ *                              a slot manifest, written after every pack
+ *
+ * Every object is written once and never changed (If-None-Match: *), so
+ * two hosts pushing at once cannot overwrite each other, and with Object
+ * Lock nothing needs rewriting. The write order is the local repository's:
+ * packs, then their indexes, then the slots that name their objects, so a
+ * reader that sees a manifest finds every object it needs. A slot's value
+ * is its newest manifest (TIME is the push's UTC time, yyyymmddThhmmssZ, so
+ * the newest sorts last); a push whose commit is the newest manifest's
+ * already has nothing to write for that slot. A manifest is text:
+ *
+ *   backup slot 1
+ *   ref refs/backups/MACHINE/SLOT
+ *   commit HEX
+ *   pushed 2026-12-07T15:40:00Z
+ *   pack pack-H                 (one line per pack the push found here)
+ *
+ * A push sends every pack of the repository that the bucket lacks (a pack
+ * interrupted half-way is resumed from its multipart upload). Packs hold
+ * the objects of every machine, deduplicated, so a push of one machine's
+ * slots may send packs another machine needs as well.
+ *
+ * The remote's keys: remote.NAME.endpoint (URL of the S3 service; AWS when
+ * unset), remote.NAME.region (default us-east-1), remote.NAME.addressing
+ * ("path" or "virtual"; path-style on other endpoints than AWS's), and
+ * remote.NAME.objectLock (a boolean: every object written gets a
+ * COMPLIANCE retention of OBJECT_LOCK_DAYS, and the packs a push finds
+ * there already have theirs extended by as much, so a stolen key cannot
+ * delete what a kept backup needs). Credentials come from the environment
+ * or the AWS files (s3cred.h), never from the repository.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "packidx.h"
+#include "remote.h"
+#include "s3.h"
+#include "s3cred.h"
+#include "strbuf.h"
+#include "usage.h"
+
+/* The seed keeps a backup at most 14 days; one more for the push itself. */
+#define OBJECT_LOCK_DAYS 15
+/* Packs above this go up in parts of this size. */
+#define PART_SIZE ((uint64_t)64 << 20)
+
+struct ts3 {
+	struct s3 *s3;
+	struct s3_cred *cred;
+	char *bucket;
+	char *prefix;		/* "" or "some/prefix/" */
+	int object_lock;
+	time_t lock_until;
+	uint64_t part_size;
+};
+
+/* Splits s3://BUCKET[/PREFIX] into bucket and prefix ("" or ending '/'). */
+static int parse_s3_url(const char *url, char **bucket, char **prefix)
+{
+	const char *b = url + strlen("s3://"), *slash = strchr(b, '/');
+	struct strbuf p = STRBUF_INIT;
+	const char *s;
+
+	*bucket = slash ? xstrndup(b, slash - b) : xstrdup(b);
+	s = slash ? slash + 1 : "";
+	for (; *s; s++) {
+		/* Keys stay in [A-Za-z0-9/._-]: no '+' or space to encode. */
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '/' || *s == '.' || *s == '_' || *s == '-'))
+			goto bad;
+		if (*s == '/' && (!p.len || p.buf[p.len - 1] == '/'))
+			continue;
+		strbuf_addch(&p, *s);
+	}
+	if (p.len && p.buf[p.len - 1] != '/')
+		strbuf_addch(&p, '/');
+	if (strstr(p.buf, "../") == p.buf || strstr(p.buf, "/../") || strstr(p.buf, "./") == p.buf ||
+	    strstr(p.buf, "/./"))
+		goto bad;
+	*prefix = strbuf_detach(&p, NULL);
+	return 0;
+bad:
+	strbuf_release(&p);
+	free(*bucket);
+	*bucket = NULL;
+	return error("remote URL '%s' has a prefix S3 keys should not hold; use letters, digits, '/', '.', '_' and '-'",
+		     url);
+}
+
+int transport_s3_check_url(const char *url)
+{
+	char *bucket = NULL, *prefix = NULL;
+	size_t i, n;
+	int ret;
+
+	if (parse_s3_url(url, &bucket, &prefix) < 0)
+		return -1;
+	n = strlen(bucket);
+	for (i = 0; i < n; i++)
+		if (!((bucket[i] >= 'a' && bucket[i] <= 'z') || (bucket[i] >= '0' && bucket[i] <= '9') ||
+		      bucket[i] == '.' || bucket[i] == '-'))
+			break;
+	ret = n < 3 || n > 63 || i < n || bucket[0] == '.' || bucket[0] == '-' ? error(
+		"remote URL '%s' does not name an S3 bucket; write s3://BUCKET[/PREFIX], BUCKET being 3 to 63 "
+		"of a-z, 0-9, '.' and '-'", url) : 0;
+	free(bucket);
+	free(prefix);
+	return ret;
+}
+
+static char *config_get(git_config *cfg, const char *name, const char *key)
+{
+	git_buf buf = GIT_BUF_INIT;
+	char *k = xasprintf("remote.%s.%s", name, key), *v = NULL;
+
+	if (cfg && git_config_get_string_buf(&buf, cfg, k) == 0)
+		v = xstrdup(buf.ptr);
+	git_buf_dispose(&buf);
+	free(k);
+	return v;
+}
+
+static void ts3_close(struct ts3 *t)
+{
+	s3_free(t->s3);
+	s3cred_free(t->cred);
+	free(t->bucket);
+	free(t->prefix);
+}
+
+static int ts3_open(struct ts3 *t, struct repo *r, const struct remote *rm)
+{
+	struct s3_options opt = { 0 };
+	git_config *cfg = NULL;
+	char *endpoint = NULL, *region = NULL, *addressing = NULL, *k;
+	int ret = -1, lock = 0, rc;
+
+	memset(t, 0, sizeof(*t));
+	if (parse_s3_url(rm->url, &t->bucket, &t->prefix) < 0)
+		return -1;
+	if (git_repository_config(&cfg, r->git) < 0)
+		return error_git("cannot read the repository's config");
+	endpoint = config_get(cfg, rm->name, "endpoint");
+	region = config_get(cfg, rm->name, "region");
+	addressing = config_get(cfg, rm->name, "addressing");
+	k = xasprintf("remote.%s.objectLock", rm->name);
+	rc = git_config_get_bool(&lock, cfg, k);
+	free(k);
+	if (rc < 0 && rc != GIT_ENOTFOUND) {
+		error("remote.%s.objectLock is not a boolean; set it to true or false", rm->name);
+		goto out;
+	}
+	t->object_lock = lock > 0;
+	/* The tests make parts small, to stop a push between two of them. */
+	t->part_size = PART_SIZE;
+	if (getenv("BACKUP_TEST_S3_PART_SIZE")) {
+		uint64_t v = strtoull(getenv("BACKUP_TEST_S3_PART_SIZE"), NULL, 10);
+
+		if (v >= (5 << 20))
+			t->part_size = v;
+	}
+	t->lock_until = time(NULL) + OBJECT_LOCK_DAYS * 86400L;
+	if (addressing && !strcmp(addressing, "path")) {
+		opt.addressing = S3_ADDR_PATH;
+	} else if (addressing && !strcmp(addressing, "virtual")) {
+		opt.addressing = S3_ADDR_VHOST;
+	} else if (addressing) {
+		error("remote.%s.addressing is '%s'; set it to path or virtual", rm->name, addressing);
+		goto out;
+	}
+	opt.endpoint = endpoint;
+	opt.region = region;
+	opt.bucket = t->bucket;
+	if (s3cred_load(&t->cred) < 0 || s3_open(&t->s3, &opt, t->cred) < 0)
+		goto out;
+	ret = 0;
+out:
+	git_config_free(cfg);
+	free(endpoint);
+	free(region);
+	free(addressing);
+	if (ret)
+		ts3_close(t);
+	return ret;
+}
+
+static void put_options(const struct ts3 *t, struct s3_put_options *po)
+{
+	memset(po, 0, sizeof(*po));
+	po->create_only = 1;
+	if (t->object_lock) {
+		po->lock_mode = "COMPLIANCE";
+		po->lock_until = t->lock_until;
+	}
+}
+
+/* The keys under a prefix, the prefix cut, with their sizes, sorted. */
+struct name {
+	char *name;
+	uint64_t size;
+};
+
+struct names {
+	struct name *v;
+	size_t nr, alloc;
+	size_t skip;		/* the prefix's length */
+};
+
+static int add_name(const struct s3_object *o, void *data)
+{
+	struct names *n = data;
+
+	if (n->nr == n->alloc) {
+		n->alloc = n->alloc ? 2 * n->alloc : 64;
+		n->v = xrealloc(n->v, n->alloc * sizeof(*n->v));
+	}
+	n->v[n->nr].name = xstrdup(o->key + n->skip);
+	n->v[n->nr].size = o->size;
+	n->nr++;
+	return 0;
+}
+
+static void names_release(struct names *n)
+{
+	size_t i;
+
+	for (i = 0; i < n->nr; i++)
+		free(n->v[i].name);
+	free(n->v);
+	memset(n, 0, sizeof(*n));
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(((const struct name *)a)->name, ((const struct name *)b)->name);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int names_has(const struct names *n, const char *name)
+{
+	struct name want = { (char *)name, 0 };
+
+	return n->nr && bsearch(&want, n->v, n->nr, sizeof(*n->v), cmp_name) != NULL;
+}
+
+static int list_names(struct ts3 *t, const char *sub, struct names *out)
+{
+	char *p = xasprintf("%s%s", t->prefix, sub);
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	out->skip = strlen(p);
+	ret = s3_list(t->s3, p, add_name, out);
+	free(p);
+	/* S3 lists in byte order already; other servers may not. */
+	if (!ret && out->nr > 1)
+		qsort(out->v, out->nr, sizeof(*out->v), cmp_name);
+	return ret;
+}
+
+struct find_upload {
+	const char *key;
+	char *id;
+};
+
+static int on_upload(const struct s3_upload *u, void *data)
+{
+	struct find_upload *f = data;
+
+	if (!strcmp(u->key, f->key) && !f->id)
+		f->id = xstrdup(u->upload_id);
+	return 0;
+}
+
+struct parts {
+	struct s3_part *p;
+	int nr, alloc;
+};
+
+static void parts_add(struct parts *ps, int number, const char *etag, uint64_t size)
+{
+	if (ps->nr == ps->alloc) {
+		ps->alloc = ps->alloc ? 2 * ps->alloc : 16;
+		ps->p = xrealloc(ps->p, ps->alloc * sizeof(*ps->p));
+	}
+	ps->p[ps->nr].number = number;
+	ps->p[ps->nr].etag = xstrdup(etag);
+	ps->p[ps->nr].size = size;
+	ps->nr++;
+}
+
+static int on_part(const struct s3_part *p, void *data)
+{
+	parts_add(data, p->number, p->etag, p->size);
+	return 0;
+}
+
+static void parts_release(struct parts *ps)
+{
+	int i;
+
+	for (i = 0; i < ps->nr; i++)
+		free(ps->p[i].etag);
+	free(ps->p);
+	memset(ps, 0, sizeof(*ps));
+}
+
+static int cmp_part(const void *a, const void *b)
+{
+	return ((const struct s3_part *)a)->number - ((const struct s3_part *)b)->number;
+}
+
+/*
+ * A large file in parts: resumes the upload an interrupted push left for
+ * the same key (the key names its content, so its parts are good), sending
+ * only the parts it lacks, then completes it.
+ */
+static int put_multipart(struct ts3 *t, const char *key, int fd, uint64_t size)
+{
+	struct find_upload f = { key, NULL };
+	struct parts have = { 0 };
+	struct s3_put_options po;
+	int nr = (int)((size + t->part_size - 1) / t->part_size), number, i, ret;
+
+	put_options(t, &po);
+	ret = s3_mpu_list(t->s3, key, on_upload, &f);
+	if (!ret && f.id) {
+		verbose("resuming the upload of '%s'", s3_name(t->s3, key));
+		ret = s3_mpu_parts(t->s3, key, f.id, on_part, &have);
+		if (ret == ERR_NOTFOUND) {
+			free(f.id);
+			f.id = NULL;
+			parts_release(&have);
+			ret = 0;
+		}
+	}
+	if (!ret && !f.id)
+		ret = s3_mpu_create(t->s3, key, &po, &f.id);
+	for (number = 1; !ret && number <= nr; number++) {
+		uint64_t off = (uint64_t)(number - 1) * t->part_size;
+		uint64_t len = size - off < t->part_size ? size - off : t->part_size;
+		char *etag = NULL;
+		int found = 0;
+
+		for (i = 0; i < have.nr; i++) {
+			if (have.p[i].number != number)
+				continue;
+			/* A part of another size is sent again, replacing it. */
+			if (have.p[i].size == len)
+				found = 1;
+			else
+				have.p[i].number = -1;
+		}
+		if (found)
+			continue;
+		if (interrupted) {
+			ret = error("interrupted");
+			break;
+		}
+		ret = s3_mpu_put_part(t->s3, key, f.id, number, fd, off, len, &etag);
+		if (!ret)
+			parts_add(&have, number, etag, len);
+		free(etag);
+	}
+	if (!ret) {
+		struct parts use = { 0 };
+
+		qsort(have.p, have.nr, sizeof(*have.p), cmp_part);
+		for (i = 0; i < have.nr; i++)
+			if (have.p[i].number >= 1 && have.p[i].number <= nr)
+				parts_add(&use, have.p[i].number, have.p[i].etag, have.p[i].size);
+		ret = s3_mpu_complete(t->s3, key, f.id, use.p, use.nr, &po, NULL);
+		parts_release(&use);
+	}
+	free(f.id);
+	parts_release(&have);
+	return ret;
+}
+
+/* Sends one file of the pack folder as key, create-only. */
+static int put_file(struct ts3 *t, const char *path, const char *key)
+{
+	struct s3_put_options po;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = error("cannot read '%s': %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	put_options(t, &po);
+	if ((uint64_t)st.st_size > t->part_size)
+		ret = put_multipart(t, key, fd, st.st_size);
+	else
+		ret = s3_put_fd(t->s3, key, fd, 0, st.st_size, &po, NULL);
+	close(fd);
+	/* The name is the content's: what is there is what we would send. */
+	if (ret == ERR_EXISTS)
+		ret = 0;
+	return ret;
+}
+
+/* The local packs with their index: "pack-H" names, sorted. */
+static int local_packs(struct repo *r, char ***out, size_t *nr)
+{
+	char **names = NULL, **packs = NULL;
+	size_t n = 0, i, k = 0;
+	int dfd = open(r->pack_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	*out = NULL;
+	*nr = 0;
+	if (dfd < 0 || read_dir_names(dfd, &names, &n) < 0) {
+		int e = errno;
+
+		if (dfd >= 0)
+			close(dfd);
+		return error("cannot list '%s': %s", r->pack_dir, strerror(e));
+	}
+	close(dfd);
+	packs = xcalloc(n + 1, sizeof(*packs));
+	for (i = 0; i < n; i++) {
+		size_t len = strlen(names[i]);
+		char *idx;
+		struct stat st;
+
+		if (len < 10 || strncmp(names[i], "pack-", 5) || strcmp(names[i] + len - 5, ".pack"))
+			continue;
+		/* A pack without its index is one a killed job left. */
+		idx = xasprintf("%s/%.*s.idx", r->pack_dir, (int)(len - 5), names[i]);
+		if (!stat(idx, &st))
+			packs[k++] = xstrndup(names[i], len - 5);
+		free(idx);
+	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	qsort(packs, k, sizeof(*packs), cmp_str);
+	*out = packs;
+	*nr = k;
+	return 0;
+}
+
+/* The newest manifest's commit of machine/slot in the listing of slots/,
+ * into hex ("" when none). */
+static void newest_commit(const struct names *slots, const char *ms, char hex[41])
+{
+	size_t len = strlen(ms), i;
+
+	hex[0] = '\0';
+	for (i = 0; i < slots->nr; i++) {
+		const char *n = slots->v[i].name, *dash;
+
+		if (strncmp(n, ms, len) || n[len] != '/')
+			continue;
+		dash = strrchr(n + len + 1, '-');
+		if (dash && strlen(dash + 1) == 40 && !strchr(dash + 1, '/'))
+			memcpy(hex, dash + 1, 41);
+	}
+}
+
+static int ts3_push(struct repo *r, const struct remote *rm, const char *const *refs, size_t nrefs,
+		    int progress, struct transfer_result *res)
+{
+	struct ts3 t;
+	struct names have = { 0 }, slots = { 0 };
+	struct strbuf manifest = STRBUF_INIT;
+	struct timespec t0, t1;
+	char **packs = NULL;
+	size_t npacks = 0, i;
+	char stamp[32], pushed[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	int ret = -1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(res, 0, sizeof(*res));
+	if (ts3_open(&t, r, rm) < 0)
+		return -1;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	strftime(pushed, sizeof(pushed), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (local_packs(r, &packs, &npacks) < 0)
+		goto out;
+	if (list_names(&t, "objects/pack/", &have) < 0 || list_names(&t, "slots/", &slots) < 0)
+		goto out;
+
+	/* 1. Packs, each before its index. */
+	for (i = 0; i < npacks; i++) {
+		char *pack = xasprintf("%s.pack", packs[i]), *idx = xasprintf("%s.idx", packs[i]);
+		char *path = xasprintf("%s/%s", r->pack_dir, pack);
+		char *key = xasprintf("%sobjects/pack/%s", t.prefix, pack);
+		int missing_pack = !names_has(&have, pack), missing_idx = !names_has(&have, idx);
+		int rc = 0;
+
+		if (missing_pack || missing_idx) {
+			struct packidx pi;
+
+			if (progress)
+				fprintf(stderr, "sending %s\n", packs[i]);
+			if (missing_pack)
+				rc = put_file(&t, path, key);
+			if (!rc) {
+				free(path);
+				free(key);
+				path = xasprintf("%s/%s", r->pack_dir, idx);
+				key = xasprintf("%sobjects/pack/%s", t.prefix, idx);
+				rc = put_file(&t, path, key);
+			}
+			if (!rc && missing_pack && packidx_read(&pi, path) == 0) {
+				res->objects += pi.nr;
+				packidx_release(&pi);
+			}
+		} else if (t.object_lock) {
+			/* Still needed: its lock must outlast the newest backup. */
+			rc = s3_put_retention(t.s3, key, NULL, "COMPLIANCE", t.lock_until);
+			if (!rc) {
+				free(key);
+				key = xasprintf("%sobjects/pack/%s", t.prefix, idx);
+				rc = s3_put_retention(t.s3, key, NULL, "COMPLIANCE", t.lock_until);
+			}
+			if (rc == S3_ERR_LOCKED)
+				rc = 0;
+		}
+		free(pack);
+		free(idx);
+		free(path);
+		free(key);
+		if (rc)
+			goto out;
+		if (interrupted) {
+			error("interrupted; the packs sent stay, the next push continues");
+			goto out;
+		}
+	}
+
+	/* 2. The slots, last: every object they name is there now. */
+	res->refs = xcalloc(nrefs ? nrefs : 1, sizeof(*res->refs));
+	for (i = 0; i < nrefs; i++) {
+		struct ref_update *u = &res->refs[res->nrefs];
+		const char *ms = refs[i] + strlen("refs/backups/");
+		struct s3_put_options po;
+		git_oid oid;
+		char *key;
+		size_t j;
+		int rc;
+
+		if (strncmp(refs[i], "refs/backups/", 13) || !strchr(ms, '/'))
+			continue;
+		if (git_reference_name_to_id(&oid, r->git, refs[i]) < 0) {
+			error_git("cannot read a slot");
+			goto out;
+		}
+		res->nrefs++;
+		u->ref = xstrdup(refs[i]);
+		git_oid_tostr(u->new_hex, sizeof(u->new_hex), &oid);
+		newest_commit(&slots, ms, u->old_hex);
+		if (!strcmp(u->old_hex, u->new_hex)) {
+			u->status = REF_UPTODATE;
+			continue;
+		}
+		strbuf_reset(&manifest);
+		strbuf_addf(&manifest, "backup slot 1\nref %s\ncommit %s\npushed %s\n", refs[i], u->new_hex,
+			    pushed);
+		for (j = 0; j < npacks; j++)
+			strbuf_addf(&manifest, "pack %s\n", packs[j]);
+		key = xasprintf("%sslots/%s/%s-%s", t.prefix, ms, stamp, u->new_hex);
+		put_options(&t, &po);
+		rc = s3_put_buf(t.s3, key, manifest.buf, manifest.len, &po, NULL);
+		free(key);
+		if (rc == ERR_EXISTS) {
+			/* Another push of the same commit in the same second. */
+			u->status = REF_UPTODATE;
+			continue;
+		}
+		if (rc)
+			goto out;
+		u->status = REF_UPDATED;
+	}
+	ret = 0;
+out:
+	if (t.s3) {
+		struct s3_stats st;
+
+		/* Bytes sent, retries and resumed uploads counted as they went. */
+		s3_stats(t.s3, &st);
+		res->bytes = st.bytes_up;
+	}
+	if (ret && res->nrefs == 0) {
+		free(res->refs);
+		res->refs = NULL;
+	}
+	for (i = 0; i < npacks; i++)
+		free(packs[i]);
+	free(packs);
+	names_release(&have);
+	names_release(&slots);
+	strbuf_release(&manifest);
+	ts3_close(&t);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	res->seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return ret;
+}
+
+static int ts3_fetch(struct repo *r, const struct remote *rm, int progress, struct transfer_result *res)
+{
+	(void)r;
+	(void)progress;
+	(void)res;
+	return error("fetching from S3 remote '%s' is not written yet", rm->name);
+}
+
+const struct transport_ops transport_s3 = {
+	.name = "s3",
+	.push = ts3_push,
+	.fetch = ts3_fetch,
+};
