@@ -44,6 +44,8 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 		return EXIT_USAGE;
 	if (argc)
 		return opt_usage_error(usage, "check takes no operand"), EXIT_USAGE;
+	if (rep.read_data)
+		ctx->flags |= PLAIN_DATA;
 	if (ctx_prepare(ctx) < 0)
 		return EXIT_ERROR;
 	lock = repo_lock_shared(ctx->repo, -1);

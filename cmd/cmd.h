@@ -16,12 +16,16 @@
 enum {
 	NEED_CONFIG = 1 << 0,	/* load the global configuration */
 	NEED_REPO = 1 << 1,	/* open the repository (implies NEED_CONFIG) */
+	/* Reads or writes backed-up data: refused on an encrypted repository
+	 * until this version encrypts the data path. */
+	PLAIN_DATA = 1 << 2,
 };
 
 struct ctx {
 	int flags;				/* the command's NEED_* flags */
 	const char *repo_opt;
 	const char *config_opt;
+	const char *key_file;			/* --key-file: an exported master key */
 	int json;
 	int quiet;
 	int verbose;
@@ -44,6 +48,7 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx);
 int cmd_remote(int argc, const char **argv, struct ctx *ctx);
 int cmd_push(int argc, const char **argv, struct ctx *ctx);
 int cmd_upgrade(int argc, const char **argv, struct ctx *ctx);
+int cmd_key(int argc, const char **argv, struct ctx *ctx);
 
 /*
  * Prepares what the command's flags ask for (configuration, repository).

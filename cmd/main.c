@@ -29,22 +29,23 @@ static const struct command commands[] = {
 	{ "init", cmd_init, NEED_CONFIG, "create the repository" },
 	{ "enable", cmd_enable, NEED_REPO, "enrol a machine, or switch auto-enrolment" },
 	{ "schedule", cmd_schedule, NEED_REPO, "set or show the backup window and weekly day" },
-	{ "run", cmd_run, NEED_REPO, "take the automatic backup or a manual snapshot" },
+	{ "run", cmd_run, NEED_REPO | PLAIN_DATA, "take the automatic backup or a manual snapshot" },
 	{ "list", cmd_list, NEED_REPO, "list every kept backup" },
 	{ "rotate", cmd_rotate, NEED_REPO, "apply retention now and reclaim the space" },
-	{ "restore", cmd_restore, NEED_REPO, "restore a backup to a new or an existing machine, or single paths" },
+	{ "restore", cmd_restore, NEED_REPO | PLAIN_DATA, "restore a backup to a new or an existing machine, or single paths" },
 	{ "boot-config", cmd_boot_config, NEED_CONFIG, "list profiles, choose the one that boots, print one" },
 	{ "check", cmd_check, NEED_REPO, "verify the repository" },
-	{ "drill", cmd_drill, NEED_REPO, "restore to a scratch machine, verify every file, report, clean up" },
+	{ "drill", cmd_drill, NEED_REPO | PLAIN_DATA, "restore to a scratch machine, verify every file, report, clean up" },
 	{ "cancel", cmd_cancel, NEED_REPO, "delete every backup of a machine and disable it" },
 	{ "remote", cmd_remote, NEED_REPO, "add, list or remove the remotes backups are pushed to" },
 	{ "push", cmd_push, NEED_REPO, "send the backups to a remote: only what it lacks" },
 	{ "upgrade", cmd_upgrade, NEED_REPO, "upgrade the repository to the current format" },
+	{ "key", cmd_key, NEED_REPO, "list, add, remove or change the passphrases of an encrypted repository, export its key" },
 	{ NULL, NULL, 0, NULL }
 };
 
 static const char *const main_usage[] = {
-	"backup [--repo DIR] [--config FILE] [--json] [-q | -v] COMMAND [ARGS]",
+	"backup [--repo DIR] [--config FILE] [--key-file FILE] [--json] [-q | -v] COMMAND [ARGS]",
 	"backup --list | --version | --help",
 	NULL
 };
@@ -168,8 +169,14 @@ int ctx_prepare(struct ctx *ctx)
 		repo = NULL;
 	if (config_load(&ctx->cfg, cfg, required, repo) < 0)
 		return -1;
-	if (flags & NEED_REPO)
-		return repo_open(&ctx->repo, ctx->cfg->repo_path);
+	if (!(flags & NEED_REPO))
+		return 0;
+	if (repo_open(&ctx->repo, ctx->cfg->repo_path) < 0)
+		return -1;
+	if ((flags & PLAIN_DATA) && ctx->repo->version == REPO_FORMAT_ENCRYPTED)
+		return error("repository '%s' is encrypted, and this version of backup cannot yet write or read "
+			     "backup data in an encrypted repository: only 'backup key' works on it",
+			     ctx->cfg->repo_path);
 	return 0;
 }
 
@@ -180,6 +187,7 @@ int main(int argc, const char **argv)
 	const struct option_spec global[] = {
 		{ OPT_STRING, 0, "repo", &ctx.repo_opt, "DIR", "the repository (env BACKUP_REPO)" },
 		{ OPT_STRING, 0, "config", &ctx.config_opt, "FILE", "the global configuration (env BACKUP_CONFIG)" },
+		{ OPT_STRING, 0, "key-file", &ctx.key_file, "FILE", "open an encrypted repository with its exported key" },
 		{ OPT_BOOL, 0, "json", &ctx.json, NULL, "print one JSON document on stdout" },
 		{ OPT_BOOL, 'q', "quiet", &ctx.quiet, NULL, "print nothing on stderr but errors" },
 		{ OPT_BOOL, 'v', "verbose", &ctx.verbose, NULL, "say more" },

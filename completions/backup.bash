@@ -145,7 +145,7 @@ _backup_value()
 		compopt -o filenames 2>/dev/null
 		mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -d -- "$cur")
 		;;
-	--config)
+	--config|--key-file)
 		compopt -o filenames 2>/dev/null
 		mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur")
 		;;
@@ -270,6 +270,14 @@ _backup()
 		run|rotate)
 			# Any number of machines.
 			_backup_add "$(_backup_machines)"
+			;;
+		key)
+			# key SUBCOMMAND; key remove ID (ids need no passphrase).
+			if ((operands == 0)); then
+				_backup_add $'list\nadd\nremove\npasswd\nexport'
+			elif ((operands == 1)) && [[ $machine == remove ]]; then
+				_backup_add "$("$prog" key list 2>/dev/null | awk 'NR > 1 { print $1 }')"
+			fi
 			;;
 		restore|drill)
 			# restore SRC; drill MACHINE [SRC].

@@ -189,6 +189,13 @@ function __backup_operands
         case clone
             # clone URL [DIR]: a URL is not completed, a folder is.
             __fish_complete_directories
+        case key
+            # key SUBCOMMAND; key remove ID (ids need no passphrase).
+            if test $nr -eq 0
+                printf '%s\n' list add remove passwd export
+            else if test $nr -eq 1; and test "$p[2]" = remove
+                backup key list 2>/dev/null | string match -r -v '^ID ' | string replace -r ' .*' ''
+            end
         case restore drill
             # restore SRC; drill MACHINE [SRC].
             if test $cmd = drill
@@ -240,7 +247,7 @@ function __backup_define_opt
         switch $long
             case repo to
                 set -a args -x -a '(__fish_complete_directories)'
-            case config
+            case config key-file
                 set -a args -r -F
             case auto-enroll
                 set -a args -x -a 'on off'

@@ -305,12 +305,17 @@ out:
 
 int repo_init(const char *path)
 {
+	return repo_init_with(path, REPO_FORMAT, NULL, 0);
+}
+
+int repo_init_with(const char *path, int version, const struct repo_state_entry *extra, size_t n)
+{
 	git_repository *git = NULL;
 	git_repository_init_options opts;
 	git_config *cfg = NULL;
 	struct strbuf sb = STRBUF_INIT;
 	struct repo tmp = { 0 };
-	struct repo_state_entry e[2];
+	struct repo_state_entry *e = xcalloc(2 + n, sizeof(*e));
 	char *p = NULL;
 	int ret = -1, empty = dir_is_empty(path);
 	struct stat st;
@@ -348,15 +353,18 @@ int repo_init(const char *path)
 	}
 	/* The state ref comes last: a repository without it is not one yet. */
 	strbuf_reset(&sb);
-	strbuf_addf(&sb, FORMAT_LINE, REPO_FORMAT);
+	strbuf_addf(&sb, FORMAT_LINE, version);
 	e[0] = (struct repo_state_entry){ "format", sb.buf, sb.len };
 	e[1] = (struct repo_state_entry){ "state", "", 0 };
+	if (n)
+		memcpy(e + 2, extra, n * sizeof(*e));
 	tmp.path = (char *)path;
 	tmp.git = git;
-	if (state_commit(&tmp, NULL, e, 2, "backup: init") < 0)
+	if (state_commit(&tmp, NULL, e, 2 + n, "backup: init") < 0)
 		goto out;
 	ret = 0;
 out:
+	free(e);
 	git_config_free(cfg);
 	git_repository_free(git);
 	strbuf_release(&sb);
@@ -467,7 +475,7 @@ int repo_open(struct repo **out, const char *path)
 	} else if (strbuf_read_file(&sb, fmt) == 0) {
 		/* Format 1 has no ref, and a format file that says 1. */
 		version = parse_format(sb.buf, sb.len);
-		if (version == 2)
+		if (version == 2 || version == REPO_FORMAT_ENCRYPTED)
 			version = 0;
 	}
 	if (!version) {
@@ -479,9 +487,9 @@ int repo_open(struct repo **out, const char *path)
 			      "create one with 'backup init' or name the right one with --repo", path, REPO_STATE_REF);
 		goto out;
 	}
-	if (version > REPO_FORMAT) {
+	if (version > REPO_FORMAT_ENCRYPTED) {
 		error("repository '%s' has format %d, newer than this backup (%d); upgrade backup",
-		      path, version, REPO_FORMAT);
+		      path, version, REPO_FORMAT_ENCRYPTED);
 		goto out;
 	}
 	r->version = version;

@@ -27,6 +27,10 @@
 #include "strbuf.h"
 
 #define REPO_FORMAT 2
+/* Format 2 with encryption: the state tree also holds `encryption` and
+ * `keys/` (lib/keys.h). A version of backup that does not know it refuses
+ * it, rather than write plaintext into it. */
+#define REPO_FORMAT_ENCRYPTED 3
 #define REPO_STATE_REF "refs/backup/state"
 
 struct repo {
@@ -42,6 +46,10 @@ struct repo {
 
 /* Creates a repository at path; refuses an existing non-empty folder. */
 int repo_init(const char *path);
+/* The same with format version and n more entries of the state tree
+ * (lib/keys.h makes those of an encrypted repository). */
+struct repo_state_entry;
+int repo_init_with(const char *path, int version, const struct repo_state_entry *extra, size_t n);
 /*
  * Opens the repository at path; refuses a missing, foreign or newer one,
  * and a copy of a format-1 repository (git did not carry its backup/),

@@ -64,7 +64,7 @@ setup() { setup_config; }
 	commit=$(git --git-dir="$REPO" -c user.name=t -c user.email=t@t commit-tree "$tree" </dev/null)
 	git --git-dir="$REPO" update-ref refs/backup/state "$commit"
 	run -1 backup list
-	assert_output --partial "has format 99, newer than this backup (2); upgrade backup"
+	assert_output --partial "has format 99, newer than this backup (3); upgrade backup"
 }
 
 @test "a malformed configuration is named and nothing happens" {
