@@ -33,7 +33,7 @@ lib/libbackup.a: $(LIB_OBJ)
 %.o: %.c $(wildcard lib/*.h) $(wildcard cmd/*.h)
 	@echo CC $@; $(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-tests/unit/%: tests/unit/%.c lib/libbackup.a
+tests/unit/%: tests/unit/%.c lib/libbackup.a $(wildcard tests/unit/*.h)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< lib/libbackup.a $(LIBS)
 
 # The S3 client's driver for tests/90-s3.bats: a test tool, never installed.

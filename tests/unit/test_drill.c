@@ -42,7 +42,7 @@ static void check_xml(const char *in, const char *want)
 
 	strbuf_add_xml(&sb, in);
 	if (strcmp(sb.buf, want)) {
-		fprintf(stderr, "strbuf_add_xml: '%s' instead of '%s'\n", sb.buf, want);
+		fprintf(UNIT_ERR, "strbuf_add_xml: '%s' instead of '%s'\n", sb.buf, want);
 		failed = 1;
 	}
 	strbuf_release(&sb);

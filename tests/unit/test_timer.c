@@ -9,7 +9,7 @@
 static void expect_in(const char *text, const char *want)
 {
 	if (!strstr(text, want)) {
-		fprintf(stderr, "missing '%s' in:\n%s\n", want, text);
+		fprintf(UNIT_ERR, "missing '%s' in:\n%s\n", want, text);
 		failed = 1;
 	}
 }

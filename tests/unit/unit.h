@@ -28,7 +28,10 @@
 #include "walk.h"
 
 static int failed;
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); failed = 1; } } while (0)
+/* The test's own stderr: the library's messages go to base/stderr.log. */
+static FILE *unit_err;
+#define UNIT_ERR (unit_err ? unit_err : stderr)
+#define CHECK(c) do { if (!(c)) { fprintf(UNIT_ERR, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); failed = 1; } } while (0)
 
 /* The scratch folder of the test, and what lives in it. */
 static char base[256];
@@ -87,6 +90,7 @@ static inline void unit_setup(const char *name)
 {
 	const char *tmp = getenv("TMPDIR");
 	char *conf, *text, *rp;
+	int fd;
 
 	setenv("TZ", "UTC", 1);
 	snprintf(base, sizeof(base), "%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
@@ -94,6 +98,17 @@ static inline void unit_setup(const char *name)
 		perror("mkdtemp");
 		exit(1);
 	}
+	/* The failures the tests provoke are reported on stderr by design:
+	 * keep them in a log beside the test's files, shown if it fails. */
+	text = at("stderr.log");
+	fd = open(text, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	free(text);
+	if (fd < 0 || !(unit_err = fdopen(dup(2), "w")) || dup2(fd, 2) < 0) {
+		perror("stderr.log");
+		exit(1);
+	}
+	close(fd);
+	setvbuf(unit_err, NULL, _IONBF, 0);
 	git_libgit2_init();
 	text = xasprintf("[repository]\n\tpath = %s/repo\n[machines]\n\tdir = %s/machines\n\troot = %s/mroot\n",
 			 base, base, base);
@@ -101,7 +116,7 @@ static inline void unit_setup(const char *name)
 	conf = at("backup.conf");
 	rp = at("repo");
 	if (config_load(&cfg, conf, 1, NULL) < 0 || repo_init(rp) < 0 || repo_open(&repo, rp) < 0) {
-		fprintf(stderr, "cannot make the test repository in '%s'\n", base);
+		fprintf(UNIT_ERR, "cannot make the test repository in '%s'\n", base);
 		exit(1);
 	}
 	free(text);
@@ -118,7 +133,7 @@ static inline int unit_finish(void)
 	if (!failed)
 		remove_tree(base);
 	else
-		fprintf(stderr, "left '%s' for a look\n", base);
+		fprintf(UNIT_ERR, "left '%s' for a look; the library's messages are in stderr.log there\n", base);
 	return failed;
 }
 
@@ -245,7 +260,7 @@ static inline struct backup_info *backup_web(void)
 	free(text);
 	free(big);
 	if (backup_machine("web", "daily", &b) < 0)
-		fprintf(stderr, "cannot back up the test machine\n");
+		fprintf(UNIT_ERR, "cannot back up the test machine; see stderr.log in %s\n", base);
 	return b;
 }
 
