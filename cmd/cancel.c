@@ -7,7 +7,6 @@
 #include "cmd.h"
 #include "gc.h"
 #include "service.h"
-#include "slots.h"
 #include "snapshot.h"
 #include "usage.h"
 
@@ -51,7 +50,7 @@ static int confirm(const char *machine)
 
 int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 {
-	int yes = 0, lock = -1, shared = -1, r, ret = EXIT_ERROR;
+	int yes = 0, r, ret;
 	long wait = 0;
 	const struct option_spec opts[] = {
 		{ OPT_BOOL, 'y', "yes", &yes, NULL, "do not ask for confirmation" },
@@ -61,7 +60,7 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 	struct strbuf js = STRBUF_INIT;
 	struct gc_stats st;
 	size_t nb = 0;
-	char key[128], when[32], buf[32];
+	char when[32];
 	time_t now, until;
 	struct tm tm;
 
@@ -80,28 +79,12 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 		return EXIT_ERROR;
 	if (!known_machine(ctx, argv[0]))
 		return error("unknown machine '%s': it has no machine file and no backups", argv[0]), EXIT_ERROR;
-	lock = repo_lock(ctx->repo, argv[0], wait);
-	if (lock == ERR_LOCKED)
-		return machine_busy(argv[0]);
-	if (lock < 0)
-		return EXIT_ERROR;
-	/* Refs move only with the repository held shared: never during a reclamation. */
-	shared = repo_lock_shared(ctx->repo, -1);
-	if (shared < 0)
-		goto out;
 	now = now_utc().tv_sec;
-	snprintf(buf, sizeof(buf), "%lld", (long long)now);
-	snprintf(key, sizeof(key), "machine.%s.cancelledAt", argv[0]);
-	/* Disable first: a timer that fires now finds the machine not enrolled. */
-	if (repo_state_set(ctx->repo, key, buf) < 0)
-		goto out;
-	snprintf(key, sizeof(key), "machine.%s.enabled", argv[0]);
-	if (repo_state_set(ctx->repo, key, "false") < 0 || slots_delete_all(ctx->repo, argv[0], &nb) < 0)
-		goto out;
-	repo_unlock(shared);
-	shared = -1;
-	repo_unlock(lock);
-	lock = -1;
+	r = service_cancel(ctx->repo, argv[0], now, wait, &nb);
+	if (r == ERR_LOCKED)
+		return machine_busy(argv[0]);
+	if (r < 0)
+		return EXIT_ERROR;
 	r = gc_reclaim(ctx->repo, wait, 0, NULL, 0, &st);
 	until = now + CANCEL_WAIT_SECONDS;
 	gmtime_r(&until, &tm);
@@ -118,9 +101,6 @@ int cmd_cancel(int argc, const char **argv, struct ctx *ctx)
 		printf("cancelled '%s': %zu backups deleted; it can be enabled again from %s\n", argv[0], nb, when);
 		print_reclaim(ctx, r, 0, &st, NULL);
 	}
-out:
-	repo_unlock(shared);
-	repo_unlock(lock);
 	strbuf_release(&js);
 	return ret;
 }

@@ -6,7 +6,6 @@
 #include "cmd.h"
 #include "fsutil.h"
 #include "gc.h"
-#include "schedule.h"
 #include "slots.h"
 #include "snapshot.h"
 #include "usage.h"
@@ -154,28 +153,22 @@ int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
 	}
 	strbuf_addstr(&js, "{\"machines\":[");
 	for (i = 0; i < n; i++) {
-		struct schedule sched;
-		struct slot_plan plan;
-		int lock = repo_lock(ctx->repo, names[i], wait);
+		struct slot_plan plan = { 0 };
+		int lock = repo_lock(ctx->repo, names[i], wait), shared;
 
 		if (lock == ERR_LOCKED) {
 			ret = worse_status(ret, machine_busy(names[i]));
 			continue;
 		}
 		/* Refs move only with the repository held shared: never during a reclamation. */
-		int shared = lock < 0 ? -1 : repo_lock_shared(ctx->repo, -1);
-
-		if (shared < 0 || schedule_get(ctx->repo, names[i], &sched) < 0 ||
-		    slots_plan(ctx->repo, names[i], sched.weekday, now, &plan) < 0) {
-			repo_unlock(shared);
-			repo_unlock(lock);
-			ret = worse_status(ret, EXIT_ERROR);
-			continue;
-		}
-		if (!dry_run && slots_apply(ctx->repo, &plan) < 0)
-			ret = worse_status(ret, EXIT_ERROR);
+		shared = lock < 0 ? -1 : repo_lock_shared(ctx->repo, -1);
+		r = shared < 0 ? -1 : slots_rotate(ctx->repo, names[i], now, dry_run, &plan);
 		repo_unlock(shared);
 		repo_unlock(lock);
+		if (r < 0)
+			ret = worse_status(ret, EXIT_ERROR);
+		if (!plan.machine)
+			continue;
 		for (size_t k = 0; k < plan.n; k++)
 			if (!plan.c[k].after) {
 				drop = xrealloc(drop, (ndrop + 1) * sizeof(*drop));

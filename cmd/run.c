@@ -70,14 +70,9 @@ static void add_json_result(struct strbuf *js, const struct backup_info *b, cons
 
 static int apply_retention(struct ctx *ctx, const char *machine, time_t now)
 {
-	struct schedule sched;
 	struct slot_plan plan;
-	int ret;
+	int ret = slots_rotate(ctx->repo, machine, now, 0, &plan);
 
-	if (schedule_get(ctx->repo, machine, &sched) < 0 ||
-	    slots_plan(ctx->repo, machine, sched.weekday, now, &plan) < 0)
-		return -1;
-	ret = slots_apply(ctx->repo, &plan);
 	slot_plan_release(&plan);
 	return ret;
 }

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "service.h"
+#include "slots.h"
 #include "usage.h"
 
 static char *key(const char *machine, const char *what)
@@ -19,6 +20,35 @@ time_t service_cancel_until(struct repo *r, const char *machine)
 	free(k);
 	free(v);
 	return t;
+}
+
+int service_cancel(struct repo *r, const char *machine, time_t now, long wait, size_t *nbackups)
+{
+	int lock = repo_lock(r, machine, wait), shared = -1, ret = -1;
+	char *k = NULL, buf[32];
+
+	*nbackups = 0;
+	if (lock < 0)
+		return lock == ERR_LOCKED ? ERR_LOCKED : -1;
+	/* Refs move only with the repository held shared: never during a reclamation. */
+	shared = repo_lock_shared(r, -1);
+	if (shared < 0)
+		goto out;
+	snprintf(buf, sizeof(buf), "%lld", (long long)now);
+	k = key(machine, "cancelledAt");
+	/* Disable first: a timer that fires now finds the machine not enrolled. */
+	if (repo_state_set(r, k, buf) < 0)
+		goto out;
+	free(k);
+	k = key(machine, "enabled");
+	if (repo_state_set(r, k, "false") < 0 || slots_delete_all(r, machine, nbackups) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(k);
+	repo_unlock(shared);
+	repo_unlock(lock);
+	return ret;
 }
 
 int service_enable(struct repo *r, const char *machine)

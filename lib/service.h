@@ -27,6 +27,16 @@ int service_set_auto_enroll(struct repo *r, const struct config *c, int on);
  * applies to it; 0 when it is not enrolled.
  */
 int service_check_enrolled(struct repo *r, const char *machine);
+/*
+ * Cancels machine at now: disables it, keeping the time so that
+ * service_enable() refuses it for CANCEL_WAIT_SECONDS, and deletes every
+ * slot of it, counted in *nbackups; its data goes at the next space
+ * reclamation (gc_reclaim()). Takes the machine's lock, waiting up to wait
+ * seconds (ERR_LOCKED, printing nothing, when it stays held), and the
+ * repository lock shared while refs move. Returns 0, ERR_LOCKED or -1.
+ */
+int service_cancel(struct repo *r, const char *machine, time_t now, long wait, size_t *nbackups);
+
 /* The time before which enable is refused after a cancel, or 0. */
 time_t service_cancel_until(struct repo *r, const char *machine);
 

@@ -4,6 +4,7 @@
 
 #include <git2.h>
 
+#include "schedule.h"
 #include "slots.h"
 #include "snapshot.h"
 #include "usage.h"
@@ -122,6 +123,16 @@ int slots_apply(struct repo *r, const struct slot_plan *p)
 		free(name);
 	}
 	return ret;
+}
+
+int slots_rotate(struct repo *r, const char *machine, time_t now, int dry_run, struct slot_plan *p)
+{
+	struct schedule sched;
+
+	memset(p, 0, sizeof(*p));
+	if (schedule_get(r, machine, &sched) < 0 || slots_plan(r, machine, sched.weekday, now, p) < 0)
+		return -1;
+	return dry_run ? 0 : slots_apply(r, p);
 }
 
 void slot_plan_release(struct slot_plan *p)

@@ -39,6 +39,15 @@ int slots_apply(struct repo *r, const struct slot_plan *p);
 void slot_plan_release(struct slot_plan *p);
 /* "daily,weekly" for a mask; buf holds 48 bytes. */
 const char *slot_names(unsigned mask, char *buf, size_t len);
+/*
+ * The rotation of one machine: plans its slots at now with the weekly day
+ * of its schedule (schedule.h) and, unless dry_run, applies the plan. The
+ * caller holds the machine's lock and the repository lock shared (refs
+ * move only then). Returns 0 or -1; p->machine is set once the plan is
+ * made, even when applying it failed. Release p with slot_plan_release()
+ * either way.
+ */
+int slots_rotate(struct repo *r, const char *machine, time_t now, int dry_run, struct slot_plan *p);
 /* Deletes every slot of a machine (cancel). */
 int slots_delete_all(struct repo *r, const char *machine, size_t *nbackups);
 

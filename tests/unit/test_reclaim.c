@@ -1,13 +1,31 @@
 /*
- * Unit test of gc_reclaim(), the space reclamation of rotate and cancel:
- * it defers (ERR_LOCKED, nothing touched) while another job holds the
+ * Unit test of what rotate and cancel do through the library. gc_reclaim()
+ * defers (ERR_LOCKED, nothing touched) while another job holds the
  * repository, counts without deleting on a dry run, which only needs the
  * lock shared, treats the commits it is told to drop as gone, and then
  * frees what no slot needs while the kept backup still restores whole.
+ * slots_rotate() plans without moving a ref on a dry run and applies the
+ * same plan otherwise. service_cancel() waits for a busy machine, then
+ * disables it, deletes its slots, and leaves its data to gc_reclaim().
  */
+#include <time.h>
+
 #include "gc.h"
 #include "restore.h"
+#include "service.h"
+#include "slots.h"
 #include "unit.h"
+
+/* The number of kept backups of machine. */
+static size_t kept(const char *machine)
+{
+	struct backup_info **list = NULL;
+	size_t n = 0;
+
+	CHECK(snapshot_list(repo, machine, &list, &n) == 0);
+	snapshot_list_free(list, n);
+	return n;
+}
 
 /* Text of about 300 KiB that differs with seed, so that each backup adds data. */
 static char *content(unsigned seed)
@@ -73,6 +91,43 @@ int main(void)
 	CHECK(!strcmp(got, text));
 	free(got);
 	free(out);
+
+	/* Rotation a month on: the dry run plans and moves nothing, the real
+	 * one leaves exactly the backups its plan keeps. */
+	{
+		struct slot_plan plan;
+		time_t later = time(NULL) + 30 * 24 * 60 * 60;
+		size_t k, keep = 0;
+
+		CHECK(slots_rotate(repo, "web", later, 1, &plan) == 0);
+		CHECK(plan.machine && plan.n == 1 && kept("web") == 1);
+		for (k = 0; k < plan.n; k++)
+			keep += plan.c[k].after != 0;
+		slot_plan_release(&plan);
+		CHECK(slots_rotate(repo, "web", later, 0, &plan) == 0);
+		slot_plan_release(&plan);
+		CHECK(kept("web") == keep);
+	}
+
+	/* Cancel: refused while the machine is busy, then every slot goes,
+	 * enable is refused for a day, and reclamation frees the data. */
+	{
+		size_t nb = 99;
+		int lock = repo_lock(repo, "web", 0);
+
+		CHECK(lock >= 0);
+		CHECK(service_cancel(repo, "web", time(NULL), 0, &nb) == ERR_LOCKED && nb == 0);
+		repo_unlock(lock);
+		backup_info_free(old);
+		CHECK(backup_machine("web", "daily", &old) == 0);
+		CHECK(kept("web") == 1);
+		CHECK(service_enable(repo, "web") == 0 && service_is_enabled(repo, "web"));
+		CHECK(service_cancel(repo, "web", time(NULL), 0, &nb) == 0 && nb == 1);
+		CHECK(kept("web") == 0 && !service_is_enabled(repo, "web"));
+		CHECK(service_cancel_until(repo, "web") > time(NULL) + 23 * 60 * 60);
+		CHECK(service_enable(repo, "web") < 0);
+		CHECK(gc_reclaim(repo, 0, 0, NULL, 0, &st) == 0 && st.live_objects == 0);
+	}
 out:
 	free(text);
 	free(src);
