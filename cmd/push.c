@@ -221,7 +221,7 @@ int cmd_push(int argc, const char **argv, struct ctx *ctx)
 {
 	long wait = -1;
 	const struct option_spec opts[] = {
-		{ OPT_INT, 0, "wait", &wait, "SECONDS", "wait this long for space reclamation to end (default: as long as it takes)" },
+		{ OPT_SECONDS, 0, "wait", &wait, "SECONDS", "wait this long for space reclamation to end (default: as long as it takes)" },
 		{ OPT_END, 0, NULL, NULL, NULL, NULL }
 	};
 	int i;
