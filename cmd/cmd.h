@@ -47,6 +47,8 @@ int cmd_drill(int argc, const char **argv, struct ctx *ctx);
 int cmd_cancel(int argc, const char **argv, struct ctx *ctx);
 int cmd_remote(int argc, const char **argv, struct ctx *ctx);
 int cmd_push(int argc, const char **argv, struct ctx *ctx);
+int cmd_fetch(int argc, const char **argv, struct ctx *ctx);
+int cmd_clone(int argc, const char **argv, struct ctx *ctx);
 int cmd_upgrade(int argc, const char **argv, struct ctx *ctx);
 int cmd_key(int argc, const char **argv, struct ctx *ctx);
 
@@ -77,6 +79,17 @@ int worse_status(int a, int b);
  * returns its exit status.
  */
 int push_to_remote(struct ctx *ctx, const char *name, const char *const *machines, size_t nmachines, long wait);
+
+struct remote;
+struct transfer_result;
+/*
+ * Reports a fetch (or a clone: what is "cloned") as text, or into json as
+ * members of one object (json may already hold members: "{\"dir\":...");
+ * returns the exit status: 1 when a ref was refused, 75 when a machine was
+ * busy.
+ */
+int report_fetch(struct ctx *ctx, const struct remote *rm, const struct transfer_result *res,
+		 const char *what, struct strbuf *json);
 
 /* Prints sb (a JSON document) on stdout with a final newline. */
 void print_json(struct strbuf *sb);

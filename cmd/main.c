@@ -39,6 +39,8 @@ static const struct command commands[] = {
 	{ "cancel", cmd_cancel, NEED_REPO, "delete every backup of a machine and disable it" },
 	{ "remote", cmd_remote, NEED_REPO, "add, list or remove the remotes backups are pushed to" },
 	{ "push", cmd_push, NEED_REPO, "send the backups to a remote: only what it lacks" },
+	{ "fetch", cmd_fetch, NEED_REPO, "bring the repository up to date from a remote" },
+	{ "clone", cmd_clone, NEED_CONFIG, "make a whole repository from a remote (a new host)" },
 	{ "upgrade", cmd_upgrade, NEED_REPO, "upgrade the repository to the current format" },
 	{ "key", cmd_key, NEED_REPO, "list, add, remove or change the passphrases of an encrypted repository, export its key" },
 	{ NULL, NULL, 0, NULL }

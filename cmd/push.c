@@ -45,82 +45,75 @@ static int collect_slots(struct repo *r, const char *machine, char ***refs, size
 	return 0;
 }
 
-/* "web1 daily" from refs/backups/web1/daily. */
-static void split_ref(const char *ref, const char **machine, size_t *mlen, const char **slot)
+/*
+ * The service state ref is pushed so that a plain copy carries the
+ * schedules and enrolments; a receiver keeps its own and refuses it (it
+ * hides every ref but the key's slots). That refusal is no error: the
+ * remote is remembered as one that keeps its state (remote.NAME.pushState
+ * false), and the state is not offered to it again.
+ */
+static void state_refused(struct ctx *ctx, const struct remote *rm, const struct ref_update *u)
 {
-	*machine = ref + strlen("refs/backups/");
-	*slot = strrchr(ref, '/') + 1;
-	*mlen = *slot - 1 - *machine;
-}
+	git_config *cfg = NULL;
+	char *key = xasprintf("remote.%s.pushState", rm->name);
 
-static void json_hex(struct strbuf *sb, const char *hex)
-{
-	if (*hex)
-		strbuf_addf(sb, "\"%s\"", hex);
-	else
-		strbuf_addstr(sb, "null");
-}
-
-static const char *status_name(enum ref_status s)
-{
-	switch (s) {
-	case REF_UPTODATE:
-		return "up-to-date";
-	case REF_UPDATED:
-		return "pushed";
-	case REF_REFUSED:
-		return "refused";
-	case REF_KEPT:
-		return "kept";
-	}
-	return "?";
+	if (git_repository_config(&cfg, ctx->repo->git) == 0)
+		git_config_set_bool(cfg, key, 0);
+	git_config_free(cfg);
+	free(key);
+	if (!ctx->quiet && !ctx->json)
+		warning("remote '%s' keeps its own service state (%s: %s); it is not pushed there again",
+			rm->name, u->ref, u->reason ? u->reason : "refused");
 }
 
 /* Reports a push; returns its exit status. */
 static int report(struct ctx *ctx, const struct remote *rm, const struct transfer_result *res)
 {
-	struct strbuf js = STRBUF_INIT;
 	size_t i, pushed = 0, refused = 0;
+	int keeps_state = 0;
 	char human[32];
 
+	/* The state refused alone (a hidden ref, or slots taken in the same
+	 * push) is a remote that keeps its own; refused with everything else
+	 * it is one more refusal. */
+	for (i = 0; i < res->nrefs; i++) {
+		const struct ref_update *u = &res->refs[i];
+
+		if (u->status == REF_UPDATED)
+			keeps_state = 1;
+		if (!strcmp(u->ref, REPO_STATE_REF) && u->status == REF_REFUSED && u->reason &&
+		    strstr(u->reason, "hidden ref"))
+			keeps_state = 1;
+	}
+	for (i = 0; i < res->nrefs; i++)
+		if (res->refs[i].status == REF_REFUSED && (!keeps_state || strcmp(res->refs[i].ref, REPO_STATE_REF)))
+			refused++;
+	/* The remote's own words first: its hook says why. */
+	if (refused && res->messages)
+		fputs(res->messages, stderr);
 	for (i = 0; i < res->nrefs; i++) {
 		const struct ref_update *u = &res->refs[i];
 		const char *machine, *slot;
 		size_t mlen;
 
-		split_ref(u->ref, &machine, &mlen, &slot);
-		if (u->status == REF_UPDATED)
+		ref_split(u->ref, &machine, &mlen, &slot);
+		if (!strcmp(u->ref, REPO_STATE_REF) && (u->status != REF_REFUSED || keeps_state)) {
+			if (u->status == REF_REFUSED)
+				state_refused(ctx, rm, u);
+			else if (u->status == REF_UPDATED)
+				verbose("service state pushed to '%s'", rm->name);
+			continue;
+		}
+		if (u->status == REF_UPDATED && mlen)
 			pushed++;
-		if (u->status == REF_REFUSED) {
-			refused++;
+		if (u->status == REF_REFUSED)
 			error("remote '%s' refused %s (%.*s %s): %s", rm->name, u->ref, (int)mlen, machine, slot,
 			      u->reason ? u->reason : "no reason given");
-		}
-		if (ctx->json) {
-			strbuf_addstr(&js, i ? ",{\"ref\":" : "{\"ref\":");
-			strbuf_add_json(&js, u->ref);
-			strbuf_addstr(&js, ",\"machine\":");
-			{
-				char *m = xstrndup(machine, mlen);
-				strbuf_add_json(&js, m);
-				free(m);
-			}
-			strbuf_addstr(&js, ",\"slot\":");
-			strbuf_add_json(&js, slot);
-			strbuf_addstr(&js, ",\"old\":");
-			json_hex(&js, u->old_hex);
-			strbuf_addstr(&js, ",\"new\":");
-			json_hex(&js, u->new_hex);
-			strbuf_addf(&js, ",\"status\":\"%s\",\"reason\":", status_name(u->status));
-			if (u->status == REF_REFUSED && u->reason)
-				strbuf_add_json(&js, u->reason);
-			else
-				strbuf_addstr(&js, "null");
-			strbuf_addch(&js, '}');
-		} else if (!ctx->quiet && (u->status == REF_UPDATED || (u->status == REF_UPTODATE && ctx->verbose))) {
+		if (ctx->json || ctx->quiet)
+			continue;
+		if (u->status == REF_UPDATED || (u->status == REF_UPTODATE && ctx->verbose))
 			printf("%.*s %s %.12s %s\n", (int)mlen, machine, slot, u->new_hex,
 			       u->status == REF_UPDATED ? "pushed" : "up to date");
-		}
 	}
 	if (ctx->json) {
 		struct strbuf doc = STRBUF_INIT;
@@ -129,8 +122,10 @@ static int report(struct ctx *ctx, const struct remote *rm, const struct transfe
 		strbuf_add_json(&doc, rm->name);
 		strbuf_addstr(&doc, ",\"url\":");
 		strbuf_add_json(&doc, rm->url);
-		strbuf_addf(&doc, ",\"refs\":[%s],\"pushed\":%zu,\"refused\":%zu,\"objects\":%llu,\"bytes\":%llu,"
-			    "\"seconds\":%.3f}", js.buf, pushed, refused, (unsigned long long)res->objects,
+		strbuf_addstr(&doc, ",\"refs\":");
+		transfer_refs_json(&doc, res, 1);
+		strbuf_addf(&doc, ",\"pushed\":%zu,\"refused\":%zu,\"objects\":%llu,\"bytes\":%llu,"
+			    "\"seconds\":%.3f}", pushed, refused, (unsigned long long)res->objects,
 			    (unsigned long long)res->bytes, res->seconds);
 		print_json(&doc);
 		strbuf_release(&doc);
@@ -142,8 +137,21 @@ static int report(struct ctx *ctx, const struct remote *rm, const struct transfe
 		else if (!refused)
 			printf("remote '%s' is up to date\n", rm->name);
 	}
-	strbuf_release(&js);
 	return refused ? EXIT_ERROR : EXIT_OK;
+}
+
+/* 1 unless remote.NAME.pushState is false. */
+static int push_state(struct ctx *ctx, const struct remote *rm)
+{
+	git_config *cfg = NULL;
+	char *key = xasprintf("remote.%s.pushState", rm->name);
+	int v = 1;
+
+	if (git_repository_config(&cfg, ctx->repo->git) == 0 && git_config_get_bool(&v, cfg, key) < 0)
+		v = 1;
+	git_config_free(cfg);
+	free(key);
+	return v;
 }
 
 /*
@@ -196,6 +204,11 @@ int push_to_remote(struct ctx *ctx, const char *name, const char *const *machine
 	for (i = 0; i < nmachines; i++)
 		if (collect_slots(ctx->repo, machines[i], &refs, &nrefs) < 0)
 			goto out;
+	/* The state goes where git goes; an S3 copy keeps slots only. */
+	if (nrefs && rm->kind != REMOTE_S3 && push_state(ctx, rm) && git_reference_name_to_id(&(git_oid){ 0 }, ctx->repo->git, REPO_STATE_REF) == 0) {
+		refs = xrealloc(refs, (nrefs + 1) * sizeof(*refs));
+		refs[nrefs++] = xstrdup(REPO_STATE_REF);
+	}
 	if (!nrefs && !ctx->json) {
 		if (!ctx->quiet)
 			printf("the repository has no backups; nothing to push\n");

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "remote.h"
+#include "snapshot.h"
 #include "strbuf.h"
 #include "usage.h"
 
@@ -408,6 +409,86 @@ void remote_free(struct remote *rm)
 	free(rm);
 }
 
+const char *ref_status_name(enum ref_status s, int push)
+{
+	switch (s) {
+	case REF_UPTODATE:
+		return "up-to-date";
+	case REF_UPDATED:
+		return push ? "pushed" : "fetched";
+	case REF_REFUSED:
+		return "refused";
+	case REF_KEPT:
+		return "kept";
+	case REF_BUSY:
+		return "busy";
+	}
+	return "?";
+}
+
+void ref_split(const char *ref, const char **machine, size_t *mlen, const char **slot)
+{
+	const char *m = ref + strlen("refs/backups/"), *s = strrchr(ref, '/');
+
+	if (strncmp(ref, "refs/backups/", 13) || !s || s < m) {
+		*machine = "";
+		*mlen = 0;
+		*slot = ref;
+		return;
+	}
+	*machine = m;
+	*mlen = s - m;
+	*slot = s + 1;
+}
+
+static void json_hex(struct strbuf *sb, const char *hex)
+{
+	if (*hex)
+		strbuf_addf(sb, "\"%s\"", hex);
+	else
+		strbuf_addstr(sb, "null");
+}
+
+void transfer_refs_json(struct strbuf *sb, const struct transfer_result *res, int push)
+{
+	size_t i;
+
+	strbuf_addch(sb, '[');
+	for (i = 0; i < res->nrefs; i++) {
+		const struct ref_update *u = &res->refs[i];
+		const char *machine, *slot;
+		size_t mlen;
+		char *m;
+
+		ref_split(u->ref, &machine, &mlen, &slot);
+		m = xstrndup(machine, mlen);
+		strbuf_addstr(sb, i ? ",{\"ref\":" : "{\"ref\":");
+		strbuf_add_json(sb, u->ref);
+		strbuf_addstr(sb, ",\"machine\":");
+		if (mlen)
+			strbuf_add_json(sb, m);
+		else
+			strbuf_addstr(sb, "null");
+		strbuf_addstr(sb, ",\"slot\":");
+		if (mlen)
+			strbuf_add_json(sb, slot);
+		else
+			strbuf_addstr(sb, "null");
+		strbuf_addstr(sb, ",\"old\":");
+		json_hex(sb, u->old_hex);
+		strbuf_addstr(sb, ",\"new\":");
+		json_hex(sb, u->new_hex);
+		strbuf_addf(sb, ",\"status\":\"%s\",\"reason\":", ref_status_name(u->status, push));
+		if (u->reason && u->status != REF_UPDATED && u->status != REF_UPTODATE)
+			strbuf_add_json(sb, u->reason);
+		else
+			strbuf_addstr(sb, "null");
+		strbuf_addch(sb, '}');
+		free(m);
+	}
+	strbuf_addch(sb, ']');
+}
+
 void transfer_result_release(struct transfer_result *res)
 {
 	size_t i;
@@ -417,5 +498,148 @@ void transfer_result_release(struct transfer_result *res)
 		free(res->refs[i].reason);
 	}
 	free(res->refs);
+	free(res->messages);
 	memset(res, 0, sizeof(*res));
+}
+
+static int newer(const struct backup_info *a, const struct backup_info *b)
+{
+	if (a->start.tv_sec != b->start.tv_sec)
+		return a->start.tv_sec > b->start.tv_sec;
+	return a->start.tv_nsec > b->start.tv_nsec;
+}
+
+static void refuse(struct ref_update *u, enum ref_status st, char *reason)
+{
+	u->status = st;
+	free(u->reason);
+	u->reason = reason;
+}
+
+/* Applies one fetched slot ref; the repository is held shared. */
+static int take_slot(struct repo *r, const struct remote *rm, struct ref_update *u, long wait)
+{
+	const char *m = u->ref + strlen("refs/backups/");
+	const char *slot = strchr(m, '/') + 1;
+	char *machine = xstrndup(m, slot - 1 - m), *why;
+	struct backup_info *theirs = NULL, *ours = NULL;
+	git_oid id, local;
+	int lock = -1, ret = 0, err;
+
+	git_oid_fromstr(&id, u->new_hex);
+	err = snapshot_read(r, id.id, &theirs);
+	if (err < 0) {
+		refuse(u, REF_REFUSED, xasprintf(err == ERR_NEWER ? "%s is a backup of a newer version of backup"
+					       : "%s is not a readable backup", u->new_hex));
+		goto out;
+	}
+	if (strcmp(theirs->machine, machine)) {
+		refuse(u, REF_REFUSED, xasprintf("%s is a backup of machine '%s', not of '%s'", u->new_hex,
+					       theirs->machine, machine));
+		goto out;
+	}
+	if (!strcmp(slot, SLOT_SNAPSHOT) != !strcmp(theirs->kind, "snapshot")) {
+		refuse(u, REF_REFUSED, xasprintf("%s is %s backup, which the %s slot does not hold", u->new_hex,
+					       !strcmp(theirs->kind, "snapshot") ? "a manual" : "an automatic", slot));
+		goto out;
+	}
+	lock = repo_lock(r, machine, wait);
+	if (lock == ERR_LOCKED) {
+		refuse(u, REF_BUSY, xasprintf("machine '%s' is busy: another job holds its lock", machine));
+		lock = -1;
+		goto out;
+	}
+	if (lock < 0) {
+		ret = -1;
+		goto out;
+	}
+	if (git_reference_name_to_id(&local, r->git, u->ref) == 0) {
+		git_oid_tostr(u->old_hex, sizeof(u->old_hex), &local);
+		if (git_oid_equal(&local, &id)) {
+			refuse(u, REF_UPTODATE, NULL);
+			goto out;
+		}
+		if (snapshot_read(r, local.id, &ours) == 0 && !newer(theirs, ours)) {
+			refuse(u, REF_KEPT, xstrdup("the backup here is as new or newer"));
+			goto out;
+		}
+	}
+	why = xasprintf("backup: fetch from %s", rm->name);
+	if (snapshot_set_slot(r, machine, slot, id.id, why) < 0)
+		ret = -1;
+	free(why);
+out:
+	repo_unlock(lock);
+	backup_info_free(theirs);
+	backup_info_free(ours);
+	free(machine);
+	return ret;
+}
+
+/* Clone: the remote's state replaces the fresh one of the new repository. */
+static int take_state(struct repo *r, struct ref_update *u)
+{
+	git_reference *ref = NULL;
+	git_commit *c = NULL;
+	git_oid id;
+	int ret = -1;
+
+	git_oid_fromstr(&id, u->new_hex);
+	if (git_commit_lookup(&c, r->git, &id) < 0 || git_commit_parentcount(c)) {
+		error("the remote's %s (%s) is not a service state; it was not taken", REPO_STATE_REF, u->new_hex);
+		goto out;
+	}
+	if (git_reference_create(&ref, r->git, REPO_STATE_REF, &id, 1, "backup: clone") < 0) {
+		error_git("cannot set the service state");
+		goto out;
+	}
+	if (repo_state_check(r) < 0)
+		goto out;
+	ret = 0;
+out:
+	git_reference_free(ref);
+	git_commit_free(c);
+	return ret;
+}
+
+int remote_fetch(struct repo *r, const struct remote *rm, int progress, int clone, long wait,
+		 struct transfer_result *res)
+{
+	int lock = repo_lock_shared(r, wait), ret = -1;
+	size_t i, k;
+
+	memset(res, 0, sizeof(*res));
+	if (lock == ERR_LOCKED)
+		return error("the repository is busy reclaiming space; try again or pass --wait SECONDS");
+	if (lock < 0)
+		return -1;
+	if (rm->ops->fetch(r, rm, progress, res) < 0)
+		goto out;
+	for (i = 0; i < res->nrefs; i++) {
+		struct ref_update *u = &res->refs[i];
+
+		if (u->status != REF_UPDATED)
+			continue;
+		if (!strcmp(u->ref, REPO_STATE_REF)) {
+			if (clone && take_state(r, u) < 0)
+				goto out;
+			continue;
+		}
+		if (take_slot(r, rm, u, wait) < 0)
+			goto out;
+	}
+	/* A fetch keeps the local state: it is not one of the refs taken. */
+	for (i = k = 0; i < res->nrefs; i++) {
+		if (!strcmp(res->refs[i].ref, REPO_STATE_REF) && !clone) {
+			free(res->refs[i].ref);
+			free(res->refs[i].reason);
+			continue;
+		}
+		res->refs[k++] = res->refs[i];
+	}
+	res->nrefs = k;
+	ret = 0;
+out:
+	repo_unlock(lock);
+	return ret;
 }

@@ -78,6 +78,7 @@ enum ref_status {
 	REF_UPDATED,		/* created or moved */
 	REF_REFUSED,		/* refused; reason says why */
 	REF_KEPT,		/* fetch: the local slot is newer and was kept */
+	REF_BUSY,		/* fetch: the machine's lock is held by another job */
 };
 
 struct ref_update {
@@ -94,9 +95,20 @@ struct transfer_result {
 	uint64_t objects;	/* objects sent (push) or received (fetch) */
 	uint64_t bytes;		/* their bytes on the wire (pack data) */
 	double seconds;
+	char *messages;		/* the remote's own "remote: ..." lines, or NULL */
 };
 
 void transfer_result_release(struct transfer_result *res);
+
+/* "pushed" (push) or "fetched", "up-to-date", "refused", "kept", "busy". */
+const char *ref_status_name(enum ref_status s, int push);
+/* The machine (not NUL-terminated: mlen bytes) and slot of a slot ref;
+ * for another ref, machine is "" and slot the whole name. */
+void ref_split(const char *ref, const char **machine, size_t *mlen, const char **slot);
+/* Appends res->refs as a JSON array of {ref, machine, slot, old, new,
+ * status, reason} objects (man pages of push, fetch and clone). */
+struct strbuf;
+void transfer_refs_json(struct strbuf *sb, const struct transfer_result *res, int push);
 
 /*
  * What a transport does. Each returns 0 when it reached the other side and
@@ -108,9 +120,11 @@ void transfer_result_release(struct transfer_result *res);
  * value (a slot moves to an unrelated commit); never deletes a remote ref.
  * With progress, progress goes to stderr.
  *
- * fetch: brings every object the remote's slots need that the repository
- * lacks into it, durably, and lists those slots in res (new_hex: the
- * remote's value; nothing is changed locally but objects).
+ * fetch: brings every object that the remote's slots (and its service state
+ * ref) need and the repository lacks into it, durably, and lists those refs
+ * in res: new_hex is the remote's value, status REF_UPDATED when its objects
+ * are here, REF_REFUSED when not. Nothing but objects changes locally; the
+ * caller holds the repository shared so that space reclamation leaves them.
  */
 struct transport_ops {
 	const char *name;
@@ -124,5 +138,20 @@ extern const struct transport_ops transport_s3;
 
 /* Checks an s3:// URL: 0, or -1 after one line saying what is wrong. */
 int transport_s3_check_url(const char *url);
+
+/*
+ * Fetches from rm and moves the slots, under each machine's lock (waiting
+ * up to wait seconds, < 0 for ever): a slot the repository lacks is
+ * created; a slot is moved only to a backup of that machine and that kind
+ * (automatic, or snapshot for the snapshot slot) newer than the one it
+ * holds, so a newer local backup is never replaced (REF_KEPT), and one
+ * machine's backup never lands in another's slot (REF_REFUSED). With
+ * clone, the remote's service state ref replaces the repository's (which
+ * must hold no backup); else the local state is kept and not listed.
+ * Holds the repository shared throughout. Returns 0 with every ref's fate
+ * in res, or -1 after printing why nothing could be fetched.
+ */
+int remote_fetch(struct repo *r, const struct remote *rm, int progress, int clone, long wait,
+		 struct transfer_result *res);
 
 #endif

@@ -26,6 +26,7 @@
  *   waits for a password on a terminal. Host keys are checked by ssh as its
  *   configuration says; nothing here weakens that.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -33,11 +34,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "machine.h"
 #include "remote.h"
 #include "strbuf.h"
 #include "usage.h"
@@ -275,9 +278,10 @@ static void failure_reason(const struct strbuf *err, struct strbuf *why)
 		strbuf_addstr(why, "git failed and said nothing");
 }
 
-/* Prints the remote's own messages ("remote: ..." lines) to stderr. */
-static void print_remote_lines(const struct strbuf *err)
+/* The remote's own messages ("remote: ..." lines), or NULL. */
+static char *remote_lines(const struct strbuf *err)
 {
+	struct strbuf sb = STRBUF_INIT;
 	const char *p = err->buf;
 
 	while (*p) {
@@ -288,10 +292,14 @@ static void print_remote_lines(const struct strbuf *err)
 
 			while (e > p && (e[-1] == ' ' || e[-1] == '\r'))
 				e--;
-			fprintf(stderr, "%.*s\n", (int)(e - p), p);
+			strbuf_add(&sb, p, e - p);
+			strbuf_addch(&sb, '\n');
 		}
 		p = nl ? nl + 1 : end;
 	}
+	if (!sb.len)
+		return NULL;
+	return strbuf_detach(&sb, NULL);
 }
 
 struct remote_ref {
@@ -544,8 +552,8 @@ static int tg_push(struct repo *r, const struct remote *rm, const char *const *r
 		if (res->refs[i].status == REF_REFUSED)
 			break;
 	if (i < res->nrefs) {
-		/* The remote's own words come first: its hook says why. */
-		print_remote_lines(&e);
+		/* The remote's own words: its hook says why. */
+		res->messages = remote_lines(&e);
 		if (!strstr(o.buf, "\nDone") && strncmp(o.buf, "Done", 4)) {
 			failure_reason(&e, &why);
 			for (i = 0; i < res->nrefs; i++)
@@ -575,13 +583,246 @@ out:
 	return ret;
 }
 
+/* Sizes and object counts of the packs in dir, to tell what a fetch added. */
+struct pack_seen {
+	char **names;
+	size_t n;
+};
+
+static void list_packs(const char *dir, struct pack_seen *ps)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	ps->names = NULL;
+	ps->n = 0;
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+
+		if (len > 5 && !strcmp(de->d_name + len - 5, ".pack")) {
+			ps->names = xrealloc(ps->names, (ps->n + 1) * sizeof(*ps->names));
+			ps->names[ps->n++] = xstrdup(de->d_name);
+		}
+	}
+	closedir(d);
+}
+
+static void free_packs(struct pack_seen *ps)
+{
+	size_t i;
+
+	for (i = 0; i < ps->n; i++)
+		free(ps->names[i]);
+	free(ps->names);
+}
+
+/* Adds the packs in dir that are not in before to res (objects, bytes). */
+static void count_new_packs(const char *dir, const struct pack_seen *before, struct transfer_result *res)
+{
+	struct pack_seen after;
+	size_t i, j;
+
+	list_packs(dir, &after);
+	for (i = 0; i < after.n; i++) {
+		char *path, *idx;
+		struct stat st;
+		unsigned char n[4];
+		int fd;
+
+		for (j = 0; j < before->n; j++)
+			if (!strcmp(before->names[j], after.names[i]))
+				break;
+		if (j < before->n)
+			continue;
+		path = xasprintf("%s/%s", dir, after.names[i]);
+		if (stat(path, &st) == 0)
+			res->bytes += st.st_size;
+		/* The object count is the last fan-out entry of the index. */
+		idx = xasprintf("%.*s.idx", (int)(strlen(path) - 5), path);
+		fd = open(idx, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && pread(fd, n, 4, 8 + 255 * 4) == 4)
+			res->objects += (uint64_t)n[0] << 24 | n[1] << 16 | n[2] << 8 | n[3];
+		if (fd >= 0)
+			close(fd);
+		free(idx);
+		free(path);
+	}
+	free_packs(&after);
+}
+
+/* 1 when ref is one a fetch brings: a slot, or the service state. */
+static int fetched_ref(const char *ref)
+{
+	const char *m = ref + strlen("refs/backups/"), *slot;
+	char machine[65];
+
+	if (!strcmp(ref, REPO_STATE_REF))
+		return 1;
+	if (strncmp(ref, "refs/backups/", 13) || !(slot = strchr(m, '/')) || slot - m > 64)
+		return 0;
+	memcpy(machine, m, slot - m);
+	machine[slot - m] = '\0';
+	slot++;
+	return valid_name(machine) && (!strcmp(slot, "daily") || !strcmp(slot, "weekly") ||
+				       !strcmp(slot, "biweekly") || !strcmp(slot, "snapshot"));
+}
+
+/*
+ * Writes the backups this repository has, as a shallow file: git then runs
+ * the remote's pack-objects with --shallow, which counts the whole tree of
+ * every backup both sides have as present (the same reason as push's
+ * --shallow-file, from the other end). A backup has no parents, so calling
+ * it shallow changes nothing else. Returns the file's path, or NULL.
+ */
+static char *shallow_file(struct repo *r)
+{
+	char *path = xasprintf("%s/backup/locks/.fetch-shallow-XXXXXX", r->path);
+	git_reference_iterator *it = NULL;
+	git_reference *ref;
+	struct strbuf sb = STRBUF_INIT;
+	int fd = mkstemp(path);
+
+	if (fd < 0) {
+		error("cannot create '%s': %s", path, strerror(errno));
+		free(path);
+		return NULL;
+	}
+	if (git_reference_iterator_glob_new(&it, r->git, "refs/backups/*") == 0) {
+		while (git_reference_next(&ref, it) == 0) {
+			const git_oid *id = git_reference_target(ref);
+			git_commit *c = NULL;
+
+			/* Only backups: commits without parents. */
+			if (id && git_commit_lookup(&c, r->git, id) == 0 && !git_commit_parentcount(c))
+				strbuf_addf(&sb, "%s\n", git_oid_tostr_s(id));
+			git_commit_free(c);
+			git_reference_free(ref);
+		}
+		git_reference_iterator_free(it);
+	}
+	if (write_all(fd, sb.buf, sb.len) < 0) {
+		error("cannot write '%s': %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		free(path);
+		path = NULL;
+	} else {
+		close(fd);
+	}
+	strbuf_release(&sb);
+	return path;
+}
+
 static int tg_fetch(struct repo *r, const struct remote *rm, int progress, struct transfer_result *res)
 {
-	(void)r;
-	(void)rm;
-	(void)progress;
-	(void)res;
-	return error("fetch is not written yet");
+	struct remote_ref *theirs = NULL;
+	size_t ntheirs = 0, i, j, nwant = 0;
+	struct strbuf o = STRBUF_INIT, e = STRBUF_INIT, why = STRBUF_INIT;
+	const char **argv = NULL;
+	char *gd = xasprintf("--git-dir=%s", r->path), *shallow = NULL;
+	struct pack_seen before = { 0 };
+	struct timespec t0;
+	size_t argc = 0, want0;
+	int ret = -1, st;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(res, 0, sizeof(*res));
+	if (ls_remote(rm, r->path, &theirs, &ntheirs) < 0)
+		goto out;
+	argv = xcalloc(32 + ntheirs, sizeof(*argv));
+	argv[argc++] = "git";
+	argv[argc++] = gd;
+	argv[argc++] = "--shallow-file";
+	argv[argc++] = NULL;	/* set below */
+	argv[argc++] = "-c";
+	argv[argc++] = "core.fsync=all";
+	argv[argc++] = "-c";
+	argv[argc++] = "core.fsyncMethod=fsync";
+	argv[argc++] = "-c";
+	argv[argc++] = "transfer.unpackLimit=1";
+	argv[argc++] = "-c";
+	argv[argc++] = "fetch.unpackLimit=1";
+	argv[argc++] = "-c";
+	argv[argc++] = "maintenance.auto=false";
+	argv[argc++] = "-c";
+	argv[argc++] = "gc.auto=0";
+	argv[argc++] = "fetch";
+	argv[argc++] = "--no-tags";
+	argv[argc++] = "--no-write-fetch-head";
+	argv[argc++] = "--no-auto-maintenance";
+	argv[argc++] = "--no-write-commit-graph";
+	argv[argc++] = "--no-recurse-submodules";
+	argv[argc++] = progress ? "--progress" : "--quiet";
+	argv[argc++] = "--";
+	argv[argc++] = rm->name;
+	want0 = argc;
+	for (i = 0; i < ntheirs; i++) {
+		struct ref_update *u;
+		git_oid oid;
+
+		if (!fetched_ref(theirs[i].name) || git_oid_fromstr(&oid, theirs[i].hex) < 0)
+			continue;
+		u = add_update(res, theirs[i].name);
+		memcpy(u->new_hex, theirs[i].hex, 41);
+		u->status = REF_UPDATED;
+		if (git_odb_exists(r->odb, &oid))
+			continue;
+		for (j = want0; j < argc; j++)
+			if (!strcmp(argv[j], theirs[i].hex))
+				break;
+		if (j == argc) {
+			argv[argc++] = theirs[i].hex;
+			nwant++;
+		}
+	}
+	argv[argc] = NULL;
+	if (nwant) {
+		shallow = shallow_file(r);
+		if (!shallow)
+			goto out;
+		argv[3] = shallow;
+		list_packs(r->pack_dir, &before);
+		st = run_git(rm, argv, NULL, &o, &e, progress);
+		if (st < 0)
+			goto out;
+		if (st) {
+			failure_reason(&e, &why);
+			error("cannot fetch from remote '%s' (%s): %s", rm->name, rm->url, why.buf);
+			goto out;
+		}
+		/* git fsyncs the pack and its index, not their folder. */
+		if (fsync_dir(r->pack_dir) < 0) {
+			error("cannot sync '%s': %s", r->pack_dir, strerror(errno));
+			goto out;
+		}
+		count_new_packs(r->pack_dir, &before, res);
+	}
+	/* What the remote named can have moved in between: take only what came. */
+	for (i = 0; i < res->nrefs; i++) {
+		git_oid oid;
+
+		if (git_oid_fromstr(&oid, res->refs[i].new_hex) == 0 && git_odb_exists(r->odb, &oid))
+			continue;
+		res->refs[i].status = REF_REFUSED;
+		res->refs[i].reason = xstrdup("it moved on the remote during the fetch; fetch again");
+	}
+	ret = 0;
+out:
+	if (shallow) {
+		unlink(shallow);
+		free(shallow);
+	}
+	free_packs(&before);
+	free(argv);
+	free(gd);
+	free_remote_refs(theirs, ntheirs);
+	strbuf_release(&o);
+	strbuf_release(&e);
+	strbuf_release(&why);
+	res->seconds = seconds_since(&t0);
+	return ret;
 }
 
 const struct transport_ops transport_git = {

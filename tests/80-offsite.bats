@@ -167,28 +167,52 @@ assert d["seconds"] >= 0, d' <<<"$output"
 	setup_backed_up
 	backup run -q web1 --snapshot
 	git init -q --bare "$T/far.git"
-	cat >"$T/far.git/hooks/pre-receive" <<'HOOK'
+	# A per-ref hook: the daily slot goes in, the snapshot is refused.
+	cat >"$T/far.git/hooks/update" <<'HOOK'
 #!/bin/sh
-rc=0
-while read old new ref; do
-	case $ref in */snapshot) echo "denied: $ref is not for this receiver" >&2; rc=1;; esac
-done
-exit $rc
+case $1 in */snapshot) echo "denied: $1 is not for this receiver" >&2; exit 1;; esac
+exit 0
 HOOK
-	chmod +x "$T/far.git/hooks/pre-receive"
+	chmod +x "$T/far.git/hooks/update"
 	backup remote add off "$(sshd_url "$T/far.git")"
 	run -1 backup push off
 	assert_output --partial "remote: denied: refs/backups/web1/snapshot is not for this receiver"
-	assert_output --partial "backup: remote 'off' refused refs/backups/web1/snapshot (web1 snapshot): pre-receive hook declined"
-	refute_output --partial "pushed"
+	assert_output --partial "backup: remote 'off' refused refs/backups/web1/snapshot (web1 snapshot): hook declined"
+	assert_line --regexp "^web1 daily [0-9a-f]{12} pushed"
+	refute_line --regexp "^web1 snapshot"
+	refute_output --partial "pushed 2"
 	run git --git-dir="$T/far.git" rev-parse --verify -q refs/backups/web1/snapshot
 	assert_failure
+	[ "$(git --git-dir="$T/far.git" rev-parse refs/backups/web1/daily)" = "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
 	run -1 --separate-stderr backup push --json off
 	python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-assert d["pushed"] == 0 and d["refused"] == 2, d
-assert all(r["status"] == "refused" for r in d["refs"]), d' <<<"$output"
+assert d["pushed"] == 0 and d["refused"] == 1, d
+st = {r["ref"]: r["status"] for r in d["refs"]}
+assert st["refs/backups/web1/snapshot"] == "refused" and st["refs/backups/web1/daily"] == "up-to-date", d' <<<"$output"
+	both_clean "$T/far.git"
+}
+
+@test "a remote that hides the service state keeps its own; the slots still go" {
+	setup_backed_up
+	git init -q --bare "$T/far.git"
+	# As a receiver does: every ref hidden but the machine's slots.
+	git --git-dir="$T/far.git" config --add receive.hideRefs refs/backup/
+	backup remote add off "$T/far.git"
+	run backup push off
+	assert_success
+	assert_output --partial "remote 'off' keeps its own service state"
+	assert_line --partial "web1 daily"
+	run git --git-dir="$T/far.git" rev-parse --verify -q refs/backup/state
+	assert_failure
+	run git --git-dir="$REPO" config remote.off.pushState
+	assert_output false
+	head -c 1000 /dev/urandom >"$T/src/f1"
+	backup run -q web1
+	run backup push off
+	assert_success
+	refute_output --partial "service state"
 	both_clean "$T/far.git"
 }
 
@@ -293,4 +317,137 @@ drop_quarantine() {
 	assert_line --partial "web1 daily"
 	[ "$(git --git-dir="$T/far.git" rev-parse refs/backups/web1/daily)" = "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
 	both_clean "$T/far.git"
+}
+
+# A new host: its own config and machines folder, nothing of the old one.
+new_host() {
+	export BACKUP_CONFIG=$T/new/backup.conf
+	mkdir -p "$T/new/machines"
+	cat >"$BACKUP_CONFIG" <<CONF
+[repository]
+	path = $T/new/repo
+[machines]
+	dir = $T/new/machines
+	root = $T/new/mroot
+CONF
+}
+
+@test "push over ssh, then clone on a new host: list, restore and drill work as on the original" {
+	setup_backed_up
+	make_torture_tree "$T/src/torture"
+	backup schedule -q web1 --window W6 --day friday
+	backup run -q web1
+	backup run -q web1 --snapshot --label before-upgrade
+	git init -q --bare "$T/far.git"
+	backup remote add off "$(sshd_url "$T/far.git")"
+	backup push -q off
+	both_clean "$T/far.git"
+	old_list=$(backup list --json)
+	new_host
+	run backup clone "$(sshd_url "$T/far.git")"
+	assert_success
+	assert_line "repository '$T/new/repo' made from $(sshd_url "$T/far.git"); its remote 'origin' names it"
+	run backup list --json
+	assert_output "$old_list"
+	# The machine files are the admin's (configuration management); the
+	# schedule is service state and came with the clone.
+	define_machine_at() { printf '[machine]\n\tplan = 10G\n[disk "root"]\n\tsource = %s\n\tsize = 1G\n[profile "default"]\n\troot = sda\n\tsda = root\n' "$2" >"$T/new/machines/$1.conf"; }
+	define_machine_at web1 "$T/src"
+	run backup schedule web1
+	assert_output --partial "W6"
+	assert_output --partial "friday"
+	run backup remote list
+	assert_output "origin	$(sshd_url "$T/far.git")"
+	# Single paths, a new machine, an existing one: as on the original.
+	backup restore -q web1 --path / --to "$T/out"
+	run tree_diff "$T/src" "$T/out"
+	assert_output ""
+	backup restore -q web1:snapshot --new web9
+	run tree_diff "$T/src" "$T/new/mroot/web9/disks/root"
+	assert_output ""
+	mkdir -p "$T/other"
+	define_machine_at web8 "$T/other"
+	run backup restore web1 --existing web8
+	assert_success
+	run backup drill web1
+	assert_success
+	run backup check --read-data
+	assert_success
+	run git --git-dir="$T/new/repo" fsck --full --no-progress
+	assert_success
+	# The new host backs up and pushes to the same remote.
+	echo changed >"$T/src/etc/hostname"
+	run backup run web1
+	assert_success
+	run backup push origin
+	assert_success
+	[ "$(git --git-dir="$T/far.git" rev-parse refs/backups/web1/daily)" = "$(git --git-dir="$T/new/repo" rev-parse refs/backups/web1/daily)" ]
+}
+
+@test "clone refuses a folder in use, and a cut clone leaves no repository" {
+	setup_backed_up
+	head -c 3000000 /dev/urandom >"$T/src/big2"
+	backup run -q web1
+	git init -q --bare "$T/far.git"
+	backup remote add off "$(sshd_url "$T/far.git")"
+	backup push -q off
+	run -1 backup clone "$(sshd_url "$T/far.git")" "$REPO"
+	assert_output --partial "'$REPO' already exists and is not an empty folder"
+	run -2 backup clone 'https://example.com/x'
+	run -2 backup clone
+	new_host
+	slow_ssh
+	setsid "$BK" -q clone "$(sshd_url "$T/far.git")" &
+	pid=$!
+	for i in $(seq 1 600); do
+		compgen -G "$T/new/.repo.clone-*/objects/pack/tmp_pack_*" >/dev/null && break
+		compgen -G "$T/new/.repo.clone-*/objects/pack/.tmp-*" >/dev/null && break
+		sleep 0.05
+	done
+	kill -9 -- -"$pid"
+	wait "$pid" || true
+	[ ! -e "$T/new/repo" ]
+	run -1 backup list
+	assert_output --partial "no repository at '$T/new/repo'"
+	sshd_use_key client
+	run backup clone "$(sshd_url "$T/far.git")"
+	assert_success
+	run backup check
+	assert_success
+}
+
+@test "fetch never puts one machine's backup in another's slot, nor replaces a newer backup" {
+	setup_backed_up
+	define_machine web2 "$T/src"
+	backup enable -q web2
+	backup run -q web2
+	git init -q --bare "$T/far.git"
+	backup remote add far "$T/far.git"
+	backup push -q far
+	new_host
+	backup clone -q "$T/far.git"
+	# The copy gets a newer web1 backup; the remote gets a wrong web2 slot
+	# and a newer web1 snapshot.
+	export BACKUP_CONFIG=$T/backup.conf
+	echo newer >"$T/src/etc/hostname"
+	backup run -q web1 --snapshot
+	backup push -q far
+	web1=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	git --git-dir="$T/far.git" update-ref refs/backups/web2/daily "$web1"
+	new_host
+	define_machine web1 "$T/src"
+	mv "$MACHINES/web1.conf" "$T/new/machines/web1.conf"
+	backup run -q web1
+	local_daily=$(git --git-dir="$T/new/repo" rev-parse refs/backups/web1/daily)
+	run -1 backup fetch origin
+	assert_output --partial "refs/backups/web2/daily (web2 daily) from remote 'origin' not taken: $web1 is a backup of machine 'web1', not of 'web2'"
+	assert_output --partial "web1 daily ${local_daily:0:12} kept"
+	assert_output --partial "web1 snapshot"
+	[ "$(git --git-dir="$T/new/repo" rev-parse refs/backups/web1/daily)" = "$local_daily" ]
+	[ "$(git --git-dir="$T/new/repo" rev-parse refs/backups/web1/snapshot)" = "$(git --git-dir="$REPO" rev-parse refs/backups/web1/snapshot)" ]
+	[ "$(git --git-dir="$T/new/repo" rev-parse refs/backups/web2/daily)" != "$web1" ]
+	run backup check
+	assert_success
+	run git --git-dir="$T/new/repo" fsck --full --no-progress
+	assert_success
 }

@@ -1,0 +1,121 @@
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "fsutil.h"
+#include "remote.h"
+#include "usage.h"
+
+static const char *const usage[] = {
+	"backup clone [--name REMOTE] URL [DIR]",
+	NULL
+};
+
+/*
+ * Makes the repository in a temporary folder beside dir and renames it
+ * into place at the end: a clone cut short leaves only that folder
+ * (".NAME.clone-XXXXXX"), which no command takes for a repository.
+ */
+static int clone_into(struct ctx *ctx, const char *url, const char *dir, const char *name)
+{
+	struct transfer_result res = { 0 };
+	struct strbuf js = STRBUF_INIT;
+	struct remote *rm = NULL;
+	struct repo *r = NULL;
+	char *copy = xstrdup(dir), *base = xstrdup(dir), *parent, *tmp = NULL;
+	int ret = EXIT_ERROR, empty = dir_is_empty(dir);
+	struct stat st;
+
+	parent = dirname(copy);
+	if (empty == 0 || (empty < 0 && lstat(dir, &st) == 0)) {
+		error("'%s' already exists and is not an empty folder; clone into another one", dir);
+		goto out;
+	}
+	if (mkdir_p(parent, 0700) < 0) {
+		error("cannot create '%s': %s", parent, strerror(errno));
+		goto out;
+	}
+	tmp = xasprintf("%s/.%s.clone-XXXXXX", parent, basename(base));
+	if (!mkdtemp(tmp)) {
+		error("cannot create a folder beside '%s': %s", dir, strerror(errno));
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	if (repo_init(tmp) < 0 || repo_open(&r, tmp) < 0 || remote_add(r, name, url) < 0 ||
+	    remote_open(&rm, r, name) < 0)
+		goto out;
+	if (remote_fetch(r, rm, !ctx->quiet && !ctx->json && isatty(STDERR_FILENO), 1, -1, &res) < 0)
+		goto out;
+	if (interrupted)
+		goto out;
+	/* What a slot names and the folder itself are durable before the rename. */
+	if (fsync_dir(tmp) < 0 || rename(tmp, dir) < 0 || fsync_parent(dir) < 0) {
+		error("cannot move the clone to '%s': %s", dir, strerror(errno));
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	if (ctx->json) {
+		strbuf_addstr(&js, "{\"dir\":");
+		strbuf_add_json(&js, dir);
+	}
+	ret = report_fetch(ctx, rm, &res, "cloned", ctx->json ? &js : NULL);
+	if (!ctx->quiet && !ctx->json)
+		printf("repository '%s' made from %s; its remote '%s' names it\n", dir, url, name);
+out:
+	if (tmp)
+		remove_tree(tmp);
+	if (interrupted) {
+		error("interrupted: no repository was made at '%s'", dir);
+		ret = EXIT_INTERRUPTED;
+	}
+	strbuf_release(&js);
+	transfer_result_release(&res);
+	remote_free(rm);
+	repo_free(r);
+	free(tmp);
+	free(copy);
+	free(base);
+	return ret;
+}
+
+int cmd_clone(int argc, const char **argv, struct ctx *ctx)
+{
+	const char *name = "origin";
+	const struct option_spec opts[] = {
+		{ OPT_STRING, 0, "name", &name, "REMOTE", "the remote's name in the new repository (default origin)" },
+		{ OPT_END, 0, NULL, NULL, NULL, NULL }
+	};
+	enum remote_kind kind;
+	char *url = NULL;
+	int ret;
+
+	argc = opt_parse(argc, argv, opts, ctx->global, usage);
+	if (argc < 0)
+		return EXIT_USAGE;
+	if (argc < 1 || argc > 2)
+		return opt_usage_error(usage, "clone needs a URL and at most a folder"), EXIT_USAGE;
+	if (!remote_valid_name(name))
+		return opt_usage_error(usage, "'%s' cannot name a remote", name), EXIT_USAGE;
+	if (remote_parse_url(argv[0], &kind, &url) < 0)
+		return EXIT_USAGE;
+	if (kind == REMOTE_S3) {
+		error("cloning from an S3 remote ('%s') is not written yet; clone from a path or an SSH remote", argv[0]);
+		free(url);
+		return EXIT_ERROR;
+	}
+	catch_interrupts();
+	if (argc < 2 && ctx_prepare(ctx) < 0) {
+		free(url);
+		return EXIT_ERROR;
+	}
+	ret = clone_into(ctx, url, argc == 2 ? argv[1] : ctx->cfg->repo_path, name);
+	free(url);
+	return ret;
+}
