@@ -157,3 +157,23 @@ state_config() {
 		git --git-dir="$REPO" commit-tree "$tree" </dev/null)
 	git --git-dir="$REPO" update-ref refs/backup/state "$commit"
 }
+
+# faketime [-f] TIME COMMAND...: COMMAND under a controlled clock through
+# libfaketime itself. Debian's faketime wrapper keeps a semaphore named by
+# its pid in /dev/shm and fails ("sem_open: File exists") when a wrapper
+# killed earlier left one under a pid that comes round again. As with the
+# wrapper, TIME is read by date(1) and the clock runs on from it; with -f
+# it is given to libfaketime as it is ("2026-11-10 12:00:00" stands still,
+# "+1h" is an offset).
+faketime() {
+	local t lib
+	if [ "$1" = -f ]; then
+		t=$2
+		shift 2
+	else
+		t="@$(date -d "$1" '+%Y-%m-%d %H:%M:%S')" || return 1
+		shift
+	fi
+	lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 | head -1)
+	LD_PRELOAD=${LD_PRELOAD:+$LD_PRELOAD:}$lib FAKETIME=$t "$@"
+}
