@@ -70,15 +70,18 @@ void print_reclaim(struct ctx *ctx, int result, int dry_run, const struct gc_sta
 int machine_busy(const char *name);
 
 /* The worse of two exit statuses of a command over several machines:
- * error, then busy, then partial, then success. */
+ * error, then no space, then busy, then push failed, then partial, then
+ * success. */
 int worse_status(int a, int b);
 
 /*
  * Pushes the slots of machines (every machine with backups when none) to
- * remote name (the only remote when NULL), reporting as `backup push` does;
+ * remote name (the only remote when NULL), reporting as `backup push` does
+ * (with --json, its document goes into json when that is not NULL);
  * returns its exit status.
  */
-int push_to_remote(struct ctx *ctx, const char *name, const char *const *machines, size_t nmachines, long wait);
+int push_to_remote(struct ctx *ctx, const char *name, const char *const *machines, size_t nmachines, long wait,
+		   struct strbuf *json);
 
 struct remote;
 struct transfer_result;

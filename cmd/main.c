@@ -62,10 +62,10 @@ void print_json(struct strbuf *sb)
 
 int worse_status(int a, int b)
 {
-	static const int order[] = { EXIT_OK, EXIT_PARTIAL, EXIT_BUSY, EXIT_NOSPACE, EXIT_ERROR };
+	static const int order[] = { EXIT_OK, EXIT_PARTIAL, EXIT_PUSH, EXIT_BUSY, EXIT_NOSPACE, EXIT_ERROR };
 	int ra = 0, rb = 0, i;
 
-	for (i = 0; i < 5; i++) {
+	for (i = 0; i < 6; i++) {
 		if (order[i] == a)
 			ra = i;
 		if (order[i] == b)

@@ -67,7 +67,8 @@ static void state_refused(struct ctx *ctx, const struct remote *rm, const struct
 }
 
 /* Reports a push; returns its exit status. */
-static int report(struct ctx *ctx, const struct remote *rm, const struct transfer_result *res)
+static int report(struct ctx *ctx, const struct remote *rm, const struct transfer_result *res,
+		  struct strbuf *json)
 {
 	size_t i, pushed = 0, refused = 0;
 	int keeps_state = 0;
@@ -127,7 +128,10 @@ static int report(struct ctx *ctx, const struct remote *rm, const struct transfe
 		strbuf_addf(&doc, ",\"pushed\":%zu,\"refused\":%zu,\"objects\":%llu,\"bytes\":%llu,"
 			    "\"seconds\":%.3f}", pushed, refused, (unsigned long long)res->objects,
 			    (unsigned long long)res->bytes, res->seconds);
-		print_json(&doc);
+		if (json)
+			strbuf_add(json, doc.buf, doc.len);
+		else
+			print_json(&doc);
 		strbuf_release(&doc);
 	} else if (!ctx->quiet) {
 		if (pushed)
@@ -175,7 +179,8 @@ static char *default_remote(struct ctx *ctx)
 	return name;
 }
 
-int push_to_remote(struct ctx *ctx, const char *name, const char *const *machines, size_t nmachines, long wait)
+int push_to_remote(struct ctx *ctx, const char *name, const char *const *machines, size_t nmachines, long wait,
+		   struct strbuf *json)
 {
 	struct remote *rm = NULL;
 	struct transfer_result res = { 0 };
@@ -218,7 +223,7 @@ int push_to_remote(struct ctx *ctx, const char *name, const char *const *machine
 	if (rm->ops->push(ctx->repo, rm, (const char *const *)refs, nrefs,
 			  !ctx->quiet && !ctx->json && isatty(STDERR_FILENO), &res) < 0)
 		goto out;
-	ret = report(ctx, rm, &res);
+	ret = report(ctx, rm, &res, json);
 out:
 	repo_unlock(lock);
 	transfer_result_release(&res);
@@ -250,5 +255,5 @@ int cmd_push(int argc, const char **argv, struct ctx *ctx)
 	if (ctx_prepare(ctx) < 0)
 		return EXIT_ERROR;
 	return push_to_remote(ctx, argc ? argv[0] : NULL, argc > 1 ? argv + 1 : NULL, argc > 1 ? argc - 1 : 0,
-			      wait);
+			      wait, NULL);
 }

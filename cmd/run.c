@@ -16,15 +16,16 @@
 #include "walk.h"
 
 static const char *const usage[] = {
-	"backup run [--wait SECONDS] MACHINE...",
-	"backup run [--wait SECONDS] --all",
-	"backup run [--wait SECONDS] --snapshot [--label TEXT] MACHINE",
+	"backup run [--wait SECONDS] [--push[=REMOTE]] MACHINE...",
+	"backup run [--wait SECONDS] [--push[=REMOTE]] --all",
+	"backup run [--wait SECONDS] [--push[=REMOTE]] --snapshot [--label TEXT] MACHINE",
 	NULL
 };
 
 struct run_opts {
 	int all, snapshot;
 	const char *label;
+	const char *push;	/* --push: "" for the default remote, else its name */
 	long wait;
 };
 
@@ -184,6 +185,81 @@ out:
 	return ret;
 }
 
+/* The remote machine name pushes to: --push=REMOTE, machine.push,
+ * backup.push; "" for the only remote (a bare --push); NULL for none. */
+static char *push_remote(struct ctx *ctx, const struct run_opts *o, const char *name)
+{
+	struct machine *m = NULL;
+	char *r = NULL;
+
+	if (o->push && *o->push)
+		return xstrdup(o->push);
+	if (machine_load(&m, ctx->cfg, name) == 0 && m->push)
+		r = xstrdup(m->push);
+	machine_free(m);
+	if (!r && ctx->cfg->push)
+		r = xstrdup(ctx->cfg->push);
+	if (!r && o->push)
+		r = xstrdup("");
+	return r;
+}
+
+/*
+ * After the backups: pushes the machines backed up, grouped by the remote
+ * each goes to. A push that fails never touches the backups taken: it
+ * gives EXIT_PUSH. Sets *wanted when some machine was to be pushed.
+ */
+static int push_after(struct ctx *ctx, const struct run_opts *o, const char *const *done, size_t ndone,
+		      struct strbuf *json, int *wanted)
+{
+	char **remotes = xcalloc(ndone + 1, sizeof(*remotes));
+	const char **group = xcalloc(ndone + 1, sizeof(*group));
+	size_t i, j, k, before;
+	int ret = EXIT_OK;
+
+	for (i = 0; i < ndone; i++)
+		remotes[i] = push_remote(ctx, o, done[i]);
+	for (i = 0; i < ndone; i++) {
+		size_t ng = 0;
+		int r;
+
+		if (!remotes[i])
+			continue;
+		for (j = 0; j < i; j++)
+			if (remotes[j] && !strcmp(remotes[j], remotes[i]))
+				break;
+		if (j < i)
+			continue;
+		for (k = i; k < ndone; k++)
+			if (remotes[k] && !strcmp(remotes[k], remotes[i]))
+				group[ng++] = done[k];
+		if (json && *wanted)
+			strbuf_addch(json, ',');
+		*wanted = 1;
+		before = json ? json->len : 0;
+		r = push_to_remote(ctx, *remotes[i] ? remotes[i] : NULL, group, ng, -1, json);
+		/* A push that reached nothing still has its entry. */
+		if (json && json->len == before) {
+			strbuf_addstr(json, "{\"remote\":");
+			if (*remotes[i])
+				strbuf_add_json(json, remotes[i]);
+			else
+				strbuf_addstr(json, "null");
+			strbuf_addstr(json, ",\"failed\":true}");
+		}
+		if (r != EXIT_OK) {
+			error("backed up, but the push%s%s%s failed; the backups are kept here and the next push sends them",
+			      *remotes[i] ? " to '" : "", remotes[i], *remotes[i] ? "'" : "");
+			ret = EXIT_PUSH;
+		}
+	}
+	for (i = 0; i < ndone; i++)
+		free(remotes[i]);
+	free(remotes);
+	free(group);
+	return ret;
+}
+
 int cmd_run(int argc, const char **argv, struct ctx *ctx)
 {
 	struct run_opts o = { .wait = 0 };
@@ -192,11 +268,12 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 		{ OPT_BOOL, 0, "snapshot", &o.snapshot, NULL, "take the manual snapshot (replaces the previous one)" },
 		{ OPT_STRING, 0, "label", &o.label, "TEXT", "the snapshot's label" },
 		{ OPT_SECONDS, 0, "wait", &o.wait, "SECONDS", "wait this long for a busy machine (default: fail at once)" },
+		{ OPT_OPTSTRING, 0, "push", &o.push, "REMOTE", "then push the backups taken (default: machine.push, backup.push, the only remote)" },
 		{ OPT_END, 0, NULL, NULL, NULL, NULL }
 	};
 	struct strbuf js = STRBUF_INIT;
-	char **names = NULL;
-	size_t n = 0, i;
+	char **names = NULL, **done = NULL;
+	size_t n = 0, ndone = 0, i;
 	int ret = EXIT_OK;
 
 	argc = opt_parse(argc, argv, opts, ctx->global, usage);
@@ -209,6 +286,8 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 		return opt_usage_error(usage, "a snapshot is of one machine"), EXIT_USAGE;
 	if (o.label && !o.snapshot)
 		return opt_usage_error(usage, "--label goes with --snapshot"), EXIT_USAGE;
+	if (o.push && *o.push && !valid_name(o.push))
+		return opt_usage_error(usage, "'%s' cannot name a remote", o.push), EXIT_USAGE;
 	if (ctx_prepare(ctx) < 0 || repo_prepare_write(ctx->repo) < 0)
 		return EXIT_ERROR;
 	if (o.all) {
@@ -227,15 +306,34 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 			continue;
 		r = run_machine(ctx, names[i], &o, ctx->json ? &js : NULL);
 		ret = worse_status(ret, r);
+		if (r == EXIT_OK || r == EXIT_PARTIAL) {
+			done = xrealloc(done, (ndone + 1) * sizeof(*done));
+			done[ndone++] = xstrdup(names[i]);
+		}
 	}
 	strbuf_addch(&js, ']');
 	if (interrupted) {
 		error("interrupted: no backup was taken of the machine being read; every earlier backup is intact");
 		ret = EXIT_INTERRUPTED;
+	} else {
+		struct strbuf pj = STRBUF_INIT;
+		int wanted = 0, p = push_after(ctx, &o, (const char *const *)done, ndone, ctx->json ? &pj : NULL, &wanted);
+
+		ret = worse_status(ret, p);
+		if (ctx->json && wanted) {
+			/* With a push, one object: the backups and the pushes. */
+			struct strbuf doc = STRBUF_INIT;
+
+			strbuf_addf(&doc, "{\"backups\":%s,\"pushes\":[%s]}", js.buf, pj.buf);
+			strbuf_release(&js);
+			js = doc;
+		}
+		strbuf_release(&pj);
 	}
 	if (ctx->json)
 		print_json(&js);
 	strbuf_release(&js);
 	free_strv(names, n);
+	free_strv(done, ndone);
 	return ret;
 }

@@ -18,7 +18,7 @@ static const char *const usage[] = {
 	NULL
 };
 
-static int print_jobs(struct ctx *ctx, const char *machine, const struct schedule *s,
+static int print_jobs(struct ctx *ctx, const char *machine, const char *push, const struct schedule *s,
 		      const char *what, const char *dir)
 {
 	const char *cfg = ctx->config_opt ? ctx->config_opt : getenv("BACKUP_CONFIG");
@@ -33,6 +33,9 @@ static int print_jobs(struct ctx *ctx, const char *machine, const struct schedul
 	 * told of, so that it finds them from any working directory. */
 	if (timer_job_init(&j, cfg && *cfg ? ctx->cfg->path : NULL, repo && *repo ? ctx->repo->path : NULL) < 0)
 		goto out;
+	/* One job backs up and keeps the offsite copy (machine.push, backup.push). */
+	if (push)
+		j.push = xstrdup(push);
 	if (!strcmp(what, "cron")) {
 		timer_cron(&sb, &j, machine, s);
 		fwrite(sb.buf, 1, sb.len, stdout);
@@ -147,7 +150,7 @@ int cmd_schedule(int argc, const char **argv, struct ctx *ctx)
 	if (schedule_get(ctx->repo, m->name, &s) < 0)
 		goto out;
 	if (print) {
-		if (print_jobs(ctx, m->name, &s, print, output) < 0)
+		if (print_jobs(ctx, m->name, m->push ? m->push : ctx->cfg->push, &s, print, output) < 0)
 			goto out;
 	} else if (!(window || day) || ctx->json || !ctx->quiet) {
 		show(ctx, m->name, &s);

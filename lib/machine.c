@@ -34,6 +34,7 @@ void config_free(struct config *c)
 	free(c->repo_path);
 	free(c->machines_dir);
 	free(c->machines_root);
+	free(c->push);
 	free(c);
 }
 
@@ -268,7 +269,15 @@ static int set_entry(struct machine *m, const git_config_entry *e)
 		}
 		if (!strcmp(key, "bootcommand")) {
 			free(m->boot_command);
+	free(m->push);
 			m->boot_command = xstrdup(v);
+			return 0;
+		}
+		if (!strcmp(key, "push")) {
+			if (!valid_name(v))
+				return error("%s: machine.push '%s' cannot name a remote", where(m, e->name), v);
+			free(m->push);
+			m->push = xstrdup(v);
 			return 0;
 		}
 	} else if (!strcmp(section, "disk") && *sub) {
@@ -508,6 +517,10 @@ int machine_write(const struct machine *m, const char *path)
 		strbuf_addstr(&sb, "\tbootCommand = ");
 		add_value(&sb, m->boot_command);
 	}
+	if (m->push) {
+		strbuf_addstr(&sb, "\tpush = ");
+		add_value(&sb, m->push);
+	}
 	for (i = 0; i < m->ndisks; i++) {
 		const struct disk *d = &m->disks[i];
 
@@ -591,7 +604,7 @@ int machine_list(char ***out, size_t *nr, const struct config *c)
 static int check_global_keys(git_config *cfg, const char *path)
 {
 	static const char *const known[] = { "repository.path", "machines.dir", "machines.root",
-					     "backup.autoenroll" };
+					     "backup.autoenroll", "backup.push" };
 	git_config_iterator *it = NULL;
 	git_config_entry *e;
 	int ret = 0, err;
@@ -650,6 +663,11 @@ int config_load(struct config **out, const char *path, int required, const char 
 	c->machines_root = cfg_string(cfg, "machines.root", DEFAULT_MACHINES_ROOT);
 	if (cfg && git_config_get_bool(&c->auto_enroll, cfg, "backup.autoenroll") < 0)
 		c->auto_enroll = 0;
+	c->push = cfg_string(cfg, "backup.push", NULL);
+	if (c->push && !valid_name(c->push)) {
+		error("%s: backup.push '%s' cannot name a remote", path, c->push);
+		goto out;
+	}
 	*out = c;
 	c = NULL;
 	ret = 0;

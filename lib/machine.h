@@ -25,6 +25,7 @@ struct config {
 	char *machines_dir;
 	char *machines_root;
 	int auto_enroll;
+	char *push;		/* backup.push: the remote `backup run` pushes to, or NULL */
 };
 
 /*
@@ -56,6 +57,7 @@ struct machine {
 	uint64_t plan;
 	char *boot;			/* the profile that boots, or NULL */
 	char *boot_command;
+	char *push;		/* machine.push: the remote `backup run` pushes to, or NULL */
 	struct disk *disks;
 	size_t ndisks;
 	struct profile *profiles;

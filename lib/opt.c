@@ -26,7 +26,7 @@ static void print_table(FILE *f, const struct option_spec *o)
 			n = snprintf(left, sizeof(left), "-%c, ", o->short_name);
 		n += snprintf(left + n, sizeof(left) - n, "--%s", o->long_name);
 		if (o->argh)
-			snprintf(left + n, sizeof(left) - n, " %s", o->argh);
+			snprintf(left + n, sizeof(left) - n, o->type == OPT_OPTSTRING ? "[=%s]" : " %s", o->argh);
 		fprintf(f, "    %-26s %s\n", left, o->help);
 	}
 }
@@ -89,6 +89,7 @@ static int set_value(const struct option_spec *o, const char *arg, const char *c
 		*(int *)o->value = 1;
 		return 0;
 	case OPT_STRING:
+	case OPT_OPTSTRING:
 		*(const char **)o->value = arg;
 		return 0;
 	case OPT_LIST: {
@@ -117,7 +118,7 @@ static void list_opts(const struct option_spec *o)
 {
 	for (; o && o->type != OPT_END; o++)
 		if (o->help)
-			printf("--%s%s ", o->long_name, o->argh ? "=" : "");
+			printf("--%s%s ", o->long_name, o->argh && o->type != OPT_OPTSTRING ? "=" : "");
 }
 
 int opt_parse(int argc, const char **argv, const struct option_spec *opts,
@@ -170,6 +171,9 @@ int opt_parse(int argc, const char **argv, const struct option_spec *opts,
 		if (o->type == OPT_BOOL) {
 			if (arg)
 				return opt_usage_error(usage, "option '--%s' takes no value", o->long_name);
+		} else if (o->type == OPT_OPTSTRING) {
+			if (!arg)
+				arg = "";
 		} else if (!arg) {
 			if (i + 1 >= argc)
 				return opt_usage_error(usage, "option '--%s' needs a value", o->long_name);

@@ -17,6 +17,8 @@ enum opt_type {
 	OPT_LIST,	/* struct opt_list *: every one given, in order */
 	OPT_INT,	/* long *: a decimal number */
 	OPT_SECONDS,	/* long *: a decimal number of seconds, 0 or more */
+	OPT_OPTSTRING,	/* const char **: "--NAME=VALUE" sets VALUE, "--NAME" alone sets "";
+			 * the value is never taken from the next argument */
 };
 
 struct option_spec {

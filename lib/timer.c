@@ -183,6 +183,7 @@ void timer_job_release(struct timer_job *j)
 	free(j->exe);
 	free(j->config);
 	free(j->repo);
+	free(j->push);
 }
 
 static int has_control_char(const char *s)
@@ -238,6 +239,11 @@ static void add_command(struct strbuf *sb, const struct timer_job *j, const char
 	/* A manual snapshot may hold the machine for a while: wait for it rather
 	 * than lose the day's backup (the window is two hours). */
 	strbuf_addf(sb, " %s --wait 3600 ", command);
+	if (j->push && !strcmp(command, "run")) {
+		strbuf_addstr(sb, "--push=");
+		add(sb, j->push, 0);
+		strbuf_addch(sb, ' ');
+	}
 	add(sb, machine, 0);
 }
 

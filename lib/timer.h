@@ -2,8 +2,8 @@
  * timer.h — the jobs that start a machine's automatic backup in its window:
  * a systemd service and timer, or a crontab line.
  *
- * Each job runs `backup run --wait 3600 MACHINE` and then `backup rotate`
- * of it, with this very binary and the --config and --repo it was told
+ * Each job runs `backup run --wait 3600 MACHINE` (with --push=REMOTE when
+ * the machine is pushed after its backup) and then `backup rotate` of it, with this very binary and the --config and --repo it was told
  * of. The systemd timer fires at the window's start plus a random delay of
  * up to 110 minutes (RandomizedDelaySec), in TZ's zone when systemd knows
  * it; the crontab line starts at a fixed minute of the same span drawn
@@ -22,6 +22,7 @@ struct timer_job {
 	char *exe;
 	char *config;	/* absolute, or NULL when the default applies */
 	char *repo;	/* absolute, or NULL when the configuration names it */
+	char *push;	/* the remote `run` pushes to (--push=REMOTE), or NULL */
 };
 
 /*

@@ -20,6 +20,7 @@ enum exit_code {
 	EXIT_USAGE = 2,
 	EXIT_PARTIAL = 3,	/* done, but some files could not be read */
 	EXIT_NOSPACE = 4,	/* not enough space */
+	EXIT_PUSH = 5,		/* backed up, but the push after it failed (run --push) */
 	EXIT_BUSY = 75,		/* the lock is held */
 	EXIT_INTERRUPTED = 130,	/* stopped by SIGINT or SIGTERM */
 };

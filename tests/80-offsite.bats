@@ -451,3 +451,76 @@ CONF
 	run git --git-dir="$T/new/repo" fsck --full --no-progress
 	assert_success
 }
+
+@test "run --push backs up then pushes; a failed push keeps the backup and exits 5" {
+	setup_backed_up
+	git init -q --bare "$T/far.git"
+	backup remote add far "$T/far.git"
+	echo one >"$T/src/etc/motd"
+	run backup run web1 --push
+	assert_success
+	assert_line --regexp "^web1 daily [0-9a-f]{40}: "
+	assert_line --regexp "^web1 daily [0-9a-f]{12} pushed"
+	[ "$(git --git-dir="$T/far.git" rev-parse refs/backups/web1/daily)" = "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
+	# A remote that cannot be reached: the backup is taken and kept, exit 5.
+	backup remote add gone "$T/nowhere.git"
+	echo two >"$T/src/etc/motd"
+	before=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	run -5 backup run web1 --push=gone
+	assert_output --partial "cannot reach remote 'gone'"
+	assert_output --partial "backed up, but the push to 'gone' failed; the backups are kept here"
+	after=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	[ "$before" != "$after" ]
+	backup restore -q web1 --path /etc/motd --to "$T/out"
+	[ "$(cat "$T/out/etc/motd")" = two ]
+	run backup check
+	assert_success
+	# machine.push makes every run push, without --push; --json holds both.
+	define_machine web1 "$T/src" '[machine]' '	push = far'
+	echo three >"$T/src/etc/motd"
+	run --separate-stderr backup run --json web1
+	assert_success
+	python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert len(d["backups"]) == 1 and d["backups"][0]["machine"] == "web1", d
+assert len(d["pushes"]) == 1 and d["pushes"][0]["remote"] == "far" and d["pushes"][0]["pushed"] == 1, d' <<<"$output"
+	[ "$(git --git-dir="$T/far.git" rev-parse refs/backups/web1/daily)" = "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
+	run -2 backup run web1 --push='bad name'
+	run git --git-dir="$T/far.git" fsck --full --no-progress
+	assert_success
+	run git --git-dir="$REPO" fsck --full --no-progress
+	assert_success
+}
+
+@test "run --push over ssh to a remote that refuses: exit 5, backup kept" {
+	setup_backed_up
+	git init -q --bare "$T/far.git"
+	printf '#!/bin/sh\necho "denied: full" >&2\nexit 1\n' >"$T/far.git/hooks/pre-receive"
+	chmod +x "$T/far.git/hooks/pre-receive"
+	backup remote add off "$(sshd_url "$T/far.git")"
+	echo x >"$T/src/etc/motd"
+	before=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	run -5 backup run -q web1 --push=off
+	assert_output --partial "remote: denied: full"
+	assert_output --partial "refused refs/backups/web1/daily"
+	[ "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" != "$before" ]
+	run backup check
+	assert_success
+}
+
+@test "schedule --print runs the push in the same job when the machine is pushed" {
+	setup_repo
+	run backup schedule web1 --print cron
+	refute_output --partial "--push"
+	define_machine web1 "$T/src" '[machine]' '	push = offsite'
+	run backup schedule web1 --print cron
+	assert_output --partial " run --wait 3600 --push=offsite web1 && "
+	refute_output --partial "rotate --wait 3600 --push"
+	run backup schedule web1 --print systemd
+	assert_line --regexp '^ExecStart=.* run --wait 3600 --push=offsite web1$'
+	printf '[backup]\n\tpush = usb\n' >>"$BACKUP_CONFIG"
+	define_machine web2 "$T/src"
+	run backup schedule web2 --print cron
+	assert_output --partial " run --wait 3600 --push=usb web2 && "
+}
