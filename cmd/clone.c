@@ -29,6 +29,7 @@ static int clone_into(struct ctx *ctx, const char *url, const char *dir, const c
 	struct repo *r = NULL;
 	char *copy = xstrdup(dir), *base = xstrdup(dir), *parent, *tmp = NULL;
 	int ret = EXIT_ERROR, empty = dir_is_empty(dir);
+	size_t i;
 	struct stat st;
 
 	parent = dirname(copy);
@@ -54,6 +55,11 @@ static int clone_into(struct ctx *ctx, const char *url, const char *dir, const c
 		goto out;
 	if (interrupted)
 		goto out;
+	for (i = 0; i < res.nrefs && strcmp(res.refs[i].ref, REPO_STATE_REF); i++)
+		;
+	if (i == res.nrefs && !ctx->quiet)
+		warning("the remote has no service state (%s: a copy of a format-1 repository, or a receiver); "
+			"enrol the machines again with 'backup enable'", REPO_STATE_REF);
 	/* What a slot names and the folder itself are durable before the rename. */
 	if (fsync_dir(tmp) < 0 || rename(tmp, dir) < 0 || fsync_parent(dir) < 0) {
 		error("cannot move the clone to '%s': %s", dir, strerror(errno));

@@ -71,7 +71,7 @@ static int report(struct ctx *ctx, const struct remote *rm, const struct transfe
 		  struct strbuf *json)
 {
 	size_t i, pushed = 0, refused = 0;
-	int keeps_state = 0;
+	int keeps_state = 0, state_pushed = 0;
 	char human[32];
 
 	/* The state refused alone (a hidden ref, or slots taken in the same
@@ -102,7 +102,7 @@ static int report(struct ctx *ctx, const struct remote *rm, const struct transfe
 			if (u->status == REF_REFUSED)
 				state_refused(ctx, rm, u);
 			else if (u->status == REF_UPDATED)
-				verbose("service state pushed to '%s'", rm->name);
+				state_pushed = 1;
 			continue;
 		}
 		if (u->status == REF_UPDATED && mlen)
@@ -138,6 +138,8 @@ static int report(struct ctx *ctx, const struct remote *rm, const struct transfe
 			printf("pushed %zu slot%s to '%s': %llu objects, %s in %.1f s\n", pushed, pushed == 1 ? "" : "s",
 			       rm->name, (unsigned long long)res->objects,
 			       human_size(res->bytes, human, sizeof(human)), res->seconds);
+		else if (!refused && state_pushed)
+			printf("service state pushed to '%s'; its slots are up to date\n", rm->name);
 		else if (!refused)
 			printf("remote '%s' is up to date\n", rm->name);
 	}
@@ -252,7 +254,8 @@ int cmd_push(int argc, const char **argv, struct ctx *ctx)
 	for (i = 1; i < argc; i++)
 		if (!valid_name(argv[i]))
 			return opt_usage_error(usage, "'%s' cannot name a machine", argv[i]), EXIT_USAGE;
-	if (ctx_prepare(ctx) < 0)
+	/* A format-1 repository is upgraded first, so the copy carries its state. */
+	if (ctx_prepare(ctx) < 0 || repo_prepare_write(ctx->repo) < 0)
 		return EXIT_ERROR;
 	return push_to_remote(ctx, argc ? argv[0] : NULL, argc > 1 ? argv + 1 : NULL, argc > 1 ? argc - 1 : 0,
 			      wait, NULL);

@@ -524,3 +524,38 @@ assert len(d["pushes"]) == 1 and d["pushes"][0]["remote"] == "far" and d["pushes
 	run backup schedule web2 --print cron
 	assert_output --partial " run --wait 3600 --push=usb web2 && "
 }
+
+@test "a format-1 repository is upgraded by its first push, so its clone has the state" {
+	setup_backed_up
+	backup schedule -q web1 --window W6 --day tue
+	# Format 1, as 12-format makes it: the state in backup/, no state ref.
+	git --git-dir="$REPO" cat-file blob refs/backup/state:state >"$REPO/backup/state"
+	echo "backup repository format 1" >"$REPO/backup/format"
+	chmod 600 "$REPO/backup/state" "$REPO/backup/format"
+	git --git-dir="$REPO" update-ref -d refs/backup/state
+	git init -q --bare "$T/far.git"
+	backup remote add far "$T/far.git"
+	# A copy of it made before the upgrade has no state: the clone says so.
+	git --git-dir="$REPO" push -q far
+	new_host
+	run backup clone "$T/far.git" "$T/new/old"
+	assert_success
+	assert_output --partial "the remote has no service state"
+	export BACKUP_CONFIG=$T/backup.conf
+	run backup push far
+	assert_success
+	assert_output --partial "upgraded repository '$REPO' to format 2"
+	assert_output --partial "service state pushed to 'far'"
+	new_host
+	define_machine web1 "$T/src"
+	mv "$MACHINES/web1.conf" "$T/new/machines/"
+	run backup clone "$T/far.git"
+	assert_success
+	refute_output --partial "no service state"
+	run backup schedule web1
+	assert_output --partial "W6"
+	run backup list
+	assert_line --partial "web1"
+	run git --git-dir="$T/far.git" fsck --full --no-progress
+	assert_success
+}
