@@ -269,7 +269,6 @@ static int set_entry(struct machine *m, const git_config_entry *e)
 		}
 		if (!strcmp(key, "bootcommand")) {
 			free(m->boot_command);
-	free(m->push);
 			m->boot_command = xstrdup(v);
 			return 0;
 		}
@@ -473,6 +472,7 @@ void machine_free(struct machine *m)
 	free(m->path);
 	free(m->boot);
 	free(m->boot_command);
+	free(m->push);
 	free(m->pre_hook);
 	free(m->post_hook);
 	free(m->scan);
