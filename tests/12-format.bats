@@ -3,8 +3,10 @@
 # git (refs/backup/state), so any copy stock git makes is a repository.
 
 load test_helper
+load sshd
 
 setup() { setup_repo web1; }
+teardown() { sshd_stop; }
 
 # mirror SRC DST: the copy a new user makes, through git's transport.
 mirror() { git clone -q --mirror --no-local "$1" "$2"; }
@@ -64,6 +66,36 @@ mirror() { git clone -q --mirror --no-local "$1" "$2"; }
 	# Only rebuildable things and locks were made in the copy.
 	run ls -A "$T/copy.git/backup"
 	assert_output "$(printf 'dedup\nlocks')"
+}
+
+@test "copies by git push --mirror, git fetch and git clone --mirror over SSH are repositories" {
+	make_torture_tree "$T/src"
+	rm -f "$T/src/sparse"
+	backup run -q web1
+	backup schedule -q web1 --window W6
+	cp -a "$T/src" "$T/kept"
+	git init -q --bare "$T/pushed.git"
+	git --git-dir="$REPO" push -q --mirror "$T/pushed.git"
+	git init -q --bare "$T/fetched.git"
+	git --git-dir="$T/fetched.git" fetch -q "$REPO" '+refs/*:refs/*'
+	sshd_start "$T/sshd"
+	git clone -q --mirror "$(sshd_url "$REPO")" "$T/ssh.git"
+	sshd_stop
+	for copy in pushed fetched ssh; do
+		export BACKUP_REPO=$T/$copy.git
+		rm -rf "$T/out"
+		backup restore web1 --path / --to "$T/out" -q
+		run tree_diff "$T/kept" "$T/out"
+		assert_output ""
+		run backup schedule web1
+		assert_output --partial W6
+		echo "$copy" >"$T/src/$copy"
+		run backup run web1
+		assert_success
+		run backup check --read-data
+		assert_success
+		git --git-dir="$T/$copy.git" fsck --full
+	done
 }
 
 @test "a clone builds its dedup index from the packs once, then deduplicates against them" {
