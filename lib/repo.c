@@ -723,17 +723,32 @@ int repo_upgrade(struct repo *r)
 	return ret;
 }
 
-int repo_prepare_write(struct repo *r)
+/* Upgrades an older format before a write, under the state lock, saying so. */
+static int upgrade_before_write(struct repo *r)
 {
 	int ret;
 
 	if (r->version >= REPO_FORMAT)
 		return 0;
-	ret = repo_upgrade(r);
+	ret = upgrade_locked(r);
 	if (ret > 0 && verbosity >= 0)
 		fprintf(stderr, "backup: upgraded repository '%s' to format %d (see backup-upgrade(1))\n",
 			r->path, REPO_FORMAT);
 	return ret < 0 ? -1 : 0;
+}
+
+int repo_prepare_write(struct repo *r)
+{
+	int lock, ret;
+
+	if (r->version >= REPO_FORMAT)
+		return 0;
+	lock = repo_lock(r, ".state", -1);
+	if (lock < 0)
+		return -1;
+	ret = upgrade_before_write(r);
+	repo_unlock(lock);
+	return ret;
 }
 
 /*
@@ -750,7 +765,7 @@ static int change_state(struct repo *r, const char *key, const char *value)
 
 	if (lock < 0)
 		goto out;
-	if (r->version < REPO_FORMAT && upgrade_locked(r) < 0)
+	if (upgrade_before_write(r) < 0)
 		goto out;
 	for (tries = 0; tries < STATE_TRIES; tries++) {
 		struct repo_state_entry e;
@@ -804,7 +819,7 @@ int repo_state_update(struct repo *r, const struct repo_state_entry *e, size_t n
 
 	if (lock < 0)
 		return -1;
-	if (r->version < REPO_FORMAT && upgrade_locked(r) < 0)
+	if (upgrade_before_write(r) < 0)
 		goto out;
 	for (tries = 0; tries < STATE_TRIES; tries++) {
 		git_tree *t = NULL;

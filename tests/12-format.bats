@@ -303,12 +303,15 @@ assert_state_kept() {
 	refute_output --partial "upgraded"
 	git --git-dir="$REPO" fsck --full
 	# A state change, and rotate, do it too; a dry run does not.
-	for cmd in "enable -q web1" "rotate --dry-run" "rotate -q"; do
+	for cmd in "enable web1" "rotate --dry-run" "rotate"; do
 		rm -rf "$REPO" && cp -a "$T/f1" "$REPO"
-		backup $cmd
+		run backup $cmd
+		assert_success
 		if [ "$cmd" = "rotate --dry-run" ]; then
 			[ -f "$REPO/backup/format" ] || fail "a dry run upgraded"
+			refute_output --partial "upgraded"
 		else
+			assert_output --partial "upgraded repository '$REPO' to format 2"
 			assert_state_kept "$REPO"
 			[ ! -e "$REPO/backup/format" ] || fail "'$cmd' did not upgrade"
 		fi
