@@ -29,6 +29,11 @@
  * the objects of every machine, deduplicated, so a push of one machine's
  * slots may send packs another machine needs as well.
  *
+ * A fetch reads it back: every complete pack the repository lacks, each
+ * verified against its index before it is renamed into place (pack, then
+ * index, as a backup writes them), then each slot's newest manifest, whose
+ * commit must be in those packs. It moves no ref: the caller does.
+ *
  * The remote's keys: remote.NAME.endpoint (URL of the S3 service; AWS when
  * unset), remote.NAME.region (default us-east-1), remote.NAME.addressing
  * ("path" or "virtual"; path-style on other endpoints than AWS's), and
@@ -49,6 +54,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "hash.h"
 #include "packidx.h"
 #include "remote.h"
 #include "s3.h"
@@ -624,12 +630,266 @@ out:
 	return ret;
 }
 
+/* Whether the pack at fd (size bytes) ends in the SHA-1 of what precedes
+ * it, and that is sum. */
+static int pack_intact(int fd, uint64_t size, const unsigned char sum[SHA1_LEN])
+{
+	unsigned char trailer[SHA1_LEN], got[SHA1_LEN];
+	struct sha1_ctx c;
+	size_t bufsize = 1 << 20;
+	char *buf;
+	uint64_t off = 0, left;
+
+	if (size < 12 + SHA1_LEN || pread(fd, trailer, SHA1_LEN, size - SHA1_LEN) != SHA1_LEN ||
+	    memcmp(trailer, sum, SHA1_LEN))
+		return 0;
+	buf = xmalloc(bufsize);
+	sha1_init(&c);
+	for (left = size - SHA1_LEN; left;) {
+		ssize_t n = pread(fd, buf, left < bufsize ? left : bufsize, off);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		sha1_update(&c, buf, n);
+		off += n;
+		left -= n;
+	}
+	sha1_final(&c, got);
+	free(buf);
+	return !left && !memcmp(got, trailer, SHA1_LEN);
+}
+
+/* Downloads key into a new temporary file of the pack folder, fsynced;
+ * sets *tmp (the caller removes or renames it). */
+static int get_tmp(struct ts3 *t, struct repo *r, const char *key, const char *kind,
+		   char **tmp, int *fdp)
+{
+	int fd, ret;
+
+	*tmp = xasprintf("%s/tmp_%s_XXXXXX", r->pack_dir, kind);
+	fd = mkstemp(*tmp);
+	if (fd < 0) {
+		ret = error("cannot create a file in '%s': %s", r->pack_dir, strerror(errno));
+		free(*tmp);
+		*tmp = NULL;
+		return ret;
+	}
+	ret = s3_get_fd(t->s3, key, 0, 0, fd, NULL);
+	if (!ret && (fchmod(fd, 0400) < 0 || fsync(fd) < 0))
+		ret = error("cannot write '%s': %s", *tmp, strerror(errno));
+	if (ret == ERR_NOTFOUND)
+		ret = error("'%s' vanished from the bucket during the fetch", s3_name(t->s3, key));
+	if (ret) {
+		close(fd);
+		unlink(*tmp);
+		free(*tmp);
+		*tmp = NULL;
+		return ret;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+/*
+ * Brings pack name (and its index) from the bucket, in the local write
+ * order: both downloaded and fsynced under temporary names, the index's
+ * checksum and structure and the pack's checksum verified against each
+ * other, then the pack renamed into place, then its index.
+ */
+static int fetch_pack(struct ts3 *t, struct repo *r, const char *name, struct transfer_result *res)
+{
+	char *pkey = xasprintf("%sobjects/pack/%s.pack", t->prefix, name);
+	char *ikey = xasprintf("%sobjects/pack/%s.idx", t->prefix, name);
+	char *ptmp = NULL, *itmp = NULL, *pfinal = NULL, *ifinal = NULL;
+	struct packidx idx;
+	int pfd = -1, ifd = -1, have_idx = 0, ret;
+	struct stat st;
+
+	memset(&idx, 0, sizeof(idx));
+	ret = get_tmp(t, r, pkey, "pack", &ptmp, &pfd);
+	if (!ret)
+		ret = get_tmp(t, r, ikey, "idx", &itmp, &ifd);
+	if (ret)
+		goto out;
+	if (packidx_read(&idx, itmp) < 0) {
+		ret = error("'%s' is not a valid pack index", s3_name(t->s3, ikey));
+		goto out;
+	}
+	have_idx = 1;
+	if (fstat(pfd, &st) < 0 || !pack_intact(pfd, st.st_size, idx.pack_sum)) {
+		ret = error("'%s' does not match its index, or is damaged", s3_name(t->s3, pkey));
+		goto out;
+	}
+	pfinal = xasprintf("%s/%s.pack", r->pack_dir, name);
+	ifinal = xasprintf("%s/%s.idx", r->pack_dir, name);
+	if (rename(ptmp, pfinal) < 0 || fsync_dir(r->pack_dir) < 0 || rename(itmp, ifinal) < 0 ||
+	    fsync_dir(r->pack_dir) < 0) {
+		ret = error("cannot put '%s' in '%s': %s", name, r->pack_dir, strerror(errno));
+		goto out;
+	}
+	free(ptmp);
+	free(itmp);
+	ptmp = itmp = NULL;
+	res->objects += idx.nr;
+	res->bytes += st.st_size;
+out:
+	if (have_idx)
+		packidx_release(&idx);
+	if (pfd >= 0)
+		close(pfd);
+	if (ifd >= 0)
+		close(ifd);
+	if (ptmp)
+		unlink(ptmp);
+	if (itmp)
+		unlink(itmp);
+	free(ptmp);
+	free(itmp);
+	free(pfinal);
+	free(ifinal);
+	free(pkey);
+	free(ikey);
+	return ret;
+}
+
+/* A name as a machine's or a slot's: [A-Za-z0-9_.-], not first '.'. */
+static int plain_name(const char *s, size_t len)
+{
+	size_t i;
+
+	if (!len || s[0] == '.')
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* Whether a key under slots/ is MACHINE/SLOT/TIME-COMMIT with plain names:
+ * the bucket is not trusted to name refs. */
+static int slot_key(const char *n)
+{
+	const char *s1 = strchr(n, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+	const char *dash = s2 ? strrchr(s2, '-') : NULL;
+
+	return s2 && !strchr(s2 + 1, '/') && plain_name(n, s1 - n) &&
+	       plain_name(s1 + 1, s2 - s1 - 1) && dash && strlen(dash + 1) == 40;
+}
+
+/* The commit a manifest names, checked against the key it is under. */
+static int read_manifest(struct ts3 *t, const char *key, const char *ref, char hex[41])
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *want = xasprintf("ref %s\n", ref);
+	const char *c;
+	int ret = s3_get_buf(t->s3, key, 0, 0, &sb);
+
+	if (!ret) {
+		c = strstr(sb.buf, "\ncommit ");
+		if (strncmp(sb.buf, "backup slot 1\n", 14) || !strstr(sb.buf, want) || !c ||
+		    strspn(c + 8, "0123456789abcdef") != 40 || c[48] != '\n' ||
+		    memcmp(c + 8, key + strlen(key) - 40, 40))
+			ret = error("'%s' is not a slot manifest", s3_name(t->s3, key));
+		else
+			memcpy(hex, c + 8, 40), hex[40] = '\0';
+	}
+	free(want);
+	strbuf_release(&sb);
+	return ret;
+}
+
 static int ts3_fetch(struct repo *r, const struct remote *rm, int progress, struct transfer_result *res)
 {
-	(void)r;
-	(void)progress;
-	(void)res;
-	return error("fetching from S3 remote '%s' is not written yet", rm->name);
+	struct ts3 t;
+	struct names have = { 0 }, slots = { 0 };
+	struct timespec t0, t1;
+	char **packs = NULL;
+	size_t npacks = 0, i, j;
+	int ret = -1, added = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(res, 0, sizeof(*res));
+	if (ts3_open(&t, r, rm) < 0)
+		return -1;
+	if (local_packs(r, &packs, &npacks) < 0 ||
+	    list_names(&t, "objects/pack/", &have) < 0 || list_names(&t, "slots/", &slots) < 0)
+		goto out;
+	/* 1. Every complete pack (its index is there) this repository lacks. */
+	for (i = 0; i < have.nr; i++) {
+		const char *n = have.v[i].name;
+		size_t len = strlen(n);
+		char *name, *idx;
+
+		if (len < 10 || strncmp(n, "pack-", 5) || strcmp(n + len - 5, ".pack") || strchr(n, '/'))
+			continue;
+		name = xstrndup(n, len - 5);
+		idx = xasprintf("%s.idx", name);
+		for (j = 0; j < npacks && strcmp(packs[j], name); j++)
+			;
+		if (j == npacks && names_has(&have, idx)) {
+			if (progress)
+				fprintf(stderr, "receiving %s\n", name);
+			if (fetch_pack(&t, r, name, res) < 0) {
+				free(name);
+				free(idx);
+				goto out;
+			}
+			added = 1;
+		}
+		free(name);
+		free(idx);
+		if (interrupted) {
+			error("interrupted; the packs received stay, the next fetch continues");
+			goto out;
+		}
+	}
+	if (added && git_odb_refresh(r->odb) < 0) {
+		error_git("cannot read the new packs");
+		goto out;
+	}
+	/* 2. Each slot's newest manifest: the last of its slot in key order. */
+	res->refs = xcalloc(slots.nr ? slots.nr : 1, sizeof(*res->refs));
+	for (i = 0; i < slots.nr; i++) {
+		const char *n = slots.v[i].name, *last = strrchr(n, '/');
+		struct ref_update *u;
+		git_oid oid;
+		char *key;
+
+		/* MACHINE/SLOT/TIME-COMMIT, and the last of its slot. */
+		if (!slot_key(n) || (i + 1 < slots.nr && !strncmp(slots.v[i + 1].name, n, last - n + 1)))
+			continue;
+		u = &res->refs[res->nrefs++];
+		u->ref = xasprintf("refs/backups/%.*s", (int)(last - n), n);
+		key = xasprintf("%sslots/%s", t.prefix, n);
+		ret = read_manifest(&t, key, u->ref, u->new_hex);
+		free(key);
+		if (ret)
+			goto out;
+		ret = -1;
+		if (git_oid_fromstr(&oid, u->new_hex) < 0 || !git_odb_exists(r->odb, &oid)) {
+			error("remote '%s' names %s for %s, which none of its packs holds", rm->name,
+			      u->new_hex, u->ref);
+			goto out;
+		}
+		if (git_reference_name_to_id(&oid, r->git, u->ref) == 0)
+			git_oid_tostr(u->old_hex, sizeof(u->old_hex), &oid);
+		u->status = strcmp(u->old_hex, u->new_hex) ? REF_UPDATED : REF_UPTODATE;
+	}
+	ret = 0;
+out:
+	for (i = 0; i < npacks; i++)
+		free(packs[i]);
+	free(packs);
+	names_release(&have);
+	names_release(&slots);
+	ts3_close(&t);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	res->seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return ret;
 }
 
 const struct transport_ops transport_s3 = {

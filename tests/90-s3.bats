@@ -326,6 +326,55 @@ rebuild_from_bucket() {
 	  "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
 }
 
+@test "fetch from S3 into another repository: every pack, verified, and each slot's newest value" {
+	setup_pushed_repo probe-bucket repo4
+	backup push -q off
+	echo second >"$T/src/second"
+	backup run -q web1
+	backup push -q off
+	want=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	# A new host: an empty repository with the same remote.
+	mkdir -p "$T/b"
+	cat >"$T/b/conf" <<CONF
+[repository]
+	path = $T/b/repo
+[machines]
+	dir = $MACHINES
+	root = $T/b/mroot
+CONF
+	BACKUP_CONFIG=$T/b/conf backup init -q
+	BACKUP_CONFIG=$T/b/conf backup remote add -q off s3://probe-bucket/repo4
+	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	run --separate-stderr probe --stats fetch "$T/b/repo" off
+	assert_success
+	assert_output "refs/backups/web1/daily - $want updated"
+	# Fetch changes no ref; the caller moves them.
+	run git --git-dir="$T/b/repo" rev-parse -q --verify refs/backups/web1/daily
+	assert_failure
+	git --git-dir="$T/b/repo" update-ref refs/backups/web1/daily "$want"
+	run env BACKUP_CONFIG="$T/b/conf" "$BK" check -q --read-data
+	assert_success
+	BACKUP_CONFIG=$T/b/conf backup restore web1 --path / --to "$T/out"
+	run tree_diff "$T/src" "$T/out"
+	assert_output ""
+	# Again: nothing to receive.
+	run --separate-stderr probe --stats fetch "$T/b/repo" off
+	assert_success
+	assert_output "refs/backups/web1/daily $want $want up-to-date"
+	[[ $stderr == "objects 0 bytes 0" ]]
+
+	# A pack damaged on the bucket is refused, and nothing of it stays.
+	key=$(probe ls repo4/objects/pack/ | grep '\.pack ' | head -1 | cut -d' ' -f1)
+	probe get "$key" "$T/p"
+	flip_byte "$T/p" middle
+	probe put "repo4/objects/pack/${key##*/}" "$T/p" >/dev/null
+	rm -f "$T/b/repo/objects/pack/${key##*/}" "$T/b/repo/objects/pack/$(basename "${key##*/}" .pack).idx"
+	run --separate-stderr probe fetch "$T/b/repo" off
+	assert_failure 1
+	one_line "backup: 's3://probe-bucket/$key' does not match its index, or is damaged"
+	[ -z "$(ls "$T/b/repo/objects/pack/" | grep -v '^pack-')" ]
+}
+
 @test "push to S3 with objectLock: every object it writes is locked" {
 	setup_pushed_repo push-locked r
 	probe --bucket push-locked mb --lock

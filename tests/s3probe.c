@@ -25,6 +25,10 @@
  *   mpu-ls [PREFIX]              prints "KEY UPLOADID" lines
  *   mpu-parts KEY UPLOADID       prints "NUMBER SIZE" lines
  *   mpu-abort KEY UPLOADID
+ *   fetch REPO REMOTE            the S3 transport's fetch into repository
+ *                                REPO from its remote REMOTE; prints
+ *                                "REF OLD NEW STATUS" lines (OLD "-" when
+ *                                the slot is not here), changes no ref
  *
  * The endpoint defaults to $S3_ENDPOINT, the bucket to $S3_BUCKET, the
  * credentials come as the AWS tools take them (lib/s3cred.c). A failure
@@ -41,6 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "remote.h"
+#include "repo.h"
 #include "s3.h"
 #include "s3cred.h"
 #include "strbuf.h"
@@ -233,6 +239,30 @@ int main(int argc, char **argv)
 	cmd = argv[i++];
 	argc -= i;
 	argv += i;
+	if (!strcmp(cmd, "fetch") && argc == 2) {
+		struct transfer_result res = { 0 };
+		struct remote *rm = NULL;
+		struct repo *r = NULL;
+		size_t k;
+
+		git_libgit2_init();
+		ret = repo_open(&r, argv[0]);
+		if (!ret)
+			ret = remote_open(&rm, r, argv[1]);
+		if (!ret)
+			ret = rm->ops->fetch(r, rm, 0, &res);
+		for (k = 0; !ret && k < res.nrefs; k++)
+			printf("%s %s %s %s\n", res.refs[k].ref,
+			       res.refs[k].old_hex[0] ? res.refs[k].old_hex : "-", res.refs[k].new_hex,
+			       res.refs[k].status == REF_UPTODATE ? "up-to-date" : "updated");
+		if (!ret && stats)
+			fprintf(stderr, "objects %" PRIu64 " bytes %" PRIu64 "\n", res.objects, res.bytes);
+		transfer_result_release(&res);
+		remote_free(rm);
+		repo_free(r);
+		git_libgit2_shutdown();
+		return ret ? 1 : 0;
+	}
 	if (s3cred_load(&cred) || s3_open(&s3, &opt, cred)) {
 		s3cred_free(cred);
 		return 1;
