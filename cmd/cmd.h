@@ -51,6 +51,7 @@ int cmd_fetch(int argc, const char **argv, struct ctx *ctx);
 int cmd_clone(int argc, const char **argv, struct ctx *ctx);
 int cmd_upgrade(int argc, const char **argv, struct ctx *ctx);
 int cmd_key(int argc, const char **argv, struct ctx *ctx);
+int cmd_receiver(int argc, const char **argv, struct ctx *ctx);
 
 /*
  * Prepares what the command's flags ask for (configuration, repository).

@@ -43,6 +43,7 @@ static const struct command commands[] = {
 	{ "clone", cmd_clone, NEED_CONFIG, "make a whole repository from a remote (a new host)" },
 	{ "upgrade", cmd_upgrade, NEED_REPO, "upgrade the repository to the current format" },
 	{ "key", cmd_key, NEED_REPO, "list, add, remove or change the passphrases of an encrypted repository, export its key" },
+	{ "receiver", cmd_receiver, 0, "authorize client keys of an append-only receiver; serve them" },
 	{ NULL, NULL, 0, NULL }
 };
 

@@ -141,7 +141,7 @@ _backup_value()
 		esac
 	fi
 	case $1 in
-	--repo|--to)
+	--repo|--to|--receiver)
 		compopt -o filenames 2>/dev/null
 		mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -d -- "$cur")
 		;;
@@ -155,7 +155,7 @@ _backup_value()
 	--disk-format)
 		_backup_add $'dir\next4'
 		;;
-	--junit)
+	--junit|--append)
 		compopt -o filenames 2>/dev/null
 		mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur")
 		;;
@@ -294,6 +294,15 @@ _backup()
 				done
 			else
 				_backup_add "$(_backup_machines)"
+			fi
+			;;
+		receiver)
+			# receiver authorize DIR KEYFILE; serve DIR; hook.
+			if ((operands == 0)); then
+				_backup_add $'authorize\nserve\nhook'
+			elif ((operands <= 2)); then
+				compopt -o filenames 2>/dev/null
+				mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur")
 			fi
 			;;
 		*)

@@ -211,6 +211,16 @@ function __backup_operands
             else
                 __backup_machines
             end
+        case receiver
+            # receiver authorize DIR KEYFILE; serve DIR; hook.
+            switch $nr
+                case 0
+                    printf '%s\n' authorize serve hook
+                case 1
+                    __fish_complete_directories (commandline -ct)
+                case 2
+                    __fish_complete_path (commandline -ct)
+            end
         case '*'
             __backup_machines
     end
@@ -245,8 +255,10 @@ function __backup_define_opt
     end
     if string match -q -- '*=' $opt
         switch $long
-            case repo to
+            case repo to receiver
                 set -a args -x -a '(__fish_complete_directories)'
+            case append
+                set -a args -r -F
             case config key-file
                 set -a args -r -F
             case auto-enroll

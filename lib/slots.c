@@ -28,6 +28,8 @@ const char *slot_names(unsigned mask, char *buf, size_t len)
 	for (i = 0; i < NSLOTS; i++)
 		if (mask & slot_table[i].bit)
 			n += snprintf(buf + n, n < len ? len - n : 0, "%s%s", n ? "," : "", slot_table[i].name);
+	if (mask & SLOT_BIT_KEPT)
+		snprintf(buf + n, n < len ? len - n : 0, "%skept", n ? "," : "");
 	return buf;
 }
 
@@ -38,7 +40,7 @@ static unsigned slot_bit(const char *name)
 	for (i = 0; i < NSLOTS; i++)
 		if (!strcmp(slot_table[i].name, name))
 			return slot_table[i].bit;
-	return 0;
+	return !strcmp(name, "kept") ? SLOT_BIT_KEPT : 0;
 }
 
 int slots_plan(struct repo *r, const char *machine, int weekly_day, time_t now, struct slot_plan *out)
@@ -119,6 +121,16 @@ int slots_apply(struct repo *r, const struct slot_plan *p)
 		if (held || !was)
 			continue;
 		name = xasprintf("refs/backups/%s/%s", p->machine, slot_table[s].name);
+		ret = delete_ref(r, name);
+		free(name);
+	}
+	/* Kept refs (from a receiver) are not slots: the backups got theirs above. */
+	for (i = 0; i < p->n && !ret; i++) {
+		char *name;
+
+		if (!(p->c[i].before & SLOT_BIT_KEPT))
+			continue;
+		name = xasprintf("refs/backups/%s/kept/%s", p->machine, p->c[i].hex);
 		ret = delete_ref(r, name);
 		free(name);
 	}

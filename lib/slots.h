@@ -19,6 +19,13 @@
 #include "retention.h"
 
 #define SLOT_BIT_SNAPSHOT 8
+/*
+ * Not a slot: refs/backups/MACHINE/kept/ID, which a receiver (receiver.h)
+ * makes for a backup a push moved a slot away from. Anywhere else (a copy
+ * of a receiver) rotate gives such a backup the slots the rules give it and
+ * deletes the kept ref.
+ */
+#define SLOT_BIT_KEPT 16
 
 struct slot_change {
 	unsigned char id[SHA1_LEN];

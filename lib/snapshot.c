@@ -406,11 +406,15 @@ int snapshot_list_ext(struct repo *r, const char *machine, struct backup_info **
 		goto out;
 	}
 	while ((err = git_reference_next(&ref, it)) == 0) {
-		const char *name = git_reference_name(ref), *slot = strrchr(name, '/') + 1;
+		const char *name = git_reference_name(ref), *slot = strchr(name + 13, '/');
 		const git_oid *oid = git_reference_target(ref);
 		struct backup_info *b = NULL;
 
-		if (!oid) {
+		/* refs/backups/MACHINE/SLOT, or .../kept/ID on a receiver (receiver.h). */
+		slot = slot ? slot + 1 : "";
+		if (!strncmp(slot, "kept/", 5))
+			slot = "kept";
+		if (!oid || !*slot || strchr(slot, '/')) {
 			git_reference_free(ref);
 			continue;
 		}

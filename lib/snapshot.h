@@ -64,7 +64,8 @@ void backup_info_free(struct backup_info *b);
 int snapshot_parse(const char *msg, struct backup_info **out);
 
 /*
- * Every kept backup (those a slot names), newest first; machine may be NULL.
+ * Every kept backup (those a slot or, on a receiver, a kept ref names; the
+ * latter listed with the slot "kept"), newest first; machine may be NULL.
  * A slot naming a damaged backup is reported and skipped (counted in
  * *ndamaged when it is not NULL), one written by a newer version skipped
  * with a warning.
