@@ -298,7 +298,8 @@ static int hook(void)
 	c = receiver_check(r, machines, nm, u, n, now_utc().tv_sec);
 	if (c != 0)
 		goto out;
-	if (receiver_keep_replaced(r, u, n, now_utc().tv_sec) < 0)
+	if (receiver_keep_replaced(r, u, n, now_utc().tv_sec) < 0 ||
+	    receiver_learn_weekly_day(r, u, n, now_utc().tv_sec) < 0)
 		goto out;
 	ret = EXIT_OK;
 out:

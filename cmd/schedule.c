@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "receiver.h"
 #include "schedule.h"
 #include "timer.h"
 #include "usage.h"
@@ -143,8 +144,16 @@ int cmd_schedule(int argc, const char **argv, struct ctx *ctx)
 	s.day_set = !!day;
 	if (ctx_prepare(ctx) < 0)
 		return EXIT_ERROR;
-	if (machine_load(&m, ctx->cfg, argv[0]) < 0)
+	/* A receiver keeps other hosts' machines: their files are not here. */
+	if (receiver_is(ctx->repo) && print)
+		return error("'%s' is a receiver: it runs no machine's backups, only its own rotate",
+			     ctx->repo->path), EXIT_ERROR;
+	if (receiver_is(ctx->repo) && valid_name(argv[0])) {
+		m = xcalloc(1, sizeof(*m));
+		m->name = xstrdup(argv[0]);
+	} else if (machine_load(&m, ctx->cfg, argv[0]) < 0) {
 		return EXIT_ERROR;
+	}
 	if ((window || day) && schedule_set(ctx->repo, m->name, &s) < 0)
 		goto out;
 	if (schedule_get(ctx->repo, m->name, &s) < 0)

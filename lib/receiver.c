@@ -10,6 +10,7 @@
 #include "machine.h"
 #include "receiver.h"
 #include "retention.h"
+#include "schedule.h"
 #include "snapshot.h"
 #include "strbuf.h"
 #include "usage.h"
@@ -432,6 +433,37 @@ int receiver_keep_replaced(struct repo *r, const struct receiver_update *u, size
 				ret = make_kept(r, machine, &u[i].old, arrivals_get(arr, u[i].old.id, now));
 		}
 		arrivals_free(arr);
+		free(machine);
+	}
+	return ret;
+}
+
+int receiver_learn_weekly_day(struct repo *r, const struct receiver_update *u, size_t n, time_t now)
+{
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < n && !ret; i++) {
+		struct backup_info *b = NULL;
+		struct arrivals *arr = NULL;
+		struct schedule s;
+		char *machine = NULL;
+		const char *slot;
+
+		if (git_oid_is_zero(&u[i].new) || split_ref(u[i].ref, &machine, &slot) < 0 ||
+		    strcmp(slot, SLOT_WEEKLY)) {
+			free(machine);
+			continue;
+		}
+		if (schedule_get(r, machine, &s) == 0 && !s.day_set && snapshot_read(r, u[i].new.id, &b) == 0 &&
+		    (ret = arrivals_read(r, machine, &arr)) == 0) {
+			s.weekday = local_weekday(receiver_date(b->start.tv_sec, arrivals_get(arr, u[i].new.id, now)));
+			s.day_set = 1;
+			s.window_set = 0;
+			ret = schedule_set(r, machine, &s);
+		}
+		arrivals_free(arr);
+		backup_info_free(b);
 		free(machine);
 	}
 	return ret;

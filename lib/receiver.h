@@ -79,6 +79,14 @@ int receiver_check(struct repo *r, char *const *machines, size_t nm,
  */
 int receiver_keep_replaced(struct repo *r, const struct receiver_update *u, size_t n, time_t now);
 
+/*
+ * The receiver's retention needs each machine's weekly day: a machine that
+ * has none in the receiver's state gets the weekday (receiver's local time)
+ * of the first backup pushed into its weekly slot, by the receiver's date
+ * of it. backup schedule MACHINE --day DAY on the receiver changes it.
+ */
+int receiver_learn_weekly_day(struct repo *r, const struct receiver_update *u, size_t n, time_t now);
+
 /* When each backup of one machine arrived: the oldest reflog entry naming
  * it among the machine's refs. */
 struct arrivals;

@@ -4,6 +4,7 @@
 
 #include <git2.h>
 
+#include "receiver.h"
 #include "schedule.h"
 #include "slots.h"
 #include "snapshot.h"
@@ -142,7 +143,15 @@ int slots_rotate(struct repo *r, const char *machine, time_t now, int dry_run, s
 	struct schedule sched;
 
 	memset(p, 0, sizeof(*p));
-	if (schedule_get(r, machine, &sched) < 0 || slots_plan(r, machine, sched.weekday, now, p) < 0)
+	if (schedule_get(r, machine, &sched) < 0)
+		return -1;
+	/* A receiver keeps what the rules keep by its own dates, and moves no slot. */
+	if (receiver_is(r)) {
+		if (receiver_plan(r, machine, sched.weekday, now, p) < 0)
+			return -1;
+		return dry_run ? 0 : receiver_apply(r, p);
+	}
+	if (slots_plan(r, machine, sched.weekday, now, p) < 0)
 		return -1;
 	return dry_run ? 0 : slots_apply(r, p);
 }

@@ -48,7 +48,8 @@ void slot_plan_release(struct slot_plan *p);
 const char *slot_names(unsigned mask, char *buf, size_t len);
 /*
  * The rotation of one machine: plans its slots at now with the weekly day
- * of its schedule (schedule.h) and, unless dry_run, applies the plan. The
+ * of its schedule (schedule.h) and, unless dry_run, applies the plan. On a
+ * receiver, the receiver's plan and apply (receiver.h). The
  * caller holds the machine's lock and the repository lock shared (refs
  * move only then). Returns 0 or -1; p->machine is set once the plan is
  * made, even when applying it failed. Release p with slot_plan_release()

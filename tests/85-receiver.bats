@@ -238,3 +238,155 @@ id_of() { git --git-dir="${2:-$REPO}" rev-parse "$1"; }
 	assert_failure
 	fsck_both
 }
+
+# The receiver's clock: serve, git and the hook run under libfaketime at
+# the time in $T/now (the client's key line gets the variables in front).
+receiver_clock() {
+	local lib=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+	[ -f "$lib" ] || skip "libfaketime is not installed"
+	printf '%s\n' "$1" >"$T/now"
+	grep -q FAKETIME "$SSHD_DIR/ak/root" && return 0
+	sed -i "s|command=\"|command=\"env TZ=UTC ASAN_OPTIONS=verify_asan_link_order=0 LD_PRELOAD=$lib FAKETIME_TIMESTAMP_FILE=$T/now FAKETIME_NO_CACHE=1 |" \
+		"$SSHD_DIR/ak/root"
+}
+
+# day DATE: the client's nightly run at 02:30, its push at 03:00 and the
+# receiver's rotate at 04:00, each at its own time.
+day() {
+	faketime "$1 02:30:00" "$BK" run -q web1
+	receiver_clock "$1 03:00:00"
+	git -C "$REPO" push -q --force "$URL" 'refs/backups/web1/*:refs/backups/web1/*'
+	faketime "$1 04:00:00" "$BK" --repo "$RCV" rotate -q
+}
+
+# The ids of the backups a repository keeps, sorted.
+ids() { backup --repo "$1" list web1 --json | python3 -c '
+import json, sys
+for b in sorted(json.load(sys.stdin), key=lambda b: b["id"]):
+    print(b["id"])'; }
+
+@test "a replaced backup stays on the receiver until the receiver's rotate expires it by the seed's rules" {
+	command -v faketime >/dev/null || skip "faketime is not installed"
+	# A fresh client whose backups start on 2026-11-03, a Tuesday.
+	export BACKUP_REPO=$T/client REPO=$T/client
+	backup init -q
+	backup enable -q web1
+	backup schedule -q web1 --day sunday
+	for d in $(seq 2 20); do
+		date=$(date -u -d "2026-11-01 +$d days" +%F)
+		echo "$date" >"$T/src/file"
+		faketime "$date 02:30:00" "$BK" run -q web1
+		receiver_clock "$date 03:00:00"
+		before=$(git --git-dir="$RCV" rev-parse -q --verify refs/backups/web1/daily || true)
+		git -C "$REPO" push -q --force "$URL" 'refs/backups/web1/*:refs/backups/web1/*'
+		# Until the receiver's rotate, the backup daily left is kept there.
+		if [ -n "$before" ]; then
+			[ "$(git --git-dir="$RCV" rev-parse "refs/backups/web1/kept/$before" 2>/dev/null)" = "$before" ] ||
+				git --git-dir="$RCV" for-each-ref --format='%(objectname)' 'refs/backups/web1/' | grep -q "$before" ||
+				fail "$date: the replaced daily $before is gone before the receiver's rotate"
+		fi
+		faketime "$date 04:00:00" "$BK" --repo "$RCV" rotate -q
+		# Then the receiver keeps exactly what the client keeps: the seed's rules.
+		[ "$(ids "$RCV")" = "$(ids "$REPO")" ] || fail "$date: receiver $(ids "$RCV" | cut -c1-8) client $(ids "$REPO" | cut -c1-8)"
+		run git --git-dir="$RCV" fsck --full --strict
+		[ "$status" = 0 ] || fail "$date: $output"
+	done
+	# The receiver learned web1's weekly day from its first weekly backup.
+	run backup --repo "$RCV" schedule web1 --json
+	assert_output --partial '"day":"sunday","day_default":false'
+	backup --repo "$RCV" restore web1:biweekly --path /file --to "$T/out" -q
+	[ "$(cat "$T/out/file")" = 2026-11-08 ]
+	run backup --repo "$RCV" check --read-data
+	assert_success
+}
+
+# has ID: the receiver still holds backup ID under some ref.
+has() { git --git-dir="$RCV" for-each-ref --format='%(objectname)' refs/backups/ | grep -qx "$1"; }
+
+@test "forged dates: a compromised client cannot make the receiver expire the weekly and biweekly early" {
+	command -v faketime >/dev/null || skip "faketime is not installed"
+	export BACKUP_REPO=$T/client REPO=$T/client
+	backup init -q
+	backup enable -q web1
+	for d in $(seq 0 9); do
+		echo "day $d" >"$T/src/file"
+		day "$(date -u -d "2026-11-01 +$d days" +%F)"
+	done
+	weekly=$(id_of refs/backups/web1/weekly "$RCV")
+	biweekly=$(id_of refs/backups/web1/biweekly "$RCV")
+	# The attacker, root on the client on Tuesday 2026-11-10 10:00, makes
+	# backups of web1 dated as it likes in a repository of its own.
+	receiver_clock "2026-11-10 10:00:00"
+	export BACKUP_REPO=$T/evil
+	backup init -q
+	backup enable -q web1
+	echo forged >"$T/src/file"
+	# Backdated to the weekly day, later than the real weekly: into weekly.
+	faketime "2026-11-08 05:00:00" "$BK" run -q web1
+	run git -C "$T/evil" push --force "$URL" refs/backups/web1/daily:refs/backups/web1/weekly
+	assert_success
+	past=$(id_of refs/backups/web1/daily "$T/evil")
+	# Dated in the future, on a weekly day: into every slot.
+	faketime "2026-11-22 02:30:00" "$BK" run -q web1
+	future=$(id_of refs/backups/web1/daily "$T/evil")
+	run git -C "$T/evil" push --force "$URL" refs/backups/web1/daily:refs/backups/web1/daily \
+		refs/backups/web1/daily:refs/backups/web1/weekly refs/backups/web1/daily:refs/backups/web1/biweekly
+	assert_success
+	[ "$(id_of refs/backups/web1/weekly "$RCV")" = "$future" ]
+	[ "$(id_of refs/backups/web1/biweekly "$RCV")" = "$future" ]
+	# The receiver dates them by their arrival: the future one arrived at
+	# 10:00, the past one counts as 12 hours before it arrived at most.
+	run faketime "2026-11-10 11:00:00" "$BK" --repo "$RCV" rotate --dry-run --json
+	assert_success
+	assert_output --partial "{\"id\":\"$future\",\"created\":\"2026-11-10T10:00:00Z\""
+	assert_output --partial "{\"id\":\"$past\",\"created\":\"2026-11-09T22:00:00Z\""
+	# So the real weekly and biweekly live their full terms on the receiver.
+	faketime "2026-11-10 11:00:00" "$BK" --repo "$RCV" rotate -q
+	has "$weekly" && has "$biweekly" || fail "the real weekly or biweekly expired early"
+	faketime "2026-11-15 02:00:00" "$BK" --repo "$RCV" rotate -q
+	has "$biweekly" || fail "the real biweekly expired before it was 14 days old"
+	faketime "2026-11-15 03:00:00" "$BK" --repo "$RCV" rotate -q
+	! has "$biweekly" || fail "the real biweekly outlived 14 days"
+	faketime "2026-11-22 02:00:00" "$BK" --repo "$RCV" rotate -q
+	has "$weekly" || fail "the real weekly expired before it was 14 days old"
+	backup --repo "$RCV" restore "$weekly" --path /file --to "$T/out" -q
+	[ "$(cat "$T/out/file")" = "day 7" ]
+	run backup --repo "$RCV" check
+	assert_success
+	run git --git-dir="$RCV" fsck --full --strict
+	assert_success
+}
+
+@test "after forged dates the honest client's next push is no rewind" {
+	command -v faketime >/dev/null || skip "faketime is not installed"
+	export BACKUP_REPO=$T/client REPO=$T/client
+	backup init -q
+	backup enable -q web1
+	day 2026-11-09
+	receiver_clock "2026-11-09 10:00:00"
+	export BACKUP_REPO=$T/evil
+	backup init -q
+	backup enable -q web1
+	faketime "2099-01-01 00:00:00" "$BK" run -q web1
+	git -C "$T/evil" push -q --force "$URL" refs/backups/web1/daily:refs/backups/web1/daily
+	export BACKUP_REPO=$T/client
+	echo next >"$T/src/file"
+	day 2026-11-10
+	[ "$(id_of refs/backups/web1/daily "$RCV")" = "$(id_of refs/backups/web1/daily)" ]
+	# A backup older than the one in the slot, by the receiver's dates, is a rewind.
+	faketime "2026-11-09 12:00:00" "$BK" --repo "$T/evil" run -q web1
+	run git -C "$T/evil" push --force "$URL" refs/backups/web1/daily:refs/backups/web1/daily
+	assert_failure
+	assert_output --partial "refusing to rewind"
+}
+
+@test "a receiver's weekly day of a machine is set there, without the machine's file" {
+	run backup --repo "$RCV" schedule web9 --day monday
+	assert_success
+	run backup --repo "$RCV" schedule web9 --json
+	assert_output --partial '"day":"monday","day_default":false'
+	run -1 backup --repo "$RCV" schedule web9 --print cron
+	assert_output --partial "is a receiver"
+	run -1 backup schedule web9
+	assert_output --partial "web9"
+}
