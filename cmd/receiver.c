@@ -26,6 +26,8 @@ static const char *const usage[] = {
 extern char **environ;
 
 #define MACHINES_ENV "BACKUP_RECEIVER_MACHINES"
+/* Set by serve: every ref but the machines' own is hidden from git's client. */
+#define HIDDEN_ENV "BACKUP_RECEIVER_HIDDEN"
 
 /* The absolute path of this binary, for the hook and the forced command. */
 static char *self_path(void)
@@ -124,7 +126,7 @@ static void scrub_environment(void)
 	size_t n = 0, i;
 
 	for (e = environ; *e; e++)
-		if (!strncmp(*e, "GIT_", 4) || !strncmp(*e, MACHINES_ENV "=", strlen(MACHINES_ENV) + 1)) {
+		if (!strncmp(*e, "GIT_", 4) || !strncmp(*e, "BACKUP_RECEIVER_", 16)) {
 			names = xrealloc(names, (n + 1) * sizeof(*names));
 			names[n++] = xstrndup(*e, strcspn(*e, "="));
 		}
@@ -215,7 +217,7 @@ static int serve(const char *dir, const struct opt_list *machines)
 	args[na++] = service;
 	args[na++] = want;
 	args[na] = NULL;
-	if (setenv(MACHINES_ENV, list.buf, 1) < 0) {
+	if (setenv(MACHINES_ENV, list.buf, 1) < 0 || setenv(HIDDEN_ENV, "1", 1) < 0) {
 		error("cannot set the environment: %s", strerror(errno));
 		goto fail;
 	}
@@ -267,8 +269,8 @@ static int hook(void)
 	struct receiver_update *u = NULL;
 	struct repo *r = NULL;
 	char **machines = NULL, *dir = realpath(gitdir ? gitdir : ".", NULL), line[1024];
-	size_t nm = hook_machines(&machines), n = 0, i;
-	int ret = EXIT_ERROR, c;
+	size_t nm = hook_machines(&machines), n = 0, i, k;
+	int ret = EXIT_ERROR, c, *verdicts = NULL;
 
 	if (!dir) {
 		error("cannot find the receiver: %s", strerror(errno));
@@ -295,9 +297,17 @@ static int hook(void)
 		}
 		u[n++].ref = xstrdup(ref);
 	}
-	c = receiver_check(r, machines, nm, u, n, now_utc().tv_sec);
+	verdicts = xcalloc(n + 1, sizeof(*verdicts));
+	c = receiver_check(r, machines, nm, getenv(HIDDEN_ENV) != NULL, u, n, now_utc().tv_sec, verdicts);
 	if (c != 0)
 		goto out;
+	/* What git refuses (hidden refs) is no update of ours. */
+	for (i = 0, k = 0; i < n; i++)
+		if (verdicts[i] == 0)
+			u[k++] = u[i];
+		else
+			free(u[i].ref);
+	n = k;
 	if (receiver_keep_replaced(r, u, n, now_utc().tv_sec) < 0 ||
 	    receiver_learn_weekly_day(r, u, n, now_utc().tv_sec) < 0)
 		goto out;
@@ -306,6 +316,7 @@ out:
 	for (i = 0; i < n; i++)
 		free(u[i].ref);
 	free(u);
+	free(verdicts);
 	for (i = 0; i < nm; i++)
 		free(machines[i]);
 	free(machines);

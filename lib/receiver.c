@@ -258,8 +258,8 @@ static const char *date_str(time_t t, char *buf, size_t len)
 }
 
 /* Checks one update; prints the refusal and returns 1, or returns 0 or -1. */
-static int check_one(struct repo *r, char *const *machines, size_t nm, const struct receiver_update *u,
-		     time_t now)
+static int check_one(struct repo *r, char *const *machines, size_t nm, int others_hidden,
+		     const struct receiver_update *u, time_t now)
 {
 	struct backup_info *nb = NULL, *ob = NULL;
 	struct arrivals *arr = NULL;
@@ -275,9 +275,20 @@ static int check_one(struct repo *r, char *const *machines, size_t nm, const str
 		      "(its authorized_keys line names no --machine)", u->ref);
 		goto out;
 	}
-	for (i = 0; i < nm; i++)
+	for (i = 0; i < nm; i++) {
+		char *prefix = xasprintf(PREFIX "%s/", machines[i]);
+
+		allowed |= !strncmp(u->ref, prefix, strlen(prefix));
+		free(prefix);
 		strbuf_addf(&sb, "%s%s", i ? ", " : "", machines[i]);
+	}
 	list = strbuf_detach(&sb, NULL);
+	/* Refs serve hid from the key: git itself refuses to update them. */
+	if (!allowed && others_hidden) {
+		ret = 2;
+		goto out;
+	}
+	allowed = 0;
 	if (split_ref(u->ref, &machine, &slot) < 0 || !receiver_valid_slot(slot)) {
 		error("refusing '%s': not a backup slot; a key may write only refs/backups/MACHINE/SLOT "
 		      "(SLOT daily, weekly, biweekly or snapshot) of %s", u->ref, list);
@@ -337,18 +348,20 @@ out:
 	return ret;
 }
 
-int receiver_check(struct repo *r, char *const *machines, size_t nm,
-		   const struct receiver_update *u, size_t n, time_t now)
+int receiver_check(struct repo *r, char *const *machines, size_t nm, int others_hidden,
+		   const struct receiver_update *u, size_t n, time_t now, int *verdicts)
 {
 	size_t i;
 	int ret = 0;
 
 	for (i = 0; i < n; i++) {
-		int one = check_one(r, machines, nm, &u[i], now);
+		int one = check_one(r, machines, nm, others_hidden, &u[i], now);
 
 		if (one < 0)
 			return -1;
-		if (one)
+		if (verdicts)
+			verdicts[i] = one;
+		if (one == 1)
 			ret = 1;
 	}
 	return ret;

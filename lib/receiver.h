@@ -65,11 +65,14 @@ struct receiver_update {
 /*
  * Checks each update against the rules above for a key that may write
  * machines[0..nm-1] (none: a key that may write nothing). Prints one
- * "refusing ..." line on stderr for each refused ref. Returns 0 when all
- * are allowed, 1 when some are refused, -1 on error.
+ * "refusing ..." line on stderr for each refused ref. With others_hidden
+ * (serve hid every ref but refs/backups/M/ of the key's machines, so git
+ * itself refuses to update them), such refs are left to git. Sets
+ * verdicts[i] (when not NULL) to 0 allowed, 1 refused, 2 left to git.
+ * Returns 0 when none is refused, 1 when some are, -1 on error.
  */
-int receiver_check(struct repo *r, char *const *machines, size_t nm,
-		   const struct receiver_update *u, size_t n, time_t now);
+int receiver_check(struct repo *r, char *const *machines, size_t nm, int others_hidden,
+		   const struct receiver_update *u, size_t n, time_t now, int *verdicts);
 
 /*
  * For allowed updates about to happen: makes refs/backups/MACHINE/kept/ID

@@ -390,3 +390,24 @@ has() { git --git-dir="$RCV" for-each-ref --format='%(objectname)' refs/backups/
 	run -1 backup schedule web9
 	assert_output --partial "web9"
 }
+
+@test "backup push to a receiver: the slots go, the receiver keeps its own service state" {
+	backup remote add offsite "$URL"
+	run backup push offsite web1
+	assert_success
+	assert_output --partial "web1 daily"
+	[ "$(id_of refs/backups/web1/daily "$RCV")" = "$(id_of refs/backups/web1/daily)" ]
+	echo changed >"$T/src/file"
+	backup run -q web1
+	run backup push offsite web1
+	assert_success
+	[ "$(id_of refs/backups/web1/daily "$RCV")" = "$(id_of refs/backups/web1/daily)" ]
+	run backup --repo "$RCV" list web1 --json
+	assert_output --partial '"slots":["kept"]'
+	# A refusal is named, and the push fails.
+	backup run -q web2
+	run backup push offsite web2
+	assert_failure 1
+	assert_output --partial "refs/backups/web2/daily"
+	fsck_both
+}
