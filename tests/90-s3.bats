@@ -345,19 +345,27 @@ CONF
 	BACKUP_CONFIG=$T/b/conf backup init -q
 	BACKUP_CONFIG=$T/b/conf backup remote add -q off s3://probe-bucket/repo4
 	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	# The transport alone: it receives the packs and names the slot,
+	# and moves no ref.
 	run --separate-stderr probe --stats fetch "$T/b/repo" off
 	assert_success
 	assert_output "refs/backups/web1/daily - $want updated"
-	# Fetch changes no ref; the caller moves them.
 	run git --git-dir="$T/b/repo" rev-parse -q --verify refs/backups/web1/daily
 	assert_failure
-	git --git-dir="$T/b/repo" update-ref refs/backups/web1/daily "$want"
+	# backup fetch: the slot is taken; the copy checks and restores.
+	run env BACKUP_CONFIG="$T/b/conf" "$BK" fetch off
+	assert_success
+	assert_output --regexp "^web1 daily ${want:0:12} fetched"
+	[ "$(git --git-dir="$T/b/repo" rev-parse refs/backups/web1/daily)" = "$want" ]
 	run env BACKUP_CONFIG="$T/b/conf" "$BK" check -q --read-data
 	assert_success
 	BACKUP_CONFIG=$T/b/conf backup restore web1 --path / --to "$T/out"
 	run tree_diff "$T/src" "$T/out"
 	assert_output ""
 	# Again: nothing to receive.
+	run env BACKUP_CONFIG="$T/b/conf" "$BK" fetch off
+	assert_success
+	assert_output "up to date with remote 'off'"
 	run --separate-stderr probe --stats fetch "$T/b/repo" off
 	assert_success
 	assert_output "refs/backups/web1/daily $want $want up-to-date"
