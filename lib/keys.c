@@ -31,14 +31,16 @@ static void encryption_text(struct strbuf *out, const unsigned char check[CRYPTO
 static int parse_encryption(unsigned char check[CRYPTO_CHECK_LEN], const char *s, size_t len)
 {
 	size_t head = strlen(ENCRYPTION_HEAD), i;
+	char want[2 * CRYPTO_CHECK_LEN + 1];
 
 	if (len != head + 2 * CRYPTO_CHECK_LEN + 1 || memcmp(s, ENCRYPTION_HEAD, head) || s[len - 1] != '\n')
 		return -1;
 	for (i = 0; i < CRYPTO_CHECK_LEN; i++)
-		if (sscanf(s + head + 2 * i, "%2hhx", &check[i]) != 1 || !strchr("0123456789abcdef", s[head + 2 * i]) ||
-		    !strchr("0123456789abcdef", s[head + 2 * i + 1]))
+		if (sscanf(s + head + 2 * i, "%2hhx", &check[i]) != 1)
 			return -1;
-	return 0;
+	/* Exactly as written: lower-case hex digits, nothing else. */
+	hex_encode(want, check, CRYPTO_CHECK_LEN);
+	return memcmp(want, s + head, 2 * CRYPTO_CHECK_LEN) ? -1 : 0;
 }
 
 /* Wraps k by pass with the default parameters into *text; id gets its id. */
@@ -273,8 +275,13 @@ int keys_unlock(struct crypto_keys **out, char opened[CRYPTO_KEYID_HEX + 1], str
 	for (i = 0; i < kr->nr; i++) {
 		const struct key_slot *s = &kr->keys[i];
 
-		if (!s->text || memcmp(s->info.check, kr->check, CRYPTO_CHECK_LEN))
+		if (!s->text)
 			continue;
+		if (memcmp(s->info.check, kr->check, CRYPTO_CHECK_LEN)) {
+			warning("key '%s' of repository '%s' wraps another master key than its 'encryption' names; ignored",
+				s->info.id, r->path);
+			continue;
+		}
 		tried++;
 		err = crypto_key_unwrap(&k, s->text, s->len, pass.buf, pass.len);
 		if (err == 0) {

@@ -39,6 +39,20 @@ change_digit() {
 	EOF
 }
 
+# set_state_blob NAME FILE: the state ref's tree with blob NAME replaced by
+# FILE, committed as git could.
+set_state_blob() {
+	local blob tree commit
+	blob=$(git --git-dir="$REPO" hash-object -w "$2")
+	rm -f "$T/idx"
+	git --git-dir="$REPO" read-tree --index-output="$T/idx" refs/backup/state
+	GIT_INDEX_FILE=$T/idx git --git-dir="$REPO" update-index --cacheinfo "100644,$blob,$1"
+	tree=$(GIT_INDEX_FILE=$T/idx git --git-dir="$REPO" write-tree)
+	commit=$(GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t \
+		git --git-dir="$REPO" commit-tree "$tree" </dev/null)
+	git --git-dir="$REPO" update-ref refs/backup/state "$commit"
+}
+
 init_encrypted() {
 	with "$T/pw1" init -q --encrypt 2>/dev/null
 }
@@ -253,13 +267,7 @@ snapshot_repo() {
 	# Rewrite the first key's blob with one changed byte of its salt, as git could.
 	git --git-dir="$REPO" cat-file blob "refs/backup/state:keys/$first" >"$T/good"
 	change_digit "$T/good" salt >"$T/bad"
-	blob=$(git --git-dir="$REPO" hash-object -w "$T/bad")
-	git --git-dir="$REPO" read-tree --index-output="$T/idx" refs/backup/state
-	GIT_INDEX_FILE=$T/idx git --git-dir="$REPO" update-index --cacheinfo "100644,$blob,keys/$first"
-	tree=$(GIT_INDEX_FILE=$T/idx git --git-dir="$REPO" write-tree)
-	commit=$(GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t \
-		git --git-dir="$REPO" commit-tree "$tree" </dev/null)
-	git --git-dir="$REPO" update-ref refs/backup/state "$commit"
+	set_state_blob "keys/$first" "$T/bad"
 	run -1 with "$T/pw1" key export
 	assert_output --partial "wrong passphrase"
 	with "$T/pw2" key export 2>/dev/null | diff - "$T/exp"
@@ -381,4 +389,20 @@ opens() {
 	assert_line --index 0 "list add remove passwd export"
 	assert_line --index 1 "$id"
 	assert_line --index 2 "--key-file="
+}
+
+@test "a damaged or foreign 'encryption' entry: keys are not tried, the damage is named" {
+	init_encrypted
+	with "$T/pw1" init -q --encrypt --repo "$T/other" 2>/dev/null
+	# Another repository's entry: the keys wrap another master key.
+	git --git-dir="$T/other" cat-file blob refs/backup/state:encryption >"$T/enc"
+	set_state_blob encryption "$T/enc"
+	run -1 with "$T/pw1" key export
+	assert_line --partial "wraps another master key than its 'encryption' names; ignored"
+	assert_line "backup: wrong passphrase: it opens none of the 0 keys of repository '$REPO'"
+	# Upper-case digits are not what backup writes.
+	git --git-dir="$REPO" cat-file blob refs/backup/state:encryption | sed 's/^check \(.*\)/check \U\1/' >"$T/enc3"
+	set_state_blob encryption "$T/enc3"
+	run -1 with "$T/pw1" key export
+	assert_output "backup: repository '$REPO' is damaged or newer than this backup: its 'encryption' is not understood"
 }
