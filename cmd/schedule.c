@@ -16,6 +16,7 @@
 static const char *const usage[] = {
 	"backup schedule MACHINE [--window Wn] [--day DAY]",
 	"backup schedule MACHINE --print systemd|cron [--output DIR]",
+	"backup schedule --receiver DIR --print systemd|cron [--window Wn] [--output DIR]",
 	NULL
 };
 
@@ -79,6 +80,60 @@ out:
 	return ret;
 }
 
+/* The receiver's own job: its daily rotate (backup-receiver(1)). */
+static int print_receiver_job(struct ctx *ctx, int window, const char *what, const char *dir)
+{
+	struct timer_job j;
+	struct strbuf service = STRBUF_INIT, timer = STRBUF_INIT, sb = STRBUF_INIT;
+	char *sname = NULL, *tname = NULL;
+	int ret = -1;
+
+	if (timer_job_init(&j, NULL, ctx->repo->path) < 0)
+		goto out;
+	if (!strcmp(what, "cron")) {
+		timer_receiver_cron(&sb, &j, window);
+		fwrite(sb.buf, 1, sb.len, stdout);
+		ret = 0;
+		goto out;
+	}
+	if (timer_receiver_systemd(&service, &timer, &j, window) < 0)
+		goto out;
+	sname = timer_receiver_unit_name(&j, 0);
+	tname = timer_receiver_unit_name(&j, 1);
+	if (!dir) {
+		printf("# file: %s\n", sname);
+		fwrite(service.buf, 1, service.len, stdout);
+		printf("# file: %s\n", tname);
+		fwrite(timer.buf, 1, timer.len, stdout);
+		ret = 0;
+		goto out;
+	}
+	if (timer_write_unit(dir, sname, &service) < 0 || timer_write_unit(dir, tname, &timer) < 0)
+		goto out;
+	if (ctx->json) {
+		strbuf_addstr(&sb, "{\"receiver\":");
+		strbuf_add_json(&sb, ctx->repo->path);
+		strbuf_addstr(&sb, ",\"files\":[");
+		strbuf_add_json(&sb, sname);
+		strbuf_addch(&sb, ',');
+		strbuf_add_json(&sb, tname);
+		strbuf_addstr(&sb, "]}");
+		print_json(&sb);
+	} else if (!ctx->quiet) {
+		printf("wrote %s/%s and %s/%s\n", dir, sname, dir, tname);
+		printf("start it with: systemctl daemon-reload && systemctl enable --now %s\n", tname);
+	}
+	ret = 0;
+out:
+	timer_job_release(&j);
+	strbuf_release(&service);
+	strbuf_release(&timer);
+	strbuf_release(&sb);
+	free(sname);
+	free(tname);
+	return ret;
+}
+
 static void show(struct ctx *ctx, const char *machine, const struct schedule *s)
 {
 	char *zone = timer_zone_name();
@@ -108,8 +163,9 @@ static void show(struct ctx *ctx, const char *machine, const struct schedule *s)
 
 int cmd_schedule(int argc, const char **argv, struct ctx *ctx)
 {
-	const char *window = NULL, *day = NULL, *print = NULL, *output = NULL;
+	const char *window = NULL, *day = NULL, *print = NULL, *output = NULL, *receiver = NULL;
 	const struct option_spec opts[] = {
+		{ OPT_STRING, 0, "receiver", &receiver, "DIR", "with --print: the daily rotate of the receiver DIR" },
 		{ OPT_STRING, 0, "window", &window, "Wn", "the two-hour window: W0 (00:00-02:00), W2, ..., W22" },
 		{ OPT_STRING, 0, "day", &day, "DAY", "the weekly day: monday ... sunday, or mon ... sun" },
 		{ OPT_STRING, 0, "print", &print, "systemd|cron", "print systemd units or a crontab line" },
@@ -123,7 +179,10 @@ int cmd_schedule(int argc, const char **argv, struct ctx *ctx)
 	argc = opt_parse(argc, argv, opts, ctx->global, usage);
 	if (argc < 0)
 		return EXIT_USAGE;
-	if (argc != 1)
+	if (receiver && (argc || day || !print || ctx->repo_opt || !*receiver))
+		return opt_usage_error(usage, "--receiver DIR takes --print, --window and --output only, "
+				       "and no machine"), EXIT_USAGE;
+	if (argc != 1 && !receiver)
 		return opt_usage_error(usage, "schedule needs one machine"), EXIT_USAGE;
 	if (window && schedule_parse_window(window, &s.window) < 0)
 		return opt_usage_error(usage, "invalid window '%s'; use W0, W2, ..., W22 "
@@ -142,12 +201,22 @@ int cmd_schedule(int argc, const char **argv, struct ctx *ctx)
 				       "drop --json or add --output DIR"), EXIT_USAGE;
 	s.window_set = !!window;
 	s.day_set = !!day;
+	if (receiver)
+		ctx->repo_opt = receiver;
 	if (ctx_prepare(ctx) < 0)
 		return EXIT_ERROR;
+	if (receiver) {
+		if (!receiver_is(ctx->repo))
+			return error("'%s' is not a receiver; make one with 'backup init --receiver DIR'",
+				     receiver), EXIT_ERROR;
+		/* By default after the nightly pushes of clients in the first windows. */
+		return print_receiver_job(ctx, window ? s.window : 4, print, output) < 0 ? EXIT_ERROR : EXIT_OK;
+	}
 	/* A receiver keeps other hosts' machines: their files are not here. */
 	if (receiver_is(ctx->repo) && print)
-		return error("'%s' is a receiver: it runs no machine's backups, only its own rotate",
-			     ctx->repo->path), EXIT_ERROR;
+		return error("'%s' is a receiver: it runs no machine's backups, only its own rotate; "
+			     "print that with 'backup schedule --receiver DIR --print %s'",
+			     ctx->repo->path, print), EXIT_ERROR;
 	if (receiver_is(ctx->repo) && valid_name(argv[0])) {
 		m = xcalloc(1, sizeof(*m));
 		m->name = xstrdup(argv[0]);

@@ -238,13 +238,18 @@ static void add_command(struct strbuf *sb, const struct timer_job *j, const char
 	}
 	/* A manual snapshot may hold the machine for a while: wait for it rather
 	 * than lose the day's backup (the window is two hours). */
-	strbuf_addf(sb, " %s --wait 3600 ", command);
+	strbuf_addf(sb, " %s --wait 3600", command);
 	if (j->push && !strcmp(command, "run")) {
-		strbuf_addstr(sb, "--push=");
+		strbuf_addstr(sb, " --push=");
 		add(sb, j->push, 0);
-		strbuf_addch(sb, ' ');
 	}
-	add(sb, machine, 0);
+	/* No machine: a receiver's rotate of every machine it holds. */
+	if (machine) {
+		strbuf_addch(sb, ' ');
+		add(sb, machine, 0);
+	} else {
+		strbuf_addstr(sb, " -q");
+	}
 }
 
 static void add_service(struct strbuf *sb, const struct timer_job *j, const char *machine)
@@ -353,5 +358,58 @@ int timer_systemd(struct strbuf *service, struct strbuf *timer, const struct tim
 			tz_value());
 	add_service(service, j, machine);
 	add_timer(timer, machine, s, zone ? tz : NULL);
+	return 0;
+}
+
+/* The receiver's jobs are named after its folder's hash: one per receiver. */
+static char *receiver_unit(const struct timer_job *j, const char *ext)
+{
+	return xasprintf("backup-rotate-receiver-%08x.%s", (unsigned)name_hash(j->repo), ext);
+}
+
+char *timer_receiver_unit_name(const struct timer_job *j, int timer)
+{
+	return receiver_unit(j, timer ? "timer" : "service");
+}
+
+void timer_receiver_cron(struct strbuf *sb, const struct timer_job *j, int window)
+{
+	unsigned offset = name_hash(j->repo) % (WINDOW_SPREAD_SECONDS / 60);
+	unsigned hour = window + offset / 60, minute = offset % 60;
+
+	if (!zone_is_system())
+		warning("cron reads the hours in the system's time zone, not in TZ '%s'", tz_value());
+	strbuf_addf(sb, "# backup: the receiver's rotate, window W%d (%02d:00-%02d:00 in the system's time zone), "
+		    "daily at %02u:%02u\n", window, window, window + 2, hour, minute);
+	strbuf_addf(sb, "%u %u * * * ", minute, hour);
+	add_command(sb, j, "rotate", NULL, add_cron_word);
+	strbuf_addch(sb, '\n');
+}
+
+int timer_receiver_systemd(struct strbuf *service, struct strbuf *timer, const struct timer_job *j, int window)
+{
+	const char *tz = tz_value();
+	int zone;
+
+	if (strpbrk(j->exe, "'\"\\"))
+		return error("cannot write a systemd unit that runs '%s': systemd refuses a quote or a backslash "
+			     "in a program's path; install backup elsewhere or use --print cron", j->exe);
+	zone = tz && *tz && zone_is_systemd_name(tz);
+	if (!zone && !zone_is_system())
+		warning("the timer reads the hours in the system's time zone: TZ '%s' is not a zone name systemd knows",
+			tz_value());
+	strbuf_addstr(service, "# Written by 'backup schedule --receiver DIR --print systemd'.\n");
+	/* Not the path in Description=: systemd would expand a '%' in it. */
+	strbuf_addstr(service, "[Unit]\nDescription=Daily retention of a backup receiver\nDocumentation=man:backup-receiver(1) man:backup-rotate(1)\n\n");
+	strbuf_addstr(service, "[Service]\nType=oneshot\nExecStart=");
+	add_command(service, j, "rotate", NULL, add_systemd_word);
+	strbuf_addstr(service, "\nNice=10\nIOSchedulingClass=best-effort\nIOSchedulingPriority=7\n");
+	strbuf_addstr(timer, "# Written by 'backup schedule --receiver DIR --print systemd'.\n");
+	strbuf_addf(timer, "[Unit]\nDescription=Daily retention of a backup receiver in window W%d (%02d:00-%02d:00)\n",
+		    window, window, window + 2);
+	strbuf_addstr(timer, "Documentation=man:backup-receiver(1)\n\n");
+	strbuf_addf(timer, "[Timer]\nOnCalendar=*-*-* %02d:00:00%s%s\n", window, zone ? " " : "", zone ? tz : "");
+	strbuf_addf(timer, "RandomizedDelaySec=%d\nPersistent=true\n\n", WINDOW_SPREAD_SECONDS);
+	strbuf_addstr(timer, "[Install]\nWantedBy=timers.target\n");
 	return 0;
 }

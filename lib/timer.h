@@ -45,6 +45,16 @@ void timer_cron(struct strbuf *sb, const struct timer_job *j, const char *machin
 int timer_systemd(struct strbuf *service, struct strbuf *timer, const struct timer_job *j,
 		  const char *machine, const struct schedule *s);
 
+/*
+ * A receiver's job (receiver.h): `backup --repo DIR rotate --wait 3600 -q`
+ * once a day, in the window starting at hour window, j->repo being the
+ * receiver; the units are backup-rotate-receiver-HASH.service and .timer
+ * (timer_receiver_unit_name, free the name), HASH from the receiver's path.
+ */
+void timer_receiver_cron(struct strbuf *sb, const struct timer_job *j, int window);
+int timer_receiver_systemd(struct strbuf *service, struct strbuf *timer, const struct timer_job *j, int window);
+char *timer_receiver_unit_name(const struct timer_job *j, int timer);
+
 /* Writes sb as the unit dir/name (mode 0644), making dir as needed. */
 int timer_write_unit(const char *dir, const char *name, const struct strbuf *sb);
 

@@ -411,3 +411,23 @@ has() { git --git-dir="$RCV" for-each-ref --format='%(objectname)' refs/backups/
 	assert_output --partial "refs/backups/web2/daily"
 	fsck_both
 }
+
+@test "schedule --receiver prints the receiver's daily rotate, and that job runs" {
+	run backup schedule --receiver "$RCV" --print cron
+	assert_success
+	assert_output --partial "--repo $RCV rotate --wait 3600 -q"
+	job=$(printf '%s\n' "$output" | grep -v '^#' | cut -d' ' -f6-)
+	push refs/backups/web1/daily:refs/backups/web1/daily
+	run sh -c "$job"
+	assert_success
+	run backup schedule --receiver "$RCV" --print systemd --window W6 --output "$T/units"
+	assert_success
+	grep -qx "ExecStart=$BK --repo $RCV rotate --wait 3600 -q" "$T"/units/backup-rotate-receiver-*.service
+	grep -qx "OnCalendar=\*-\*-\* 06:00:00.*" "$T"/units/backup-rotate-receiver-*.timer
+	run -2 backup schedule --receiver "$RCV" web1 --print cron
+	run -2 backup schedule --receiver "$RCV"
+	run -1 backup schedule --receiver "$REPO" --print cron
+	assert_output --partial "not a receiver"
+	run -1 backup --repo "$RCV" schedule web1 --print cron
+	assert_output --partial "schedule --receiver DIR --print cron"
+}
