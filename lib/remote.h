@@ -6,7 +6,8 @@
  * remote.NAME.url, plus remote.NAME.push = +refs/backups/\*:refs/backups/\*
  * so that a stock `git push NAME` sends the slots too, and optionally
  * remote.NAME.sshCommand (the ssh program and options for this remote,
- * given to git as GIT_SSH_COMMAND). Its URL is one of
+ * given to git as GIT_SSH_COMMAND) and remote.NAME.pushState (false: the
+ * remote keeps its own service state; push learns it). Its URL is one of
  *
  *   /abs/path, ./rel/path, file:///path   another folder (a path remote)
  *   ssh://[user@]host[:port]/path         git over SSH

@@ -559,3 +559,52 @@ assert len(d["pushes"]) == 1 and d["pushes"][0]["remote"] == "far" and d["pushes
 	run git --git-dir="$T/far.git" fsck --full --no-progress
 	assert_success
 }
+
+@test "push to an append-only receiver: slots go, its own state is kept, a refused slot is named" {
+	setup_backed_up
+	define_machine web2 "$T/src"
+	backup enable -q web2
+	backup run -q web2
+	backup init -q --receiver "$T/rcv"
+	sshd_new_key k1
+	backup receiver authorize "$T/rcv" --machine web1 --append "$SSHD_DIR/ak/root" "$SSHD_DIR/k1.pub" -q
+	sshd_use_key k1
+	backup remote add vault "$(sshd_url "$T/rcv")"
+	# web2 is not this key's: the receiver hides it and refuses it, named;
+	# web1 goes; the state is the receiver's own, which is no error.
+	run -1 backup push vault
+	assert_output --partial "backup: remote 'vault' refused refs/backups/web2/daily (web2 daily): deny updating a hidden ref"
+	assert_output --partial "remote 'vault' keeps its own service state"
+	assert_line --regexp "^web1 daily [0-9a-f]{12} pushed"
+	[ "$(git --git-dir="$T/rcv" rev-parse refs/backups/web1/daily)" = "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
+	run git --git-dir="$T/rcv" rev-parse --verify -q refs/backups/web2/daily
+	assert_failure
+	run git --git-dir="$T/rcv" rev-parse --verify -q refs/backup/state
+	assert_success
+	[ "$(git --git-dir="$T/rcv" rev-parse refs/backup/state)" != "$(git --git-dir="$REPO" rev-parse refs/backup/state)" ]
+	# Its own machine alone: nothing refused, the state not offered again.
+	run backup push vault web1
+	assert_success
+	refute_output --partial "refused"
+	refute_output --partial "service state"
+	# A rewind is the hook's to refuse: named with its words.
+	git --git-dir="$REPO" update-ref refs/backups/web1/snapshot "$(git --git-dir="$REPO" rev-parse refs/backups/web2/daily)"
+	run -1 backup push vault web1
+	assert_output --partial "is one of machine 'web2'"
+	assert_output --partial "refused refs/backups/web1/snapshot (web1 snapshot)"
+	git --git-dir="$REPO" update-ref -d refs/backups/web1/snapshot
+	# A 1 % change sends about 1 %, as to a plain copy.
+	head -c 100000 /dev/urandom >"$T/src/f7"
+	backup run -q web1
+	run --separate-stderr backup push --json vault web1
+	assert_success
+	python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["pushed"] == 1 and d["refused"] == 0, d
+assert d["bytes"] <= 100000 + 40000, d' <<<"$output"
+	run backup --repo "$T/rcv" check
+	assert_success
+	run git --git-dir="$T/rcv" fsck --full --no-progress
+	assert_success
+}
