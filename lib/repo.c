@@ -847,7 +847,7 @@ int repo_state_check(struct repo *r)
 	git_config *cfg = NULL;
 	git_tree *t = NULL;
 	git_oid id;
-	int ret = -1, err;
+	int ret = -1, err, v;
 
 	if (r->version == 1) {
 		/* The format file was read on open; the state must parse. */
@@ -860,10 +860,14 @@ int repo_state_check(struct repo *r)
 		error("damaged: %s names no readable commit", REPO_STATE_REF);
 		goto out;
 	}
-	if (tree_read(r->git, t, "format", &sb) < 0 || parse_format(sb.buf, sb.len) != r->version) {
+	v = tree_read(r->git, t, "format", &sb) < 0 ? 0 : parse_format(sb.buf, sb.len);
+	if (v < 2 || v > REPO_FORMAT_ENCRYPTED) {
 		error("damaged: the format of %s cannot be read", REPO_STATE_REF);
 		goto out;
 	}
+	/* A clone takes the remote's state, and its format with it: an
+	 * encrypted repository's clone is encrypted. */
+	r->version = v;
 	strbuf_reset(&sb);
 	if (tree_read(r->git, t, "state", &sb) < 0) {
 		error("damaged: the service state of %s cannot be read", REPO_STATE_REF);

@@ -105,9 +105,10 @@ struct repo_state_entry {
 int repo_state_update(struct repo *r, const struct repo_state_entry *e, size_t n, const char *msg);
 
 /*
- * Verifies the state ref for `backup check`: a commit whose tree holds a
- * valid format line and a state that parses. Returns 0, or -1 after
- * reporting the damage.
+ * Verifies the state ref for `backup check` and `backup clone`: a commit
+ * whose tree holds a valid format line (2 or 3; r->version becomes it, as
+ * a clone takes the remote's format) and a state that parses. Returns 0,
+ * or -1 after reporting the damage.
  */
 int repo_state_check(struct repo *r);
 

@@ -242,7 +242,7 @@ snapshot_repo() {
 	assert_output --partial "is not encrypted"
 }
 
-@test "a mirror clone of an encrypted repository opens with the same passphrase and key" {
+@test "a mirror clone and a backup clone of an encrypted repository open with the same passphrase and key" {
 	init_encrypted
 	BACKUP_PASSWORD_FILE=$T/pw1 BACKUP_NEW_PASSWORD_FILE=$T/pw2 backup -q key add
 	with "$T/pw1" key export >"$T/exp" 2>/dev/null
@@ -256,6 +256,15 @@ snapshot_repo() {
 	assert_success
 	with "$T/pw3" key export 2>/dev/null | diff - "$T/exp"
 	run -1 with "$T/pw1" run web1
+	assert_output --partial "is encrypted"
+	# backup clone too: the copy is encrypted, and opens the same way.
+	unset BACKUP_REPO
+	run backup clone "$REPO" "$T/clone"
+	assert_success
+	run git --git-dir="$T/clone" cat-file blob refs/backup/state:format
+	assert_output "backup repository format 3"
+	with "$T/pw2" -q --repo "$T/clone" key export | diff - "$T/exp"
+	run -1 with "$T/pw1" --repo "$T/clone" run web1
 	assert_output --partial "is encrypted"
 }
 
