@@ -87,6 +87,10 @@ setup() { setup_repo web1; }
 	assert_success
 	run backup enable web1
 	assert_success
+	# enable within the second of setup's changes nothing; a change that
+	# commits must remove the stale lock of the state ref.
+	run backup schedule -q web1 --window W6
+	assert_success
 	[ ! -e "$REPO/refs/backups/web1/daily.lock" ]
 	[ ! -e "$REPO/refs/backup/state.lock" ]
 }
