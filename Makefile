@@ -87,6 +87,7 @@ fuzz-smoke: fuzz
 check-crash: backup tests/faultshim.so
 	FAULT_STRIDE=1 bats tests/75-crash.bats
 	FAULT_STRIDE=1 bats -f 'crash or a full disk' tests/12-format.bats
+	FAULT_STRIDE=1 bats -f 'crash or a full disk' tests/14-keys.bats
 
 # The README's two commands on a freshly bootstrapped minimal Debian 12
 # (debootstrap; cached under /var/tmp), as .ci/run does after the suite.
