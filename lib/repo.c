@@ -698,7 +698,7 @@ static int upgrade_locked(struct repo *r)
 	}
 	strbuf_addf(&line, FORMAT_LINE, REPO_FORMAT);
 	e[0] = (struct repo_state_entry){ "format", line.buf, line.len };
-	e[1] = (struct repo_state_entry){ "state", text.buf ? text.buf : "", text.len };
+	e[1] = (struct repo_state_entry){ "state", text.buf, text.len };
 	/* The ref is the switch: durable before anything of format 1 goes. */
 	err = state_commit(r, NULL, e, 2, "backup: upgrade to format 2");
 	if (err < 0 && err != ERR_EXISTS)
@@ -782,7 +782,7 @@ static int change_state(struct repo *r, const char *key, const char *value)
 			goto out;
 		}
 		strbuf_reset(&before);
-		strbuf_add(&before, text.buf ? text.buf : "", text.len);
+		strbuf_add(&before, text.buf, text.len);
 		if (edit_text(r, &text, key, value) < 0)
 			goto out;
 		if (text.len == before.len && !memcmp(text.buf, before.buf, text.len)) {
@@ -873,7 +873,7 @@ int repo_state_check(struct repo *r)
 		error("damaged: the service state of %s cannot be read", REPO_STATE_REF);
 		goto out;
 	}
-	cfg = config_from_text(sb.buf ? sb.buf : "", sb.len);
+	cfg = config_from_text(sb.buf, sb.len);
 	ret = cfg ? 0 : -1;
 out:
 	git_config_free(cfg);
