@@ -14,8 +14,8 @@
  * Lock nothing needs rewriting. The write order is the local repository's:
  * packs, then their indexes, then the slots that name their objects, so a
  * reader that sees a manifest finds every object it needs. A slot's value
- * is its newest manifest (TIME is the push's UTC time, yyyymmddThhmmssZ, so
- * the newest sorts last); a push whose commit is the newest manifest's
+ * is its newest manifest (TIME is the push's UTC time to the microsecond,
+ * yyyymmddThhmmss.uuuuuuZ, so the newest sorts last); a push whose commit is the newest manifest's
  * already has nothing to write for that slot. A manifest is text:
  *
  *   backup slot 1
@@ -504,8 +504,9 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 	struct timespec t0, t1;
 	char **packs = NULL;
 	size_t npacks = 0, i;
-	char stamp[32], pushed[32];
-	time_t now = time(NULL);
+	char stamp[48], pushed[32];
+	struct timespec wall;
+	time_t now;
 	struct tm tm;
 	int ret = -1;
 
@@ -513,8 +514,12 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 	memset(res, 0, sizeof(*res));
 	if (ts3_open(&t, r, rm) < 0)
 		return -1;
+	/* Microseconds: two pushes within one second still sort in order. */
+	clock_gettime(CLOCK_REALTIME, &wall);
+	now = wall.tv_sec;
 	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+	snprintf(stamp + strlen(stamp), sizeof(stamp) - strlen(stamp), ".%06ldZ", wall.tv_nsec / 1000);
 	strftime(pushed, sizeof(pushed), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (local_packs(r, &packs, &npacks) < 0)
 		goto out;
