@@ -4,22 +4,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "machine.h"
 #include "remote.h"
 #include "snapshot.h"
 #include "strbuf.h"
 #include "usage.h"
 
+/* A remote's name follows the rules of a machine's: a plain word. */
 int remote_valid_name(const char *name)
 {
-	const char *p;
-
-	if (!*name || *name == '.' || *name == '-' || strlen(name) > 64)
-		return 0;
-	for (p = name; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-'))
-			return 0;
-	return 1;
+	return valid_name(name);
 }
 
 const char *remote_kind_name(enum remote_kind kind)
