@@ -344,6 +344,26 @@ static void remove_leftovers(struct repo *r, int dry_run)
 	closedir(d);
 }
 
+/*
+ * git's commit-graph, which a stock `git gc` writes, lists commits by id: a
+ * cache git rebuilds, but git fsck fails once it names a commit that is
+ * gone. It goes, durably, before any pack does.
+ */
+static void drop_commit_graph(struct repo *r)
+{
+	char *info = xasprintf("%s/objects/info", r->path);
+	char *graph = xasprintf("%s/commit-graph", info);
+	char *chain = xasprintf("%s/commit-graphs/commit-graph-chain", info);
+	int gone = unlink(graph) == 0;
+
+	gone |= unlink(chain) == 0;
+	if (gone)
+		fsync_dir(info);
+	free(info);
+	free(graph);
+	free(chain);
+}
+
 int gc_run(struct repo *r, int dry_run, const unsigned char (*drop)[SHA1_LEN], size_t ndrop,
 	   struct gc_stats *st)
 {
@@ -450,6 +470,8 @@ int gc_run(struct repo *r, int dry_run, const unsigned char (*drop)[SHA1_LEN], s
 	/* The new packs and sidecars are durable before any old pack goes. */
 	if (rewriter_flush(&w) < 0)
 		goto out;
+	if (nold)
+		drop_commit_graph(r);
 	for (i = 0; i < nold; i++) {
 		char *p = xasprintf("%s/%s.idx", r->pack_dir, old[i].name);
 

@@ -168,3 +168,19 @@ assert d["reclaim"]["dry_run"] and d["reclaim"]["bytes"] > 3000000, d'
 	assert_output --partial "deferred"
 	exec 8>&-
 }
+
+@test "a commit-graph that stock git gc wrote never outlives the commits rotate deletes" {
+	weekly_day_not_today web1
+	echo a >"$T/src/a"
+	backup run -q web1
+	git --git-dir="$REPO" gc -q
+	[ -f "$REPO/objects/info/commit-graph" ]
+	echo b >"$T/src/b"
+	sleep 1
+	backup run -q web1
+	backup rotate -q
+	run git --git-dir="$REPO" fsck --full --no-progress
+	assert_success
+	run backup check -q
+	assert_success
+}
