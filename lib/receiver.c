@@ -329,7 +329,9 @@ static int check_one(struct repo *r, char *const *machines, size_t nm, int other
 		}
 		tn = receiver_date(nb->start.tv_sec, arrivals_get(arr, u->new.id, now));
 		to = receiver_date(ob->start.tv_sec, arrivals_get(arr, u->old.id, now));
-		if (tn < to) {
+		/* Within one second, the backups' own starts to the nanosecond. */
+		if (tn < to || (tn == to && nb->start.tv_sec == ob->start.tv_sec &&
+				nb->start.tv_nsec < ob->start.tv_nsec)) {
 			error("refusing to rewind '%s': backup %s (%s) is older than %s (%s), which it would replace",
 			      u->ref, short_id(&u->new, a), date_str(tn, da, sizeof(da)),
 			      short_id(&u->old, b), date_str(to, db, sizeof(db)));
