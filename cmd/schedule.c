@@ -20,6 +20,29 @@ static const char *const usage[] = {
 	NULL
 };
 
+/* Says which unit files were written to dir: text, or JSON naming the owner
+ * as {"KEY": VALUE, "files": [...]}. */
+static void report_units(struct ctx *ctx, const char *key, const char *value, const char *dir,
+			 const char *sname, const char *tname)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	if (ctx->json) {
+		strbuf_addf(&sb, "{\"%s\":", key);
+		strbuf_add_json(&sb, value);
+		strbuf_addstr(&sb, ",\"files\":[");
+		strbuf_add_json(&sb, sname);
+		strbuf_addch(&sb, ',');
+		strbuf_add_json(&sb, tname);
+		strbuf_addstr(&sb, "]}");
+		print_json(&sb);
+	} else if (!ctx->quiet) {
+		printf("wrote %s/%s and %s/%s\n", dir, sname, dir, tname);
+		printf("start it with: systemctl daemon-reload && systemctl enable --now %s\n", tname);
+	}
+	strbuf_release(&sb);
+}
+
 static int print_jobs(struct ctx *ctx, const char *machine, const char *push, const struct schedule *s,
 		      const char *what, const char *dir)
 {
@@ -56,19 +79,7 @@ static int print_jobs(struct ctx *ctx, const char *machine, const char *push, co
 	}
 	if (timer_write_unit(dir, sname, &service) < 0 || timer_write_unit(dir, tname, &timer) < 0)
 		goto out;
-	if (ctx->json) {
-		strbuf_addstr(&sb, "{\"machine\":");
-		strbuf_add_json(&sb, machine);
-		strbuf_addstr(&sb, ",\"files\":[");
-		strbuf_add_json(&sb, sname);
-		strbuf_addch(&sb, ',');
-		strbuf_add_json(&sb, tname);
-		strbuf_addstr(&sb, "]}");
-		print_json(&sb);
-	} else if (!ctx->quiet) {
-		printf("wrote %s/%s and %s/%s\n", dir, sname, dir, tname);
-		printf("start it with: systemctl daemon-reload && systemctl enable --now %s\n", tname);
-	}
+	report_units(ctx, "machine", machine, dir, sname, tname);
 	ret = 0;
 out:
 	timer_job_release(&j);
@@ -110,19 +121,7 @@ static int print_receiver_job(struct ctx *ctx, int window, const char *what, con
 	}
 	if (timer_write_unit(dir, sname, &service) < 0 || timer_write_unit(dir, tname, &timer) < 0)
 		goto out;
-	if (ctx->json) {
-		strbuf_addstr(&sb, "{\"receiver\":");
-		strbuf_add_json(&sb, ctx->repo->path);
-		strbuf_addstr(&sb, ",\"files\":[");
-		strbuf_add_json(&sb, sname);
-		strbuf_addch(&sb, ',');
-		strbuf_add_json(&sb, tname);
-		strbuf_addstr(&sb, "]}");
-		print_json(&sb);
-	} else if (!ctx->quiet) {
-		printf("wrote %s/%s and %s/%s\n", dir, sname, dir, tname);
-		printf("start it with: systemctl daemon-reload && systemctl enable --now %s\n", tname);
-	}
+	report_units(ctx, "receiver", ctx->repo->path, dir, sname, tname);
 	ret = 0;
 out:
 	timer_job_release(&j);

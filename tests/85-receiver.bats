@@ -424,6 +424,10 @@ has() { git --git-dir="$RCV" for-each-ref --format='%(objectname)' refs/backups/
 	assert_success
 	grep -qx "ExecStart=$BK --repo $RCV rotate --wait 3600 -q" "$T"/units/backup-rotate-receiver-*.service
 	grep -qx "OnCalendar=\*-\*-\* 06:00:00.*" "$T"/units/backup-rotate-receiver-*.timer
+	run backup schedule --receiver "$RCV" --print systemd --output "$T/units" --json
+	assert_success
+	[ "$(echo "$output" | json_field receiver)" = "$RCV" ]
+	[ "$(echo "$output" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["files"]))')" = 2 ]
 	run -2 backup schedule --receiver "$RCV" web1 --print cron
 	run -2 backup schedule --receiver "$RCV"
 	run -1 backup schedule --receiver "$REPO" --print cron
