@@ -724,6 +724,10 @@ static void describe_skew(char *buf, size_t len, long d)
 {
 	if (d < 0)
 		d = -d;
+	/* Both clocks are read to the second, a request apart: round
+	 * to the minute, or an hour off may read "59 min". */
+	if (d >= 60)
+		d = (d + 30) / 60 * 60;
 	if (d >= 3600)
 		snprintf(buf, len, "%ld h %ld min", d / 3600, d % 3600 / 60);
 	else if (d >= 60)
