@@ -484,66 +484,45 @@ int receiver_learn_weekly_day(struct repo *r, const struct receiver_update *u, s
 	return ret;
 }
 
-static unsigned slot_bit_of(const char *slot)
+struct dating {
+	struct arrivals *arr;
+	time_t now;
+};
+
+/* A backup no entry dates arrived, as far as we know, now. */
+static time_t by_arrival(const struct backup_info *b, void *ctx)
 {
-	if (!strcmp(slot, SLOT_DAILY))
-		return SLOT_BIT_DAILY;
-	if (!strcmp(slot, SLOT_WEEKLY))
-		return SLOT_BIT_WEEKLY;
-	if (!strcmp(slot, SLOT_BIWEEKLY))
-		return SLOT_BIT_BIWEEKLY;
-	if (!strcmp(slot, SLOT_SNAPSHOT))
-		return SLOT_BIT_SNAPSHOT;
-	if (!strcmp(slot, "kept"))
-		return SLOT_BIT_KEPT;
-	return 0;
+	struct dating *d = ctx;
+
+	return receiver_date(b->start.tv_sec, arrivals_get(d->arr, b->id, d->now));
 }
 
 int receiver_plan(struct repo *r, const char *machine, int weekly_day, time_t now, struct slot_plan *out)
 {
-	struct backup_info **list = NULL;
-	struct arrivals *arr = NULL;
-	struct ret_item *items;
-	size_t n = 0, i, j, na = 0;
+	struct dating d = { NULL, now };
+	size_t i;
 
 	memset(out, 0, sizeof(*out));
-	if (snapshot_list(r, machine, &list, &n) < 0)
+	if (arrivals_read(r, machine, &d.arr) < 0)
 		return -1;
-	if (arrivals_read(r, machine, &arr) < 0) {
-		snapshot_list_free(list, n);
+	if (slots_plan_dated(r, machine, weekly_day, now, by_arrival, &d, out) < 0) {
+		arrivals_free(d.arr);
 		return -1;
 	}
-	out->machine = xstrdup(machine);
-	out->c = xcalloc(n + 1, sizeof(*out->c));
-	out->n = n;
-	items = xcalloc(n + 1, sizeof(*items));
-	for (i = 0; i < n; i++) {
+	/*
+	 * The receiver moves no slot: a backup keeps its refs while the
+	 * rules give it a slot, or while a slot of it is younger than the
+	 * rules' oldest; otherwise all of them go.
+	 */
+	for (i = 0; i < out->n; i++) {
 		struct slot_change *c = &out->c[i];
-
-		memcpy(c->id, list[i]->id, SHA1_LEN);
-		memcpy(c->hex, list[i]->hex, sizeof(c->hex));
-		/* A backup no entry dates arrived, as far as we know, now. */
-		c->created = receiver_date(list[i]->start.tv_sec, arrivals_get(arr, list[i]->id, now));
-		c->automatic = !strcmp(list[i]->kind, "automatic");
-		for (j = 0; j < list[i]->nslots; j++)
-			c->before |= slot_bit_of(list[i]->slots[j]);
-		if (c->automatic)
-			items[na++].created = c->created;
-	}
-	retention_apply(items, na, weekly_day, now);
-	for (i = 0, j = 0; i < n; i++) {
-		struct slot_change *c = &out->c[i];
-		int keep = (c->before & SLOT_BIT_SNAPSHOT) ||
+		int keep = c->after ||
 			   ((c->before & (SLOT_BIT_DAILY | SLOT_BIT_WEEKLY | SLOT_BIT_BIWEEKLY)) &&
 			    now - c->created <= RET_MAX_AGE);
 
-		if (c->automatic && items[j++].slots)
-			keep = 1;
 		c->after = keep ? c->before : 0;
 	}
-	free(items);
-	arrivals_free(arr);
-	snapshot_list_free(list, n);
+	arrivals_free(d.arr);
 	return 0;
 }
 

@@ -34,7 +34,7 @@ const char *slot_names(unsigned mask, char *buf, size_t len)
 	return buf;
 }
 
-static unsigned slot_bit(const char *name)
+unsigned slot_bit(const char *name)
 {
 	size_t i;
 
@@ -44,7 +44,15 @@ static unsigned slot_bit(const char *name)
 	return !strcmp(name, "kept") ? SLOT_BIT_KEPT : 0;
 }
 
-int slots_plan(struct repo *r, const char *machine, int weekly_day, time_t now, struct slot_plan *out)
+/* The client's dating: a backup counts from its start. */
+static time_t by_start(const struct backup_info *b, void *ctx)
+{
+	(void)ctx;
+	return b->start.tv_sec;
+}
+
+int slots_plan_dated(struct repo *r, const char *machine, int weekly_day, time_t now,
+		     slot_date_fn *date, void *ctx, struct slot_plan *out)
 {
 	struct backup_info **list = NULL;
 	struct ret_item *items;
@@ -62,7 +70,7 @@ int slots_plan(struct repo *r, const char *machine, int weekly_day, time_t now, 
 
 		memcpy(c->id, list[i]->id, SHA1_LEN);
 		memcpy(c->hex, list[i]->hex, sizeof(c->hex));
-		c->created = list[i]->start.tv_sec;
+		c->created = date(list[i], ctx);
 		c->automatic = !strcmp(list[i]->kind, "automatic");
 		for (j = 0; j < list[i]->nslots; j++)
 			c->before |= slot_bit(list[i]->slots[j]);
@@ -77,6 +85,11 @@ int slots_plan(struct repo *r, const char *machine, int weekly_day, time_t now, 
 	free(items);
 	snapshot_list_free(list, n);
 	return 0;
+}
+
+int slots_plan(struct repo *r, const char *machine, int weekly_day, time_t now, struct slot_plan *out)
+{
+	return slots_plan_dated(r, machine, weekly_day, now, by_start, NULL, out);
 }
 
 static int delete_ref(struct repo *r, const char *name)

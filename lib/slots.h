@@ -42,6 +42,17 @@ struct slot_plan {
 };
 
 int slots_plan(struct repo *r, const char *machine, int weekly_day, time_t now, struct slot_plan *out);
+/*
+ * slots_plan() with another dating: date() gives each backup the time the
+ * rules count it from (a receiver dates by arrival, receiver.h). Only
+ * automatic backups take part in the rules; a snapshot keeps its slot.
+ */
+struct backup_info;
+typedef time_t slot_date_fn(const struct backup_info *b, void *ctx);
+int slots_plan_dated(struct repo *r, const char *machine, int weekly_day, time_t now,
+		     slot_date_fn *date, void *ctx, struct slot_plan *out);
+/* The SLOT_BIT_* of a slot's name ("kept" included), or 0. */
+unsigned slot_bit(const char *name);
 int slots_apply(struct repo *r, const struct slot_plan *p);
 void slot_plan_release(struct slot_plan *p);
 /* "daily,weekly" for a mask; buf holds 48 bytes. */
