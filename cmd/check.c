@@ -44,8 +44,9 @@ int cmd_check(int argc, const char **argv, struct ctx *ctx)
 		return EXIT_USAGE;
 	if (argc)
 		return opt_usage_error(usage, "check takes no operand"), EXIT_USAGE;
-	if (rep.read_data)
-		ctx->flags |= PLAIN_DATA;
+	/* Without --read-data nothing is decoded: no key needed. */
+	if (rep.read_data || repair)
+		ctx->flags |= NEED_KEY;
 	if (ctx_prepare(ctx) < 0)
 		return EXIT_ERROR;
 	lock = repo_lock_shared(ctx->repo, -1);

@@ -16,9 +16,9 @@
 enum {
 	NEED_CONFIG = 1 << 0,	/* load the global configuration */
 	NEED_REPO = 1 << 1,	/* open the repository (implies NEED_CONFIG) */
-	/* Reads or writes backed-up data: refused on an encrypted repository
-	 * until this version encrypts the data path. */
-	PLAIN_DATA = 1 << 2,
+	/* Reads or writes backed-up data: an encrypted repository is opened
+	 * with its key (--key-file or the passphrase) into ctx->repo->keys. */
+	NEED_KEY = 1 << 2,
 };
 
 struct ctx {

@@ -16,6 +16,7 @@
 #include <git2.h>
 
 #include "cmd.h"
+#include "keys.h"
 #include "usage.h"
 
 struct command {
@@ -29,13 +30,13 @@ static const struct command commands[] = {
 	{ "init", cmd_init, NEED_CONFIG, "create the repository" },
 	{ "enable", cmd_enable, NEED_REPO, "enrol a machine, or switch auto-enrolment" },
 	{ "schedule", cmd_schedule, NEED_REPO, "set or show the backup window and weekly day" },
-	{ "run", cmd_run, NEED_REPO | PLAIN_DATA, "take the automatic backup or a manual snapshot" },
+	{ "run", cmd_run, NEED_REPO | NEED_KEY, "take the automatic backup or a manual snapshot" },
 	{ "list", cmd_list, NEED_REPO, "list every kept backup" },
 	{ "rotate", cmd_rotate, NEED_REPO, "apply retention now and reclaim the space" },
-	{ "restore", cmd_restore, NEED_REPO | PLAIN_DATA, "restore a backup to a new or an existing machine, or single paths" },
+	{ "restore", cmd_restore, NEED_REPO | NEED_KEY, "restore a backup to a new or an existing machine, or single paths" },
 	{ "boot-config", cmd_boot_config, NEED_CONFIG, "list profiles, choose the one that boots, print one" },
 	{ "check", cmd_check, NEED_REPO, "verify the repository" },
-	{ "drill", cmd_drill, NEED_REPO | PLAIN_DATA, "restore to a scratch machine, verify every file, report, clean up" },
+	{ "drill", cmd_drill, NEED_REPO | NEED_KEY, "restore to a scratch machine, verify every file, report, clean up" },
 	{ "cancel", cmd_cancel, NEED_REPO, "delete every backup of a machine and disable it" },
 	{ "remote", cmd_remote, NEED_REPO, "add, list or remove the remotes backups are pushed to" },
 	{ "push", cmd_push, NEED_REPO, "send the backups to a remote: only what it lacks" },
@@ -176,10 +177,11 @@ int ctx_prepare(struct ctx *ctx)
 		return 0;
 	if (repo_open(&ctx->repo, ctx->cfg->repo_path) < 0)
 		return -1;
-	if ((flags & PLAIN_DATA) && ctx->repo->version == REPO_FORMAT_ENCRYPTED)
-		return error("repository '%s' is encrypted, and this version of backup cannot yet write or read "
-			     "backup data in an encrypted repository: only 'backup key' works on it",
-			     ctx->cfg->repo_path);
+	if ((flags & NEED_KEY) && repo_is_encrypted(ctx->repo)) {
+		char opened[CRYPTO_KEYID_HEX + 1];
+
+		return keys_unlock(&ctx->repo->keys, opened, ctx->repo, ctx->key_file);
+	}
 	return 0;
 }
 

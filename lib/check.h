@@ -7,7 +7,13 @@
  * there: a folder's tree and its metadata, each file's blob or chunks. With
  * read_data it also reads and decodes every byte (the blob's git hash and
  * the zstd frame's checksum), checks the whole checksum of each pack, and
- * that the dedup index gives the SHA-256 of exactly those bytes.
+ * that the dedup index gives the SHA-256 of exactly those bytes (in an
+ * encrypted repository: their MAC, and every blob must pass its tag).
+ *
+ * An encrypted repository needs its keys (r->keys) for read_data; without
+ * them its .meta records cannot be read, and the walk checks each tree's
+ * entries as git types them (blobs exist, trees are walked), naming paths
+ * by their stored names.
  *
  * Each damaged object is named once per backup that reaches it, on stderr,
  * with the backup, its slots and the path within it ("backup: damaged:

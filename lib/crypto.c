@@ -34,7 +34,7 @@ static const char check_label[] = "backup check v1";
  * make every opening of the repository exhaust the machine. */
 #define SCRYPT_MAX_MEM ((uint64_t)1 << 30)
 
-static EVP_CIPHER *aes_gcm;
+static EVP_CIPHER *aes_gcm, *aes_ctr;
 static EVP_MAC *hmac;
 static EVP_KDF *hkdf, *scrypt;
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
@@ -43,11 +43,12 @@ static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 static void fetch(void)
 {
 	aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	aes_ctr = EVP_CIPHER_fetch(NULL, "AES-256-CTR", NULL);
 	hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	scrypt = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
-	if (!aes_gcm || !hmac || !hkdf || !scrypt)
-		die("libcrypto offers no AES-256-GCM, HMAC, HKDF or SCRYPT");
+	if (!aes_gcm || !aes_ctr || !hmac || !hkdf || !scrypt)
+		die("libcrypto offers no AES-256-GCM, AES-256-CTR, HMAC, HKDF or SCRYPT");
 }
 
 void crypto_wipe(void *p, size_t len)
@@ -268,6 +269,35 @@ int crypto_open(struct strbuf *out, const unsigned char key[CRYPTO_KEY_LEN],
 	}
 	strbuf_setlen(out, start + ctlen);
 	return 0;
+}
+
+int crypto_peek(unsigned char *out, size_t n, const unsigned char key[CRYPTO_KEY_LEN],
+		const void *sealed, size_t len)
+{
+	const unsigned char *s = sealed;
+	unsigned char iv[16];
+	EVP_CIPHER_CTX *c;
+	int outl, ok;
+
+	if (len < CRYPTO_SEAL_OVERHEAD || s[0] != SEAL_AES256GCM || n > len - CRYPTO_SEAL_OVERHEAD || n > 4096)
+		return ERR_CORRUPT;
+	pthread_once(&fetch_once, fetch);
+	/*
+	 * GCM with a 96-bit nonce encrypts the first block of plaintext with
+	 * the counter block nonce || 00000002 (SP 800-38D, 7.1: J0 is
+	 * nonce || 00000001, and the text starts at inc32(J0)): CTR mode from
+	 * there gives the same bytes.
+	 */
+	memcpy(iv, s + 1, CRYPTO_NONCE_LEN);
+	iv[12] = iv[13] = iv[14] = 0;
+	iv[15] = 2;
+	c = EVP_CIPHER_CTX_new();
+	if (!c)
+		die("out of memory");
+	ok = EVP_EncryptInit_ex2(c, aes_ctr, key, iv, NULL) &&
+	     EVP_EncryptUpdate(c, out, &outl, s + 1 + CRYPTO_NONCE_LEN, (int)n);
+	EVP_CIPHER_CTX_free(c);
+	return ok ? 0 : error("AES-256-CTR failed in libcrypto");
 }
 
 /* N a power of two above 1, r and p at least 1, r * p < 2^30 (RFC 7914),

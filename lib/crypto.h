@@ -111,6 +111,16 @@ int crypto_open(struct strbuf *out, const unsigned char key[CRYPTO_KEY_LEN],
 		const void *id, size_t idlen, const void *sealed, size_t len);
 
 /*
+ * The first n bytes (at most 4096) of what crypto_open() would give, from
+ * the start of the ciphertext alone and WITHOUT verifying the tag: a hint
+ * only (a restore places chunks by the sizes in their frame headers), for
+ * callers that open the whole buffer afterwards and trust nothing before
+ * that. ERR_CORRUPT, printing nothing, when the buffer is too short for n.
+ */
+int crypto_peek(unsigned char *out, size_t n, const unsigned char key[CRYPTO_KEY_LEN],
+		const void *sealed, size_t len);
+
+/*
  * scrypt (RFC 7914): N a power of two above 1, r and p at least 1, r * p
  * below 2^30, and at most 1 GiB of memory (128 * r * N bytes); other
  * parameters are refused with a message.

@@ -16,6 +16,9 @@
 #include "usage.h"
 
 #define STORED_BLOCK 65535
+/* The longest zstd frame header (ZSTD_FRAMEHEADERSIZE_MAX, which zstd.h
+ * gives only to static linking). */
+#define FRAME_HEADER_MAX 18
 #define FIRST_READ 4096		/* header, zlib header, first block header, zstd frame header */
 
 /* A pack is opened when first read: a restore reads a few of many. */
@@ -37,6 +40,7 @@ struct packset {
 void blob_reader_release(struct blob_reader *br)
 {
 	strbuf_release(&br->raw);
+	strbuf_release(&br->frame);
 	ZSTD_freeDCtx(br->dctx);
 	br->dctx = NULL;
 }
@@ -264,7 +268,7 @@ int packset_read_blob(struct packset *ps, struct blob_reader *br,
 		return ERR_CORRUPT;
 	if (!br->dctx && !(br->dctx = ZSTD_createDCtx()))
 		die("out of memory");
-	return blob_decode_dctx(br->dctx, br->raw.buf, len, out);
+	return blob_payload_decode(ps->repo, br->dctx, &br->frame, br->raw.buf, len, out);
 }
 
 int packset_blob_size(struct packset *ps, struct blob_reader *br,
@@ -272,6 +276,7 @@ int packset_blob_size(struct packset *ps, struct blob_reader *br,
 {
 	const struct pack *p;
 	struct strbuf plain = STRBUF_INIT;
+	unsigned char peek[FRAME_HEADER_MAX];
 	const unsigned char *frame;
 	uint64_t off, len;
 	unsigned long long n;
@@ -288,6 +293,19 @@ int packset_blob_size(struct packset *ps, struct blob_reader *br,
 		if (have > STORED_BLOCK)
 			have = STORED_BLOCK;
 		frame = (const unsigned char *)br->raw.buf + hlen + 2 + 5;
+		if (ps->repo->version == REPO_FORMAT_ENCRYPTED) {
+			/* The frame header, deciphered but not yet
+			 * authenticated: the chunk's full read checks it. */
+			if (!ps->repo->keys || have < BLOB_SEALED_OVERHEAD)
+				return ERR_CORRUPT;
+			have -= BLOB_SEALED_OVERHEAD;
+			if (have > FRAME_HEADER_MAX)
+				have = FRAME_HEADER_MAX;
+			if (crypto_peek(peek, have, ps->repo->keys->sub[CRYPTO_BLOB], frame + SHA256_LEN,
+					len - SHA256_LEN) < 0)
+				return ERR_CORRUPT;
+			frame = peek;
+		}
 		n = ZSTD_getFrameContentSize(frame, have);
 		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > BLOB_MAX)
 			return ERR_CORRUPT;

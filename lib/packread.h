@@ -25,11 +25,15 @@
 
 struct packset;
 
-/* A reading thread's buffers; zero-initialise, release when done. */
+/* A reading thread's buffers: BLOB_READER_INIT, or strbuf_init() both
+ * buffers; release when done. */
 struct blob_reader {
 	struct strbuf raw;
 	void *dctx;		/* ZSTD_DCtx */
+	struct strbuf frame;	/* an encrypted blob's opened frame */
 };
+
+#define BLOB_READER_INIT { STRBUF_INIT, NULL, STRBUF_INIT }
 
 void blob_reader_release(struct blob_reader *br);
 

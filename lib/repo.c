@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "fsutil.h"
 #include "repo.h"
 #include "strbuf.h"
@@ -529,6 +530,7 @@ void repo_free(struct repo *r)
 	free(r->dedup_dir);
 	free(r->lock_dir);
 	free(r->state_path);
+	crypto_keys_free(r->keys);
 	free(r);
 }
 

@@ -33,6 +33,8 @@
 #define REPO_FORMAT_ENCRYPTED 3
 #define REPO_STATE_REF "refs/backup/state"
 
+struct crypto_keys;
+
 struct repo {
 	char *path;
 	int version;		/* 1 or REPO_FORMAT, as found on disk */
@@ -42,6 +44,13 @@ struct repo {
 	char *dedup_dir;	/* backup/dedup */
 	char *lock_dir;		/* backup/locks */
 	char *state_path;	/* backup/state: format 1 only */
+	/*
+	 * The keys of an encrypted repository once a command opened it
+	 * (keys_unlock() of lib/keys.h), else NULL. With them every blob is
+	 * sealed as it is written and opened as it is read (lib/store.h);
+	 * repo_free() wipes them.
+	 */
+	struct crypto_keys *keys;
 };
 
 /* Creates a repository at path; refuses an existing non-empty folder. */

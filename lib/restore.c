@@ -307,7 +307,7 @@ static void file_done(struct restorer *rs, struct wfile *f)
 static void *worker(void *arg)
 {
 	struct restorer *rs = arg;
-	struct blob_reader br = { STRBUF_INIT, NULL };
+	struct blob_reader br = BLOB_READER_INIT;
 	struct strbuf buf = STRBUF_INIT;
 
 	pthread_mutex_lock(&rs->lock);
@@ -655,6 +655,7 @@ static int restorer_init(struct restorer *rs, struct repo *r, struct restore_sta
 	rs->rootfd = -1;
 	strbuf_init(&rs->path, 256);
 	strbuf_init(&rs->br.raw, 0);
+	strbuf_init(&rs->br.frame, 0);
 	start_workers(rs);
 	return packset_open(&rs->ps, r);
 }

@@ -8,6 +8,7 @@
 
 #include <zstd.h>
 
+#include "crypto.h"
 #include "dedup.h"
 #include "packidx.h"
 #include "store.h"
@@ -48,6 +49,39 @@ struct store {
 };
 
 static __thread ZSTD_CCtx *cctx;
+
+/* The dedup key of an encrypted blob is the MAC of its plaintext. */
+_Static_assert(CRYPTO_MAC_LEN == SHA256_LEN, "a dedup key is 32 bytes either way");
+
+void store_key(const struct repo *r, const void *data, size_t len, unsigned char key[SHA256_LEN])
+{
+	if (r->keys)
+		crypto_mac(key, r->keys->sub[CRYPTO_DEDUP], CRYPTO_KEY_LEN, data, len);
+	else
+		sha256(data, len, key);
+}
+
+int blob_unseal(const struct repo *r, const void *data, size_t len, struct strbuf *frame)
+{
+	if (!r->keys || len < BLOB_SEALED_OVERHEAD)
+		return ERR_CORRUPT;
+	return crypto_open(frame, r->keys->sub[CRYPTO_BLOB], data, SHA256_LEN,
+			   (const unsigned char *)data + SHA256_LEN, len - SHA256_LEN);
+}
+
+int blob_payload_decode(const struct repo *r, void *dctx, struct strbuf *scratch,
+			const void *data, size_t len, struct strbuf *out)
+{
+	int err;
+
+	if (r->version != REPO_FORMAT_ENCRYPTED)
+		return blob_decode_dctx(dctx, data, len, out);
+	strbuf_reset(scratch);
+	err = blob_unseal(r, data, len, scratch);
+	if (!err)
+		err = blob_decode_dctx(dctx, scratch->buf, scratch->len, out);
+	return err;
+}
 
 void store_thread_done(void)
 {
@@ -216,11 +250,13 @@ static int put_blob(struct store *s, struct stream *st, const void *data, size_t
 		    unsigned char oid[SHA1_LEN])
 {
 	unsigned char key[SHA256_LEN];
-	size_t bound, clen;
+	struct strbuf sealed = STRBUF_INIT;
+	size_t bound, clen, plen;
 	void *frame;
+	const void *payload;
 	int ret = 0;
 
-	sha256(data, len, key);
+	store_key(s->repo, data, len, key);
 	pthread_mutex_lock(&s->lock);
 	if (dedup_lookup(s->dedup, key, oid)) {
 		s->stats.blobs_reused++;
@@ -242,7 +278,21 @@ static int put_blob(struct store *s, struct stream *st, const void *data, size_t
 	clen = ZSTD_compress2(cctx, frame, bound, data, len);
 	if (ZSTD_isError(clen))
 		die("zstd compression failed: %s", ZSTD_getErrorName(clen));
-	object_id("blob", frame, clen, oid);
+	payload = frame;
+	plen = clen;
+	if (s->repo->keys) {
+		/* The key in the clear, then the frame sealed for that key. */
+		strbuf_grow(&sealed, BLOB_SEALED_OVERHEAD + clen);
+		strbuf_add(&sealed, key, SHA256_LEN);
+		if (crypto_seal(&sealed, s->repo->keys->sub[CRYPTO_BLOB], key, SHA256_LEN, frame, clen) < 0) {
+			free(frame);
+			strbuf_release(&sealed);
+			return -1;
+		}
+		payload = sealed.buf;
+		plen = sealed.len;
+	}
+	object_id("blob", payload, plen, oid);
 
 	pthread_mutex_lock(&s->lock);
 	/* Another thread may have stored the same chunk meanwhile. */
@@ -259,11 +309,12 @@ static int put_blob(struct store *s, struct stream *st, const void *data, size_t
 	memcpy(st->sidecar[st->nsidecar].oid, oid, SHA1_LEN);
 	st->nsidecar++;
 	s->stats.blobs_new++;
-	s->stats.bytes_new += clen;
-	ret = add_locked(s, st, PACK_BLOB, oid, frame, clen);
+	s->stats.bytes_new += plen;
+	ret = add_locked(s, st, PACK_BLOB, oid, payload, plen);
 out:
 	pthread_mutex_unlock(&s->lock);
 	free(frame);
+	strbuf_release(&sealed);
 	return ret;
 }
 
@@ -330,6 +381,7 @@ int blob_decode_dctx(void *dctx, const void *data, size_t len, struct strbuf *ou
 
 int store_read_blob(struct repo *r, const unsigned char oid[SHA1_LEN], struct strbuf *out)
 {
+	struct strbuf frame = STRBUF_INIT;
 	git_odb_object *obj = NULL;
 	git_oid id;
 	int err;
@@ -343,8 +395,9 @@ int store_read_blob(struct repo *r, const unsigned char oid[SHA1_LEN], struct st
 	if (git_odb_object_type(obj) != GIT_OBJECT_BLOB)
 		err = ERR_CORRUPT;
 	else
-		err = blob_decode(git_odb_object_data(obj), git_odb_object_size(obj), out);
+		err = blob_payload_decode(r, NULL, &frame, git_odb_object_data(obj), git_odb_object_size(obj), out);
 	git_odb_object_free(obj);
+	strbuf_release(&frame);
 	return err;
 }
 
@@ -358,6 +411,10 @@ static int index_packs(struct repo *r, int only_missing, size_t *npacks, size_t 
 	*npacks = *nblobs = 0;
 	if (!d)
 		return error("cannot read '%s': %s", r->pack_dir, strerror(errno));
+	if (r->version == REPO_FORMAT_ENCRYPTED && !r->keys) {
+		closedir(d);
+		return error("the dedup index of encrypted repository '%s' is built with its key", r->path);
+	}
 	while ((de = readdir(d)) && !ret) {
 		size_t len = strlen(de->d_name), n, i, ne = 0;
 		struct packidx idx;
@@ -394,8 +451,16 @@ static int index_packs(struct repo *r, int only_missing, size_t *npacks, size_t 
 				continue;
 			}
 			strbuf_reset(&plain);
-			if (git_odb_object_type(obj) == GIT_OBJECT_BLOB &&
-			    blob_decode(git_odb_object_data(obj), git_odb_object_size(obj), &plain) == 0) {
+			if (git_odb_object_type(obj) != GIT_OBJECT_BLOB) {
+				;
+			} else if (r->version == REPO_FORMAT_ENCRYPTED) {
+				/* The key is in front; the tag says it is the blob's. */
+				if (blob_unseal(r, git_odb_object_data(obj), git_odb_object_size(obj), &plain) == 0) {
+					memcpy(e[ne].key, git_odb_object_data(obj), SHA256_LEN);
+					memcpy(e[ne].oid, id.id, SHA1_LEN);
+					ne++;
+				}
+			} else if (blob_decode(git_odb_object_data(obj), git_odb_object_size(obj), &plain) == 0) {
 				sha256(plain.buf, plain.len, e[ne].key);
 				memcpy(e[ne].oid, id.id, SHA1_LEN);
 				ne++;

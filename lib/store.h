@@ -11,12 +11,23 @@
  * Nothing written is visible to readers, nor may be referenced, before
  * store_flush() has returned 0: then every object put so far is durable in a
  * pack with its index and dedup sidecar.
+ *
+ * In an encrypted repository (format 3, opened with its keys: r->keys) a
+ * blob's dedup key is instead the HMAC-SHA-256 of its plaintext under the
+ * dedup subkey, so that nobody without the key can test whether a known
+ * chunk is stored, and the payload is that key in the clear followed by the
+ * zstd frame sealed (crypto_seal()) under the blob subkey with the key as
+ * associated data: a sealed frame moved behind another key fails its tag.
+ * The key in front lets a pack's sidecar be rebuilt without decoding.
+ * Reading opens the seal before decoding; without r->keys nothing of an
+ * encrypted repository decodes. Trees and commits are not encrypted here.
  */
 #ifndef STORE_H
 #define STORE_H
 
 #include <stdint.h>
 
+#include "crypto.h"
 #include "hash.h"
 #include "pack.h"
 #include "repo.h"
@@ -66,6 +77,30 @@ int store_rebuild_index(struct repo *r, size_t *npacks, size_t *nblobs);
  * reporting.
  */
 int store_index_missing(struct repo *r, size_t *npacks, size_t *nblobs);
+
+/*
+ * The dedup key of a chunk's plaintext in r: its SHA-256, or in an
+ * encrypted repository its MAC under the dedup subkey.
+ */
+void store_key(const struct repo *r, const void *data, size_t len, unsigned char key[SHA256_LEN]);
+
+/* What an encrypted blob's payload adds to its zstd frame: the key in
+ * front, and the seal's format byte, nonce and tag. */
+#define BLOB_SEALED_OVERHEAD (SHA256_LEN + CRYPTO_SEAL_OVERHEAD)
+/*
+ * Opens the payload of an encrypted blob of r, appending its zstd frame
+ * to frame; ERR_CORRUPT, printing nothing, when it is short or fails its
+ * tag (altered, another repository's, or moved behind another key), or
+ * when r was not opened with its keys.
+ */
+int blob_unseal(const struct repo *r, const void *data, size_t len, struct strbuf *frame);
+/*
+ * Decodes a blob's payload as stored in r into out (appended): opened
+ * first (into scratch, reset here) in an encrypted repository. dctx may
+ * be NULL. ERR_CORRUPT on damage.
+ */
+int blob_payload_decode(const struct repo *r, void *dctx, struct strbuf *scratch,
+			const void *data, size_t len, struct strbuf *out);
 
 /* Decodes one zstd frame (a blob's payload) into out; ERR_CORRUPT on damage. */
 int blob_decode(const void *data, size_t len, struct strbuf *out);

@@ -698,6 +698,7 @@ int verify_tree(struct repo *r, const unsigned char tree[SHA1_LEN], const char *
 	strbuf_init(&v.path, 256);
 	strbuf_init(&v.blob, 0);
 	strbuf_init(&v.br.raw, 0);
+	strbuf_init(&v.br.frame, 0);
 	if (packset_open(&v.ps, r) < 0)
 		v.ps = NULL;
 	v.piece = xmalloc(PIECE);

@@ -1121,6 +1121,7 @@ int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char
 	w.dev = st.st_dev;
 	w.buf = xmalloc(READ_BUF);
 	strbuf_init(&w.br.raw, 0);
+	strbuf_init(&w.br.frame, 0);
 	if (o->prev_tree && packset_open(&w.ps, o->repo) < 0) {
 		close(fd);
 		free(w.buf);

@@ -232,6 +232,35 @@ static void test_tamper(void)
 	crypto_keys_free(other);
 }
 
+/* crypto_peek() gives exactly the first bytes crypto_open() gives, at every
+ * length, and refuses a buffer too short for what it asks. */
+static void test_peek(void)
+{
+	unsigned char key[CRYPTO_KEY_LEN] = { 3 }, got[300];
+	struct strbuf sealed = STRBUF_INIT, plain = STRBUF_INIT;
+	char text[300];
+	size_t i, n;
+	int same = 1;
+
+	for (i = 0; i < sizeof(text); i++)
+		text[i] = (char)(i * 13 + 1);
+	for (n = 0; n <= sizeof(text); n += 37) {
+		strbuf_reset(&sealed);
+		strbuf_reset(&plain);
+		CHECK(crypto_seal(&sealed, key, "id", 2, text, n) == 0);
+		CHECK(crypto_open(&plain, key, "id", 2, sealed.buf, sealed.len) == 0);
+		for (i = 0; i <= n; i++) {
+			CHECK(crypto_peek(got, i, key, sealed.buf, sealed.len) == 0);
+			same &= !memcmp(got, plain.buf, i);
+		}
+		CHECK(crypto_peek(got, n + 1, key, sealed.buf, sealed.len) == ERR_CORRUPT);
+	}
+	CHECK(same);
+	CHECK(crypto_peek(got, 0, key, sealed.buf, CRYPTO_SEAL_OVERHEAD - 1) == ERR_CORRUPT);
+	strbuf_release(&sealed);
+	strbuf_release(&plain);
+}
+
 /* A child of fork() must not deal the nonces its parent deals next. */
 static void test_fork_nonces(void)
 {
@@ -399,6 +428,7 @@ int main(void)
 	test_hmac();
 	test_gcm();
 	test_tamper();
+	test_peek();
 	test_fork_nonces();
 	test_subkeys();
 	test_wrap();

@@ -1,0 +1,264 @@
+#!/usr/bin/env bats
+# The data path of an encrypted repository: every blob (chunks and .meta)
+# sealed, dedup keys a MAC; run, restore (--new, --existing, --path), drill
+# and check --read-data open it with the passphrase or --key-file; check
+# needs no key; tampering is caught by the tags; stock git still fscks,
+# pushes and clones it.
+
+load test_helper
+
+setup() {
+	setup_config
+	# Wrapped keys made here use scrypt N=2^10 (lib/crypto.h): fast tests.
+	export BACKUP_INSECURE_TEST_KDF=1
+	printf 'correct horse battery\n' >"$T/pw1"
+	printf 'not the passphrase\n' >"$T/wrong"
+	unset BACKUP_PASSWORD_FILE BACKUP_PASSWORD_COMMAND BACKUP_NEW_PASSWORD_FILE BACKUP_NEW_PASSWORD_COMMAND
+	mkdir -p "$T/src"
+	define_machine web1 "$T/src"
+	BACKUP_PASSWORD_FILE=$T/pw1 backup -q init --encrypt 2>/dev/null
+	backup enable -q web1
+	export BACKUP_PASSWORD_FILE=$T/pw1
+}
+
+# Files whose content must never appear in the repository: distinctive
+# text (several chunks once compressed away) and random bytes.
+make_corpus() {
+	mkdir -p "$T/src/docs"
+	seq -f 'line %g of the secret document, which nobody may read' 1 6000 >"$T/src/docs/secret.txt"
+	head -c 300000 /dev/urandom >"$T/src/random.bin"
+	printf 'a small private note, one chunk only\n' >"$T/src/note"
+	cp "$T/src/random.bin" "$T/src/docs/copy.bin"
+}
+
+# no_leak FILE...: no 16-byte run of any FILE (windows of fewer than 6
+# distinct bytes aside) is in any file of the repository, nor in any
+# object as stock git inflates it.
+no_leak() {
+	git --git-dir="$REPO" cat-file --batch-all-objects --batch >"$T/objects"
+	python3 - "$REPO" "$T/objects" "$@" <<-'EOF'
+	import os, sys
+	repo, objects, corpus = sys.argv[1], sys.argv[2], sys.argv[3:]
+	W = 16
+	windows = set()
+	for f in corpus:
+	    b = open(f, "rb").read()
+	    for i in range(len(b) - W + 1):
+	        w = b[i:i + W]
+	        if len(set(w)) >= 6:
+	            windows.add(w)
+	assert len(windows) > 1000, len(windows)
+	files = [objects] + [os.path.join(d, n) for d, _, ns in os.walk(repo) for n in ns]
+	for p in files:
+	    b = open(p, "rb").read()
+	    for i in range(len(b) - W + 1):
+	        if b[i:i + W] in windows:
+	            sys.exit("a 16-byte run of the corpus is in %s at %d" % (p, i))
+	EOF
+}
+
+# rewrite REF PATH OID: the backup REF names, with the tree entry PATH (its
+# stored names, "root/note") pointing at OID, committed as stock git could
+# with the same message, and REF moved to it.
+rewrite() {
+	local ref=$1 path=$2 oid=$3 commit tree
+	tree=$(rewrite_tree "$ref^{tree}" "$path" "$oid")
+	commit=$(git --git-dir="$REPO" cat-file commit "$ref" | sed "1s/^tree .*/tree $tree/" |
+		git --git-dir="$REPO" hash-object -t commit -w --stdin)
+	git --git-dir="$REPO" update-ref "$ref" "$commit"
+}
+
+rewrite_tree() {
+	local t=$1 path=$2 oid=$3 first=${1%%/*} new
+	first=${path%%/*}
+	if [ "$first" = "$path" ]; then
+		new=$oid
+	else
+		new=$(rewrite_tree "$(git --git-dir="$REPO" rev-parse "$t:$first")" "${path#*/}" "$oid")
+	fi
+	git --git-dir="$REPO" ls-tree "$t" |
+		awk -v n="$first" -v o="$new" 'BEGIN { FS = OFS = "\t" }
+			$2 == n { split($1, a, " "); $1 = a[1] " " a[2] " " o } { print }' |
+		git --git-dir="$REPO" mktree
+}
+
+# blob_with FILE: writes FILE as a blob with stock git, prints its id.
+blob_with() {
+	git --git-dir="$REPO" hash-object -w "$1"
+}
+
+@test "round trip of every kind of file is exact; dedup works; fsck clean; check needs no key" {
+	make_torture_tree "$T/src"
+	make_corpus
+	run backup run web1
+	assert_success
+	run backup restore web1 --new r1
+	assert_success
+	run tree_diff "$T/src" "$MROOT/r1/disks/root"
+	assert_output ""
+	[ "$(stat -c %i "$MROOT/r1/disks/root/file")" = "$(stat -c %i "$MROOT/r1/disks/root/dir/hardlink")" ]
+	[ "$(du -k "$MROOT/r1/disks/root/sparse" | cut -f1)" -lt 1000 ]
+	backup restore -q web1 --path /docs --path /note --to "$T/out"
+	run tree_diff "$T/src/docs" "$T/out/docs"
+	assert_output ""
+	cmp "$T/src/note" "$T/out/note"
+	run backup drill web1
+	assert_success
+	assert_output --partial "drill passed"
+	run backup check --read-data
+	assert_success
+	git --git-dir="$REPO" fsck --full --strict
+	# No change: nothing stored but metadata; the copy of random.bin was
+	# stored once (its chunks are deduplicated by their MAC).
+	run --separate-stderr backup --json run web1
+	assert_success
+	[ "$(echo "$output" | json_field bytes_stored)" -lt 100000 ]
+	# check without --read-data reads no blob: no passphrase needed.
+	unset BACKUP_PASSWORD_FILE
+	run setsid -w "$BK" check </dev/null
+	assert_success
+}
+
+@test "restore --existing on an encrypted repository is exact" {
+	make_corpus
+	backup run -q web1
+	backup restore -q web1 --new web2
+	run tree_diff "$T/src" "$MROOT/web2/disks/root"
+	assert_output ""
+	echo changed >"$T/src/note"
+	backup run -q web1
+	run backup restore web1 --existing web2
+	assert_success
+	run tree_diff "$T/src" "$MROOT/web2/disks/root-r1"
+	assert_output ""
+}
+
+@test "no 16-byte run of any file's content is in the repository, raw or as git inflates it" {
+	make_corpus
+	backup run -q web1
+	echo "one more line" >>"$T/src/docs/secret.txt"
+	backup run -q --snapshot web1
+	no_leak "$T/src/docs/secret.txt" "$T/src/random.bin" "$T/src/note"
+	# And the dedup keys are not the chunks' SHA-256: whoever holds a
+	# known file cannot test whether it is stored.
+	sum=$(sha256sum "$T/src/note" | cut -d' ' -f1)
+	for f in "$REPO"/backup/dedup/*.sdx; do
+		! od -An -tx1 -v "$f" | tr -d ' \n' | grep -q "$sum"
+	done
+	# The key is the first 32 bytes of the blob, and the sidecar has it.
+	oid=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily:root/note)
+	key=$(git --git-dir="$REPO" cat-file blob "$oid" | head -c 32 | od -An -tx1 -v | tr -d ' \n')
+	cat "$REPO"/backup/dedup/*.sdx | od -An -tx1 -v | tr -d ' \n' | grep -q "$key$oid"
+}
+
+@test "a wrong or missing passphrase: one line, exit 1, nothing changed or written" {
+	make_corpus
+	backup run -q web1
+	echo new >"$T/src/new"
+	before=$( (git --git-dir="$REPO" for-each-ref; ls -R "$REPO/objects") | sha256sum)
+	for cmd in "run web1" "run web1 --snapshot" "restore web1 --path / --to $T/out" "restore web1 --new r2" \
+		"drill web1" "check --read-data" "check --repair-index"; do
+		run -1 env BACKUP_PASSWORD_FILE="$T/wrong" "$BK" $cmd
+		assert_output "backup: wrong passphrase: it opens none of the 1 key of repository '$REPO'"
+		run -1 env -u BACKUP_PASSWORD_FILE setsid -w "$BK" $cmd </dev/null
+		assert_output "backup: no passphrase: set BACKUP_PASSWORD_FILE or BACKUP_PASSWORD_COMMAND, or run on a terminal"
+	done
+	[ ! -e "$T/out" ] && [ ! -e "$MROOT/r2" ]
+	after=$( (git --git-dir="$REPO" for-each-ref; ls -R "$REPO/objects") | sha256sum)
+	[ "$before" = "$after" ]
+}
+
+@test "--key-file opens the data path without a passphrase" {
+	make_corpus
+	backup key export >"$T/exp" 2>/dev/null
+	unset BACKUP_PASSWORD_FILE
+	run backup --key-file "$T/exp" run web1
+	assert_success
+	backup --key-file "$T/exp" restore -q web1 --path /docs --to "$T/out" </dev/null
+	run tree_diff "$T/src/docs" "$T/out/docs"
+	assert_output ""
+	run backup --key-file "$T/exp" check --read-data </dev/null
+	assert_success
+}
+
+@test "a tampered blob, a tampered .meta and a sealed frame moved behind another key are each caught" {
+	make_corpus
+	backup run -q web1
+	S=refs/backups/web1/daily
+	note=$(git --git-dir="$REPO" rev-parse "$S:root/note")
+	# One byte of the sealed frame changed: a valid git object, a bad tag.
+	git --git-dir="$REPO" cat-file blob "$note" >"$T/blob"
+	flip_byte "$T/blob" 50
+	rewrite "$S" root/note "$(blob_with "$T/blob")"
+	git --git-dir="$REPO" fsck --full
+	run backup restore web1 --path /note --to "$T/out"
+	assert_failure
+	assert_line "backup: cannot restore 'note': its data in the repository is damaged; run 'backup check --read-data'"
+	run backup check --read-data
+	assert_failure
+	assert_line --regexp "^backup: damaged: blob [0-9a-f]{40} \(root:/note\) in backup [0-9a-f]+ of 'web1' \(daily\)$"
+	# check without the key sees only that every object is there.
+	run env -u BACKUP_PASSWORD_FILE "$BK" check
+	assert_success
+
+	# The note's sealed frame behind the dedup key of another blob: a
+	# ciphertext moved to another identity fails its tag.
+	backup run -q web1
+	other=$(git --git-dir="$REPO" rev-parse "$S:root/docs/secret.txt/00000000")
+	{ git --git-dir="$REPO" cat-file blob "$other" | head -c 32
+	  git --git-dir="$REPO" cat-file blob "$note" | tail -c +33; } >"$T/moved"
+	rewrite "$S" root/note "$(blob_with "$T/moved")"
+	run backup restore web1 --path /note --to "$T/out2"
+	assert_failure
+	assert_line "backup: cannot restore 'note': its data in the repository is damaged; run 'backup check --read-data'"
+	[ ! -e "$T/out2/note" ]
+	run backup check --read-data
+	assert_failure
+	assert_line --partial "(root:/note) in backup"
+
+	# A folder's .meta with a byte changed: the folder cannot be read.
+	backup run -q web1
+	meta=$(git --git-dir="$REPO" rev-parse "$S:root/docs/.meta")
+	git --git-dir="$REPO" cat-file blob "$meta" >"$T/meta"
+	flip_byte "$T/meta" middle
+	rewrite "$S" root/docs/.meta "$(blob_with "$T/meta")"
+	run backup restore web1 --path /docs --to "$T/out3"
+	assert_failure
+	assert_line "backup: cannot read folder 'docs' of the backup: its metadata is missing or damaged; run 'backup check'"
+	run backup check --read-data
+	assert_failure
+	assert_line --regexp "^backup: damaged: metadata [0-9a-f]{40} \(root:/docs\) in backup"
+}
+
+@test "push to a path remote and clone carry an encrypted repository; the clone restores with the key" {
+	make_corpus
+	backup run -q web1
+	git init -q --bare "$T/far.git"
+	backup remote add far "$T/far.git"
+	run backup push far
+	assert_success
+	run git --git-dir="$T/far.git" fsck --full --no-progress
+	assert_success
+	# The state, keys included, went with the slots.
+	run git --git-dir="$T/far.git" cat-file blob refs/backup/state:format
+	assert_output "backup repository format 3"
+	run backup clone "$T/far.git" "$T/clone"
+	assert_success
+	export BACKUP_REPO=$T/clone
+	backup restore -q web1 --path /docs --path /random.bin --to "$T/out"
+	run tree_diff "$T/src/docs" "$T/out/docs"
+	assert_output ""
+	cmp "$T/src/random.bin" "$T/out/random.bin"
+	run backup check --read-data
+	assert_success
+	# A mirror made by stock git has no dedup sidecars: its first run
+	# builds them from the keys in front of the blobs, and deduplicates.
+	git clone -q --mirror --no-local "$REPO" "$T/mirror.git"
+	export BACKUP_REPO=$T/mirror.git
+	run --separate-stderr backup --json run web1
+	assert_success
+	[ "$(echo "$output" | json_field bytes_stored)" -lt 100000 ]
+	run backup check --read-data
+	assert_success
+	git --git-dir="$T/mirror.git" fsck --full --strict
+}
