@@ -107,6 +107,9 @@ check-man:
 bench: backup
 	@tests/bench.sh
 
+bench-offsite: backup
+	@tests/bench-offsite.sh
+
 install: backup
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
@@ -131,4 +134,4 @@ clean:
 	rm -f backup lib/*.o lib/libbackup.a cmd/*.o $(UNIT_BIN) tests/faultshim.so tests/bench_crypto tests/s3probe
 	rm -rf .asan .fuzz
 
-.PHONY: all unit deps check check-fresh check-crash asan check-man bench bench-crypto install demo clean fuzz fuzz-smoke
+.PHONY: all unit deps check check-fresh check-crash asan check-man bench bench-offsite bench-crypto install demo clean fuzz fuzz-smoke

@@ -14,7 +14,8 @@
 # gateway's ports are picked free at start (retried if another process takes
 # one first), and the keys are new each time. A start that fails stops what
 # it began and prints the log's tail. Processes are stopped by the ids start
-# recorded in DIR/pids, never by name.
+# recorded in DIR/pids, never by name. The OSD holds at most
+# CEPH_MEMSTORE_BYTES (default 2 GiB) of data, in its memory.
 set -u
 
 die() {
@@ -138,7 +139,7 @@ client mount timeout = 30
 rados mon op timeout = 30
 [osd]
 keyring = $D/osd.\$id/keyring
-memstore device bytes = 2147483648
+memstore device bytes = ${CEPH_MEMSTORE_BYTES:-2147483648}
 osd memory target = 939524096
 osd op num shards = 1
 osd op num threads per shard = 2

@@ -11,7 +11,9 @@
 #                       that `git` reaches it as host "127.0.0.1" on
 #                       $SSHD_PORT, checking its host key against
 #                       $DIR/known_hosts. Sets SSHD_DIR, SSHD_PORT,
-#                       SSHD_PID, SSHD_KEY, GIT_SSH_COMMAND.
+#                       SSHD_PID, SSHD_KEY, GIT_SSH_COMMAND. With
+#                       SSHD_SFTP=1 it also serves sftp (Debian's default
+#                       subsystem line), for restic in make bench-offsite.
 #   sshd_stop           stops it (call it from teardown).
 #   sshd_new_key NAME   makes the client key $SSHD_DIR/NAME (and NAME.pub).
 #   sshd_authorize LINE replaces the authorized_keys of root with LINE
@@ -43,6 +45,7 @@ UsePAM no
 StrictModes no
 PermitRootLogin prohibit-password
 LogLevel VERBOSE
+${SSHD_SFTP:+Subsystem sftp /usr/lib/openssh/sftp-server}
 EOF
 		: >"$log"
 		/usr/sbin/sshd -D -f "$SSHD_DIR/sshd_config" -E "$log" &
