@@ -319,19 +319,6 @@ drop_quarantine() {
 	both_clean "$T/far.git"
 }
 
-# A new host: its own config and machines folder, nothing of the old one.
-new_host() {
-	export BACKUP_CONFIG=$T/new/backup.conf
-	mkdir -p "$T/new/machines"
-	cat >"$BACKUP_CONFIG" <<CONF
-[repository]
-	path = $T/new/repo
-[machines]
-	dir = $T/new/machines
-	root = $T/new/mroot
-CONF
-}
-
 @test "push over ssh, then clone on a new host: list, restore and drill work as on the original" {
 	setup_backed_up
 	make_torture_tree "$T/src/torture"

@@ -52,6 +52,21 @@ setup_repo() {
 	backup enable -q "${1:-web1}"
 }
 
+# new_host [DIR]: a new host (default $T/new): its own config, machines
+# folder and repository path DIR/repo, nothing of the old one's.
+new_host() {
+	local d=${1:-$T/new}
+	export BACKUP_CONFIG=$d/backup.conf
+	mkdir -p "$d/machines"
+	cat >"$BACKUP_CONFIG" <<CONF
+[repository]
+	path = $d/repo
+[machines]
+	dir = $d/machines
+	root = $d/mroot
+CONF
+}
+
 # kill_after DELAY ARGS...: runs backup ARGS and kills it with SIGKILL after
 # DELAY seconds, like a power cut (it may have finished by then).
 kill_after() {
