@@ -12,7 +12,7 @@
 #include "usage.h"
 
 static const char *const usage[] = {
-	"backup clone [--name REMOTE] URL [DIR]",
+	"backup clone [--name REMOTE] [--endpoint URL] [--region REGION] URL [DIR]",
 	NULL
 };
 
@@ -21,7 +21,28 @@ static const char *const usage[] = {
  * into place at the end: a clone cut short leaves only that folder
  * (".NAME.clone-XXXXXX"), which no command takes for a repository.
  */
-static int clone_into(struct ctx *ctx, const char *url, const char *dir, const char *name)
+/* Sets remote.NAME.key in the new repository's config. */
+static int set_remote_key(struct repo *r, const char *name, const char *key, const char *value)
+{
+	git_config *cfg = NULL;
+	char *k = xasprintf("remote.%s.%s", name, key);
+	int ret = 0;
+
+	if (git_repository_config(&cfg, r->git) < 0 || git_config_set_string(cfg, k, value) < 0)
+		ret = error_git("cannot write the remote's config");
+	git_config_free(cfg);
+	free(k);
+	return ret;
+}
+
+/* An S3 remote's endpoint and region, as given (NULL: not given). */
+struct s3_where {
+	const char *endpoint;
+	const char *region;
+};
+
+static int clone_into(struct ctx *ctx, const char *url, const char *dir, const char *name,
+		      const struct s3_where *s3)
 {
 	struct transfer_result res = { 0 };
 	struct strbuf js = STRBUF_INIT;
@@ -48,7 +69,10 @@ static int clone_into(struct ctx *ctx, const char *url, const char *dir, const c
 		tmp = NULL;
 		goto out;
 	}
+	/* Where an S3 service is goes into the clone's config (never a secret). */
 	if (repo_init(tmp) < 0 || repo_open(&r, tmp) < 0 || remote_add(r, name, url) < 0 ||
+	    (s3->endpoint && set_remote_key(r, name, "endpoint", s3->endpoint) < 0) ||
+	    (s3->region && set_remote_key(r, name, "region", s3->region) < 0) ||
 	    remote_open(&rm, r, name) < 0)
 		goto out;
 	if (remote_fetch(r, rm, !ctx->quiet && !ctx->json && isatty(STDERR_FILENO), 1, -1, &res) < 0)
@@ -94,8 +118,11 @@ out:
 int cmd_clone(int argc, const char **argv, struct ctx *ctx)
 {
 	const char *name = "origin";
+	struct s3_where s3 = { NULL, NULL };
 	const struct option_spec opts[] = {
 		{ OPT_STRING, 0, "name", &name, "REMOTE", "the remote's name in the new repository (default origin)" },
+		{ OPT_STRING, 0, "endpoint", &s3.endpoint, "URL", "an s3:// URL's service (remote.NAME.endpoint; default AWS)" },
+		{ OPT_STRING, 0, "region", &s3.region, "REGION", "an s3:// URL's region (remote.NAME.region; default us-east-1)" },
 		{ OPT_END, 0, NULL, NULL, NULL, NULL }
 	};
 	enum remote_kind kind;
@@ -111,17 +138,21 @@ int cmd_clone(int argc, const char **argv, struct ctx *ctx)
 		return opt_usage_error(usage, "'%s' cannot name a remote", name), EXIT_USAGE;
 	if (remote_parse_url(argv[0], &kind, &url) < 0)
 		return EXIT_USAGE;
-	if (kind == REMOTE_S3) {
-		error("cloning from an S3 remote ('%s') is not written yet; clone from a path or an SSH remote", argv[0]);
+	if (kind != REMOTE_S3 && (s3.endpoint || s3.region)) {
 		free(url);
-		return EXIT_ERROR;
+		return opt_usage_error(usage, "--endpoint and --region are for s3:// URLs only"), EXIT_USAGE;
+	}
+	if (s3.endpoint && strncmp(s3.endpoint, "http://", 7) && strncmp(s3.endpoint, "https://", 8)) {
+		free(url);
+		return opt_usage_error(usage, "'%s' is not an S3 endpoint; write it http://HOST[:PORT] or "
+				       "https://HOST[:PORT]", s3.endpoint), EXIT_USAGE;
 	}
 	catch_interrupts();
 	if (argc < 2 && ctx_prepare(ctx) < 0) {
 		free(url);
 		return EXIT_ERROR;
 	}
-	ret = clone_into(ctx, url, argc == 2 ? argv[1] : ctx->cfg->repo_path, name);
+	ret = clone_into(ctx, url, argc == 2 ? argv[1] : ctx->cfg->repo_path, name, &s3);
 	free(url);
 	return ret;
 }

@@ -211,8 +211,8 @@ int push_to_remote(struct ctx *ctx, const char *name, const char *const *machine
 	for (i = 0; i < nmachines; i++)
 		if (collect_slots(ctx->repo, machines[i], &refs, &nrefs) < 0)
 			goto out;
-	/* The state goes where git goes; an S3 copy keeps slots only. */
-	if (nrefs && rm->kind != REMOTE_S3 && push_state(ctx, rm) && git_reference_name_to_id(&(git_oid){ 0 }, ctx->repo->git, REPO_STATE_REF) == 0) {
+	/* The state goes with the slots, to git and S3 remotes alike. */
+	if (nrefs && push_state(ctx, rm) && git_reference_name_to_id(&(git_oid){ 0 }, ctx->repo->git, REPO_STATE_REF) == 0) {
 		refs = xrealloc(refs, (nrefs + 1) * sizeof(*refs));
 		refs[nrefs++] = xstrdup(REPO_STATE_REF);
 	}

@@ -272,6 +272,10 @@ function __backup_define_opt
                 # (--new takes a new name).
                 set -a args -x
                 test "$cmd" = restore; and set -a args -a '(__backup_machines)'
+            case endpoint region
+                # "backup clone --endpoint URL --region R" of an S3
+                # service: nothing here to offer.
+                set -a args -x
             case window day print output
                 # Values of "backup schedule"; others may differ.
                 set -a args -x

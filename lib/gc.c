@@ -28,8 +28,7 @@ static int mark_tree(struct repo *r, struct dedup *live, const git_oid *id)
 	if (dedup_has_oid(live, id->id))
 		return 0;
 	if (git_tree_lookup(&t, r->git, id) < 0)
-		return error("tree %s of a kept backup cannot be read; run 'backup check' before reclaiming space",
-			     git_oid_tostr_s(id));
+		return error("tree %s of a kept backup cannot be read; run 'backup check'", git_oid_tostr_s(id));
 	dedup_add_oid(live, id->id);
 	n = git_tree_entrycount(t);
 	for (i = 0; i < n && !ret; i++) {
@@ -41,6 +40,21 @@ static int mark_tree(struct repo *r, struct dedup *live, const git_oid *id)
 			dedup_add_oid(live, git_tree_entry_id(e)->id);
 	}
 	git_tree_free(t);
+	return ret;
+}
+
+int gc_mark_backup(struct repo *r, struct dedup *live, const git_oid *id)
+{
+	git_commit *c = NULL;
+	int ret;
+
+	if (dedup_has_oid(live, id->id))
+		return 0;
+	if (git_commit_lookup(&c, r->git, id) < 0)
+		return error("backup %s cannot be read; run 'backup check'", git_oid_tostr_s(id));
+	dedup_add_oid(live, id->id);
+	ret = mark_tree(r, live, git_commit_tree_id(c));
+	git_commit_free(c);
 	return ret;
 }
 

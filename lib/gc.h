@@ -35,6 +35,15 @@ struct gc_stats {
 };
 
 /*
+ * Adds the backup whose commit is id, and every tree and blob its tree
+ * reaches, to live (a dedup table used as a set of object ids), reading
+ * commits and trees only: the mark of reclamation, for the S3 push too.
+ * Returns 0, or -1 after naming what cannot be read.
+ */
+struct dedup;
+int gc_mark_backup(struct repo *r, struct dedup *live, const git_oid *id);
+
+/*
  * With dry_run, only counts: nothing is changed. Refs naming one of the
  * ndrop commits in drop are treated as gone (what rotate --dry-run plans to
  * delete).

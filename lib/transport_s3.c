@@ -7,39 +7,54 @@
  *   objects/pack/pack-H.pack   a pack of the repository, as it is here
  *   objects/pack/pack-H.idx    its index, written after the pack
  *   slots/MACHINE/SLOT/TIME-COMMIT
- *                              a slot manifest, written after every pack
+ *                              a slot manifest, written after the packs
+ *                              it names
+ *   state/TIME-COMMIT          a service state manifest (refs/backup/state),
+ *                              written after the pack that holds it
  *
  * Every object is written once and never changed (If-None-Match: *), so
  * two hosts pushing at once cannot overwrite each other, and with Object
- * Lock nothing needs rewriting. The write order is the local repository's:
- * packs, then their indexes, then the slots that name their objects, so a
- * reader that sees a manifest finds every object it needs. A slot's value
- * is its newest manifest (TIME is the push's UTC time to the microsecond,
- * yyyymmddThhmmss.uuuuuuZ, so the newest sorts last); a push whose commit is the newest manifest's
- * already has nothing to write for that slot. A manifest is text:
+ * Lock nothing needs rewriting. When two pushes race for the same key, the
+ * one refused with 412 treats it as done: a pack's key names its content,
+ * so what is there is what it would have written, and a manifest's key
+ * names its commit. The write order is the local repository's: packs, then
+ * their indexes, then the manifests that name their objects, so a reader
+ * that sees a manifest finds every object it needs. A slot's value is its
+ * newest manifest (TIME is the push's UTC time to the microsecond,
+ * yyyymmddThhmmss.uuuuuuZ, so the newest sorts last); a push whose commit
+ * is the newest manifest's already has nothing to write for that slot. A
+ * manifest is text:
  *
- *   backup slot 1
+ *   backup slot 1               ("backup state 1" for the state)
  *   ref refs/backups/MACHINE/SLOT
  *   commit HEX
  *   pushed 2026-12-07T15:40:00Z
- *   pack pack-H                 (one line per pack the push found here)
+ *   created 1796636400          (a slot: the backup's start, Unix time)
+ *   kind automatic              (a slot: automatic or snapshot)
+ *   pack pack-H                 (one line per pack its objects are in)
  *
- * A push sends every pack of the repository that the bucket lacks (a pack
- * interrupted half-way is resumed from its multipart upload). Packs hold
- * the objects of every machine, deduplicated, so a push of one machine's
- * slots may send packs another machine needs as well.
+ * A push sends only the packs that hold objects of the slots it moves (the
+ * walk of the backups' trees, as space reclamation marks them), and of
+ * those only the ones the bucket lacks; a pack interrupted half-way is
+ * resumed from its multipart upload. A pack may hold objects of several
+ * machines (deduplicated), so a push of one machine may send a pack that
+ * another needs as well. The service state's objects are loose here: the
+ * push packs them into a small pack of their own (libgit2's pack builder)
+ * and sends it before the state manifest. Of two hosts pushing their state
+ * to one bucket, the newer manifest is the bucket's state.
  *
  * A fetch reads it back: every complete pack the repository lacks, each
  * verified against its index before it is renamed into place (pack, then
- * index, as a backup writes them), then each slot's newest manifest, whose
- * commit must be in those packs. It moves no ref: the caller does.
+ * index, as a backup writes them), then each slot's newest manifest and the
+ * newest state manifest, whose commits must be in those packs. It moves no
+ * ref: the caller does.
  *
  * The remote's keys: remote.NAME.endpoint (URL of the S3 service; AWS when
  * unset), remote.NAME.region (default us-east-1), remote.NAME.addressing
  * ("path" or "virtual"; path-style on other endpoints than AWS's), and
  * remote.NAME.objectLock (a boolean: every object written gets a
- * COMPLIANCE retention of OBJECT_LOCK_DAYS, and the packs a push finds
- * there already have theirs extended by as much, so a stolen key cannot
+ * COMPLIANCE retention of OBJECT_LOCK_DAYS, and the packs a push needs that
+ * are there already have theirs extended by as much, so a stolen key cannot
  * delete what a kept backup needs). Credentials come from the environment
  * or the AWS files (s3cred.h), never from the repository.
  */
@@ -54,12 +69,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dedup.h"
 #include "fsutil.h"
+#include "gc.h"
 #include "hash.h"
 #include "packidx.h"
 #include "remote.h"
 #include "s3.h"
 #include "s3cred.h"
+#include "snapshot.h"
 #include "strbuf.h"
 #include "usage.h"
 
@@ -78,7 +96,17 @@ struct ts3 {
 	uint64_t part_size;
 	long kill_after_parts;	/* tests: die like a power cut after so many parts */
 	long parts_sent;
+	long kill_after_packs;	/* tests: a fetch dies after so many packs */
+	long packs_fetched;
+	const char *rendezvous;	/* tests: DIR:N, see rendezvous() */
+	long lock_seconds;	/* tests: locks this long from each request */
 };
+
+/* When what is written now may be deleted. */
+static time_t lock_date(const struct ts3 *t)
+{
+	return t->lock_seconds > 0 ? time(NULL) + t->lock_seconds : t->lock_until;
+}
 
 /* Splits s3://BUCKET[/PREFIX] into bucket and prefix ("" or ending '/'). */
 static int parse_s3_url(const char *url, char **bucket, char **prefix)
@@ -188,7 +216,13 @@ static int ts3_open(struct ts3 *t, struct repo *r, const struct remote *rm)
 	/* And stop a push at a known part, however fast the server is. */
 	if (getenv("BACKUP_TEST_S3_KILL_AFTER_PARTS"))
 		t->kill_after_parts = strtol(getenv("BACKUP_TEST_S3_KILL_AFTER_PARTS"), NULL, 10);
+	if (getenv("BACKUP_TEST_S3_KILL_AFTER_PACKS"))
+		t->kill_after_packs = strtol(getenv("BACKUP_TEST_S3_KILL_AFTER_PACKS"), NULL, 10);
+	t->rendezvous = getenv("BACKUP_TEST_S3_RENDEZVOUS");
 	t->lock_until = time(NULL) + OBJECT_LOCK_DAYS * 86400L;
+	/* Tests: locks that end within the test, for retention to find ended. */
+	if (getenv("BACKUP_TEST_S3_LOCK_SECONDS"))
+		t->lock_seconds = strtol(getenv("BACKUP_TEST_S3_LOCK_SECONDS"), NULL, 10);
 	if (addressing && !strcmp(addressing, "path")) {
 		opt.addressing = S3_ADDR_PATH;
 	} else if (addressing && !strcmp(addressing, "virtual")) {
@@ -219,7 +253,7 @@ static void put_options(const struct ts3 *t, struct s3_put_options *po)
 	po->create_only = 1;
 	if (t->object_lock) {
 		po->lock_mode = "COMPLIANCE";
-		po->lock_until = t->lock_until;
+		po->lock_until = lock_date(t);
 	}
 }
 
@@ -227,6 +261,7 @@ static void put_options(const struct ts3 *t, struct s3_put_options *po)
 struct name {
 	char *name;
 	uint64_t size;
+	time_t mtime;
 };
 
 struct names {
@@ -245,6 +280,7 @@ static int add_name(const struct s3_object *o, void *data)
 	}
 	n->v[n->nr].name = xstrdup(o->key + n->skip);
 	n->v[n->nr].size = o->size;
+	n->v[n->nr].mtime = o->mtime;
 	n->nr++;
 	return 0;
 }
@@ -271,7 +307,7 @@ static int cmp_str(const void *a, const void *b)
 
 static int names_has(const struct names *n, const char *name)
 {
-	struct name want = { (char *)name, 0 };
+	struct name want = { (char *)name, 0, 0 };
 
 	return n->nr && bsearch(&want, n->v, n->nr, sizeof(*n->v), cmp_name) != NULL;
 }
@@ -343,6 +379,20 @@ static int cmp_part(const void *a, const void *b)
 	return ((const struct s3_part *)a)->number - ((const struct s3_part *)b)->number;
 }
 
+/* 1 when key is on the bucket with size bytes, 0 when not, or an error. */
+static int key_there(struct ts3 *t, const char *key, uint64_t size)
+{
+	struct s3_object o = { 0 };
+	int rc = s3_head(t->s3, key, &o);
+
+	if (!rc)
+		rc = o.size == size;
+	else if (rc == ERR_NOTFOUND)
+		rc = 0;
+	s3_object_release(&o);
+	return rc;
+}
+
 /*
  * A large file in parts: resumes the upload an interrupted push left for
  * the same key (the key names its content, so its parts are good), sending
@@ -353,7 +403,7 @@ static int put_multipart(struct ts3 *t, const char *key, int fd, uint64_t size)
 	struct find_upload f = { key, NULL };
 	struct parts have = { 0 };
 	struct s3_put_options po;
-	int nr = (int)((size + t->part_size - 1) / t->part_size), number, i, ret;
+	int nr = (int)((size + t->part_size - 1) / t->part_size), number, i, ret, rc;
 
 	put_options(t, &po);
 	ret = s3_mpu_list(t->s3, key, on_upload, &f);
@@ -397,6 +447,23 @@ static int put_multipart(struct ts3 *t, const char *key, int fd, uint64_t size)
 		if (!ret && ++t->parts_sent == t->kill_after_parts)
 			raise(SIGKILL);
 	}
+	/*
+	 * Another host pushing the same pack may have completed it first
+	 * (Ceph ignores If-None-Match on a completion, so look): the key
+	 * names the content, so that is as good as ours.
+	 */
+	if ((!ret || ret == ERR_NOTFOUND) && (rc = key_there(t, key, size)) != 0) {
+		if (rc > 0) {
+			if (!ret)
+				s3_mpu_abort(t->s3, key, f.id);
+			free(f.id);
+			parts_release(&have);
+			return 0;
+		}
+		ret = rc;
+	}
+	if (ret == ERR_NOTFOUND)
+		ret = error("the upload of '%s' vanished: another push ended it; push again", s3_name(t->s3, key));
 	if (!ret) {
 		struct parts use = { 0 };
 
@@ -406,6 +473,10 @@ static int put_multipart(struct ts3 *t, const char *key, int fd, uint64_t size)
 				parts_add(&use, have.p[i].number, have.p[i].etag, have.p[i].size);
 		ret = s3_mpu_complete(t->s3, key, f.id, use.p, use.nr, &po, NULL);
 		parts_release(&use);
+		if (ret == ERR_NOTFOUND && key_there(t, key, size) > 0)
+			ret = 0;
+		else if (ret == ERR_NOTFOUND)
+			ret = error("the upload of '%s' vanished: another push ended it; push again", s3_name(t->s3, key));
 	}
 	free(f.id);
 	parts_release(&have);
@@ -477,33 +548,238 @@ static int local_packs(struct repo *r, char ***out, size_t *nr)
 	return 0;
 }
 
-/* The newest manifest's commit of machine/slot in the listing of slots/,
- * into hex ("" when none). */
-static void newest_commit(const struct names *slots, const char *ms, char hex[41])
+/* Whether name ends in "-" and 40 lower-case hex digits. */
+static int ends_in_commit(const char *name)
 {
-	size_t len = strlen(ms), i;
+	const char *dash = strrchr(name, '-');
+
+	return dash && strlen(dash + 1) == 40 && strspn(dash + 1, "0123456789abcdef") == 40;
+}
+
+/* The commit of the newest manifest under dir ("MACHINE/SLOT" in the
+ * listing of slots/, or "" in that of state/), into hex ("" when none). */
+static void newest_commit(const struct names *list, const char *dir, char hex[41])
+{
+	size_t len = strlen(dir), i;
 
 	hex[0] = '\0';
-	for (i = 0; i < slots->nr; i++) {
-		const char *n = slots->v[i].name, *dash;
+	for (i = 0; i < list->nr; i++) {
+		const char *n = list->v[i].name;
 
-		if (strncmp(n, ms, len) || n[len] != '/')
+		if (len && (strncmp(n, dir, len) || n[len] != '/'))
 			continue;
-		dash = strrchr(n + len + 1, '-');
-		if (dash && strlen(dash + 1) == 40 && !strchr(dash + 1, '/'))
-			memcpy(hex, dash + 1, 41);
+		n += len ? len + 1 : 0;
+		if (!strchr(n, '/') && ends_in_commit(n))
+			memcpy(hex, n + strlen(n) - 40, 41);
 	}
+}
+
+/*
+ * Tests: BACKUP_TEST_S3_RENDEZVOUS=DIR:N makes a push wait, once it has
+ * listed the bucket and before it writes anything, until N pushes have come
+ * that far (each adds a file to DIR), so that they race for the same keys
+ * however the scheduler runs them. It gives up after a minute.
+ */
+static void rendezvous(const struct ts3 *t)
+{
+	const char *colon = t->rendezvous ? strrchr(t->rendezvous, ':') : NULL;
+	char *dir, *mine;
+	long want, tries;
+	int fd;
+
+	if (!colon)
+		return;
+	dir = xstrndup(t->rendezvous, colon - t->rendezvous);
+	want = strtol(colon + 1, NULL, 10);
+	mine = xasprintf("%s/%ld", dir, (long)getpid());
+	fd = open(mine, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	for (tries = 0; tries < 3000; tries++) {
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		long n = 0;
+
+		while (d && (e = readdir(d)))
+			n += e->d_name[0] != '.';
+		if (d)
+			closedir(d);
+		if (n >= want)
+			break;
+		usleep(20000);
+	}
+	free(mine);
+	free(dir);
+}
+
+/*
+ * Sets need[i] for each of the local packs that holds an object one of the
+ * n backups reaches: the walk of space reclamation (gc.h), commits and
+ * trees only, then each pack's index against the objects found.
+ */
+static int packs_needed(struct repo *r, char **packs, size_t npacks, const git_oid *ids, size_t n,
+			int *need)
+{
+	struct dedup *live = NULL;
+	size_t i, k;
+	int ret;
+
+	ret = dedup_load(&live, NULL, NULL);
+	for (i = 0; i < n && !ret; i++)
+		ret = gc_mark_backup(r, live, &ids[i]);
+	for (i = 0; i < npacks && !ret; i++) {
+		char *path = xasprintf("%s/%s.idx", r->pack_dir, packs[i]);
+		struct packidx idx;
+
+		need[i] = 0;
+		if (packidx_read(&idx, path) < 0) {
+			ret = error("cannot read the pack index '%s'; run 'backup check'", path);
+		} else {
+			for (k = 0; k < idx.nr && !need[i]; k++)
+				need[i] = dedup_has_oid(live, idx.oids + k * SHA1_LEN);
+			packidx_release(&idx);
+		}
+		free(path);
+	}
+	dedup_free(live);
+	return ret;
+}
+
+/*
+ * Sends pack name (and its index) from folder dir when the bucket lacks
+ * either, counting its objects when the pack was new; with Object Lock, a
+ * pack the bucket has already gets its lock extended, as the new backup
+ * that needs it must outlive it.
+ */
+static int send_pack(struct ts3 *t, const struct names *have, const char *dir, const char *name, int progress,
+		     struct transfer_result *res)
+{
+	char *pack = xasprintf("%s.pack", name), *idx = xasprintf("%s.idx", name);
+	char *path = xasprintf("%s/%s", dir, pack), *key = xasprintf("%sobjects/pack/%s", t->prefix, pack);
+	int missing_pack = !names_has(have, pack), missing_idx = !names_has(have, idx), rc = 0;
+
+	if (missing_pack || missing_idx) {
+		struct packidx pi;
+
+		if (progress)
+			fprintf(stderr, "sending %s\n", name);
+		if (missing_pack)
+			rc = put_file(t, path, key);
+		if (!rc) {
+			free(path);
+			free(key);
+			path = xasprintf("%s/%s", dir, idx);
+			key = xasprintf("%sobjects/pack/%s", t->prefix, idx);
+			rc = put_file(t, path, key);
+		}
+		if (!rc && missing_pack && packidx_read(&pi, path) == 0) {
+			res->objects += pi.nr;
+			packidx_release(&pi);
+		}
+	} else if (t->object_lock) {
+		rc = s3_put_retention(t->s3, key, NULL, "COMPLIANCE", lock_date(t));
+		if (!rc) {
+			free(key);
+			key = xasprintf("%sobjects/pack/%s", t->prefix, idx);
+			rc = s3_put_retention(t->s3, key, NULL, "COMPLIANCE", lock_date(t));
+		}
+		/* A lock already longer than ours. */
+		if (rc == S3_ERR_LOCKED)
+			rc = 0;
+	}
+	free(pack);
+	free(idx);
+	free(path);
+	free(key);
+	return rc;
+}
+
+/*
+ * The service state's objects (its commit, tree and blobs, loose objects
+ * here) packed by libgit2 into a new temporary folder *dir, the pack named
+ * *name ("pack-H"). The caller removes the folder.
+ */
+static int state_pack(struct repo *r, const git_oid *id, char **dir, char **name)
+{
+	const char *tmp = getenv("TMPDIR");
+	git_packbuilder *pb = NULL;
+	int ret = -1;
+
+	*name = NULL;
+	*dir = xasprintf("%s/backup-state-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(*dir)) {
+		ret = error("cannot create a temporary folder '%s': %s", *dir, strerror(errno));
+		free(*dir);
+		*dir = NULL;
+		return ret;
+	}
+	if (git_packbuilder_new(&pb, r->git) < 0 || !git_packbuilder_set_threads(pb, 1) ||
+	    git_packbuilder_insert_commit(pb, id) < 0 ||
+	    git_packbuilder_write(pb, *dir, 0, NULL, NULL) < 0) {
+		error_git("cannot pack the service state");
+		goto out;
+	}
+	*name = xasprintf("pack-%s", git_packbuilder_name(pb));
+	ret = 0;
+out:
+	git_packbuilder_free(pb);
+	return ret;
+}
+
+/* Writes a manifest, create-only: 0, or 1 when its key was there already
+ * (the same commit pushed in the same microsecond: nothing to do). */
+static int put_manifest(struct ts3 *t, const char *key, const struct strbuf *text)
+{
+	struct s3_put_options po;
+	int rc;
+
+	put_options(t, &po);
+	rc = s3_put_buf(t->s3, key, text->buf, text->len, &po, NULL);
+	return rc == ERR_EXISTS ? 1 : rc;
+}
+
+/* Sends the state commit of u as a pack of its own, then its manifest. */
+static int push_state(struct ts3 *t, struct repo *r, const struct names *have, struct ref_update *u,
+		      const char *stamp, const char *pushed, int progress, struct transfer_result *res)
+{
+	struct strbuf text = STRBUF_INIT;
+	char *dir = NULL, *name = NULL, *key;
+	git_oid id;
+	int rc;
+
+	git_oid_fromstr(&id, u->new_hex);
+	rc = state_pack(r, &id, &dir, &name);
+	if (!rc)
+		rc = send_pack(t, have, dir, name, progress, res);
+	if (!rc) {
+		strbuf_addf(&text, "backup state 1\nref %s\ncommit %s\npushed %s\npack %s\n", REPO_STATE_REF,
+			    u->new_hex, pushed, name);
+		key = xasprintf("%sstate/%s-%s", t->prefix, stamp, u->new_hex);
+		rc = put_manifest(t, key, &text);
+		free(key);
+		u->status = rc == 1 ? REF_UPTODATE : REF_UPDATED;
+		if (rc == 1)
+			rc = 0;
+	}
+	if (dir)
+		remove_tree(dir);
+	free(dir);
+	free(name);
+	strbuf_release(&text);
+	return rc;
 }
 
 static int ts3_push(struct repo *r, const struct remote *rm, const char *const *refs, size_t nrefs,
 		    int progress, struct transfer_result *res)
 {
 	struct ts3 t;
-	struct names have = { 0 }, slots = { 0 };
+	struct names have = { 0 }, slots = { 0 }, states = { 0 };
 	struct strbuf manifest = STRBUF_INIT;
 	struct timespec t0, t1;
 	char **packs = NULL;
-	size_t npacks = 0, i;
+	size_t npacks = 0, nwant = 0, i, j;
+	git_oid *want = NULL;
+	int *need = NULL;
 	char stamp[48], pushed[32];
 	struct timespec wall;
 	time_t now;
@@ -523,51 +799,48 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 	strftime(pushed, sizeof(pushed), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (local_packs(r, &packs, &npacks) < 0)
 		goto out;
-	if (list_names(&t, "objects/pack/", &have) < 0 || list_names(&t, "slots/", &slots) < 0)
+	if (list_names(&t, "objects/pack/", &have) < 0 || list_names(&t, "slots/", &slots) < 0 ||
+	    list_names(&t, "state/", &states) < 0)
 		goto out;
+	rendezvous(&t);
 
-	/* 1. Packs, each before its index. */
-	for (i = 0; i < npacks; i++) {
-		char *pack = xasprintf("%s.pack", packs[i]), *idx = xasprintf("%s.idx", packs[i]);
-		char *path = xasprintf("%s/%s", r->pack_dir, pack);
-		char *key = xasprintf("%sobjects/pack/%s", t.prefix, pack);
-		int missing_pack = !names_has(&have, pack), missing_idx = !names_has(&have, idx);
-		int rc = 0;
+	/* 1. What each ref has there: a ref whose value is the newest
+	 * manifest's is up to date. */
+	res->refs = xcalloc(nrefs ? nrefs : 1, sizeof(*res->refs));
+	want = xcalloc(nrefs ? nrefs : 1, sizeof(*want));
+	for (i = 0; i < nrefs; i++) {
+		struct ref_update *u = &res->refs[res->nrefs];
+		const char *ms = refs[i] + strlen("refs/backups/");
+		int state = !strcmp(refs[i], REPO_STATE_REF);
+		git_oid oid;
 
-		if (missing_pack || missing_idx) {
-			struct packidx pi;
-
-			if (progress)
-				fprintf(stderr, "sending %s\n", packs[i]);
-			if (missing_pack)
-				rc = put_file(&t, path, key);
-			if (!rc) {
-				free(path);
-				free(key);
-				path = xasprintf("%s/%s", r->pack_dir, idx);
-				key = xasprintf("%sobjects/pack/%s", t.prefix, idx);
-				rc = put_file(&t, path, key);
-			}
-			if (!rc && missing_pack && packidx_read(&pi, path) == 0) {
-				res->objects += pi.nr;
-				packidx_release(&pi);
-			}
-		} else if (t.object_lock) {
-			/* Still needed: its lock must outlast the newest backup. */
-			rc = s3_put_retention(t.s3, key, NULL, "COMPLIANCE", t.lock_until);
-			if (!rc) {
-				free(key);
-				key = xasprintf("%sobjects/pack/%s", t.prefix, idx);
-				rc = s3_put_retention(t.s3, key, NULL, "COMPLIANCE", t.lock_until);
-			}
-			if (rc == S3_ERR_LOCKED)
-				rc = 0;
+		if (!state && (strncmp(refs[i], "refs/backups/", 13) || !strchr(ms, '/')))
+			continue;
+		if (git_reference_name_to_id(&oid, r->git, refs[i]) < 0) {
+			error_git(state ? "cannot read the service state" : "cannot read a slot");
+			goto out;
 		}
-		free(pack);
-		free(idx);
-		free(path);
-		free(key);
-		if (rc)
+		res->nrefs++;
+		u->ref = xstrdup(refs[i]);
+		git_oid_tostr(u->new_hex, sizeof(u->new_hex), &oid);
+		newest_commit(state ? &states : &slots, state ? "" : ms, u->old_hex);
+		if (!strcmp(u->old_hex, u->new_hex)) {
+			u->status = REF_UPTODATE;
+			continue;
+		}
+		u->status = REF_REFUSED;	/* until its manifest is written */
+		if (!state)
+			want[nwant++] = oid;
+	}
+
+	/* 2. The packs those backups need, each before its index. */
+	need = xcalloc(npacks + 1, sizeof(*need));
+	if (nwant && packs_needed(r, packs, npacks, want, nwant, need) < 0)
+		goto out;
+	for (i = 0; i < npacks; i++) {
+		if (!need[i])
+			continue;
+		if (send_pack(&t, &have, r->pack_dir, packs[i], progress, res) < 0)
 			goto out;
 		if (interrupted) {
 			error("interrupted; the packs sent stay, the next push continues");
@@ -575,49 +848,41 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 		}
 	}
 
-	/* 2. The slots, last: every object they name is there now. */
-	res->refs = xcalloc(nrefs ? nrefs : 1, sizeof(*res->refs));
-	for (i = 0; i < nrefs; i++) {
-		struct ref_update *u = &res->refs[res->nrefs];
-		const char *ms = refs[i] + strlen("refs/backups/");
-		struct s3_put_options po;
+	/* 3. The slots, last: every object they name is there now. */
+	for (i = 0; i < res->nrefs; i++) {
+		struct ref_update *u = &res->refs[i];
+		struct backup_info *b = NULL;
 		git_oid oid;
 		char *key;
-		size_t j;
 		int rc;
 
-		if (strncmp(refs[i], "refs/backups/", 13) || !strchr(ms, '/'))
+		if (u->status != REF_REFUSED || !strcmp(u->ref, REPO_STATE_REF))
 			continue;
-		if (git_reference_name_to_id(&oid, r->git, refs[i]) < 0) {
-			error_git("cannot read a slot");
+		git_oid_fromstr(&oid, u->new_hex);
+		if (snapshot_read(r, oid.id, &b) < 0) {
+			error("%s names %s, which is not a readable backup; run 'backup check'", u->ref, u->new_hex);
 			goto out;
-		}
-		res->nrefs++;
-		u->ref = xstrdup(refs[i]);
-		git_oid_tostr(u->new_hex, sizeof(u->new_hex), &oid);
-		newest_commit(&slots, ms, u->old_hex);
-		if (!strcmp(u->old_hex, u->new_hex)) {
-			u->status = REF_UPTODATE;
-			continue;
 		}
 		strbuf_reset(&manifest);
-		strbuf_addf(&manifest, "backup slot 1\nref %s\ncommit %s\npushed %s\n", refs[i], u->new_hex,
-			    pushed);
+		strbuf_addf(&manifest, "backup slot 1\nref %s\ncommit %s\npushed %s\ncreated %lld\nkind %s\n",
+			    u->ref, u->new_hex, pushed, (long long)b->start.tv_sec, b->kind);
+		backup_info_free(b);
 		for (j = 0; j < npacks; j++)
-			strbuf_addf(&manifest, "pack %s\n", packs[j]);
-		key = xasprintf("%sslots/%s/%s-%s", t.prefix, ms, stamp, u->new_hex);
-		put_options(&t, &po);
-		rc = s3_put_buf(t.s3, key, manifest.buf, manifest.len, &po, NULL);
+			if (need[j])
+				strbuf_addf(&manifest, "pack %s\n", packs[j]);
+		key = xasprintf("%sslots/%s/%s-%s", t.prefix, u->ref + strlen("refs/backups/"), stamp, u->new_hex);
+		rc = put_manifest(&t, key, &manifest);
 		free(key);
-		if (rc == ERR_EXISTS) {
-			/* Another push of the same commit in the same second. */
-			u->status = REF_UPTODATE;
-			continue;
-		}
-		if (rc)
+		if (rc < 0)
 			goto out;
-		u->status = REF_UPDATED;
+		u->status = rc ? REF_UPTODATE : REF_UPDATED;
 	}
+
+	/* 4. The service state, in a pack of its own. */
+	for (i = 0; i < res->nrefs; i++)
+		if (res->refs[i].status == REF_REFUSED && !strcmp(res->refs[i].ref, REPO_STATE_REF) &&
+		    push_state(&t, r, &have, &res->refs[i], stamp, pushed, progress, res) < 0)
+			goto out;
 	ret = 0;
 out:
 	if (t.s3) {
@@ -627,15 +892,23 @@ out:
 		s3_stats(t.s3, &st);
 		res->bytes = st.bytes_up;
 	}
-	if (ret && res->nrefs == 0) {
+	if (ret) {
+		for (i = 0; i < res->nrefs; i++) {
+			free(res->refs[i].ref);
+			free(res->refs[i].reason);
+		}
 		free(res->refs);
 		res->refs = NULL;
+		res->nrefs = 0;
 	}
 	for (i = 0; i < npacks; i++)
 		free(packs[i]);
 	free(packs);
+	free(want);
+	free(need);
 	names_release(&have);
 	names_release(&slots);
+	names_release(&states);
 	strbuf_release(&manifest);
 	ts3_close(&t);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -798,12 +1071,12 @@ static int read_manifest(struct ts3 *t, const char *key, const char *ref, char h
 {
 	struct strbuf sb = STRBUF_INIT;
 	char *want = xasprintf("ref %s\n", ref);
-	const char *c;
+	const char *c, *head = strcmp(ref, REPO_STATE_REF) ? "backup slot 1\n" : "backup state 1\n";
 	int ret = s3_get_buf(t->s3, key, 0, 0, &sb);
 
 	if (!ret) {
 		c = strstr(sb.buf, "\ncommit ");
-		if (strncmp(sb.buf, "backup slot 1\n", 14) || !strstr(sb.buf, want) || !c ||
+		if (strncmp(sb.buf, head, strlen(head)) || !strstr(sb.buf, want) || !c ||
 		    strspn(c + 8, "0123456789abcdef") != 40 || c[48] != '\n' ||
 		    memcmp(c + 8, key + strlen(key) - 40, 40))
 			ret = error("'%s' is not a slot manifest", s3_name(t->s3, key));
@@ -818,7 +1091,7 @@ static int read_manifest(struct ts3 *t, const char *key, const char *ref, char h
 static int ts3_fetch(struct repo *r, const struct remote *rm, int progress, struct transfer_result *res)
 {
 	struct ts3 t;
-	struct names have = { 0 }, slots = { 0 };
+	struct names have = { 0 }, slots = { 0 }, states = { 0 };
 	struct timespec t0, t1;
 	char **packs = NULL;
 	size_t npacks = 0, i, j;
@@ -829,7 +1102,8 @@ static int ts3_fetch(struct repo *r, const struct remote *rm, int progress, stru
 	if (ts3_open(&t, r, rm) < 0)
 		return -1;
 	if (local_packs(r, &packs, &npacks) < 0 ||
-	    list_names(&t, "objects/pack/", &have) < 0 || list_names(&t, "slots/", &slots) < 0)
+	    list_names(&t, "objects/pack/", &have) < 0 || list_names(&t, "slots/", &slots) < 0 ||
+	    list_names(&t, "state/", &states) < 0)
 		goto out;
 	/* 1. Every complete pack (its index is there) this repository lacks. */
 	for (i = 0; i < have.nr; i++) {
@@ -852,6 +1126,8 @@ static int ts3_fetch(struct repo *r, const struct remote *rm, int progress, stru
 				goto out;
 			}
 			added = 1;
+			if (++t.packs_fetched == t.kill_after_packs)
+				raise(SIGKILL);
 		}
 		free(name);
 		free(idx);
@@ -864,20 +1140,33 @@ static int ts3_fetch(struct repo *r, const struct remote *rm, int progress, stru
 		error_git("cannot read the new packs");
 		goto out;
 	}
-	/* 2. Each slot's newest manifest: the last of its slot in key order. */
-	res->refs = xcalloc(slots.nr ? slots.nr : 1, sizeof(*res->refs));
-	for (i = 0; i < slots.nr; i++) {
-		const char *n = slots.v[i].name, *last = strrchr(n, '/');
+	/* 2. Each slot's newest manifest (the last of its slot in key order),
+	 * then the newest state manifest. */
+	res->refs = xcalloc(slots.nr + 2, sizeof(*res->refs));
+	for (i = 0; i <= slots.nr; i++) {
+		const char *n = i < slots.nr ? slots.v[i].name : NULL, *last = n ? strrchr(n, '/') : NULL;
 		struct ref_update *u;
 		git_oid oid;
 		char *key;
 
-		/* MACHINE/SLOT/TIME-COMMIT, and the last of its slot. */
-		if (!slot_key(n) || (i + 1 < slots.nr && !strncmp(slots.v[i + 1].name, n, last - n + 1)))
-			continue;
-		u = &res->refs[res->nrefs++];
-		u->ref = xasprintf("refs/backups/%.*s", (int)(last - n), n);
-		key = xasprintf("%sslots/%s", t.prefix, n);
+		if (!n) {
+			/* The state: TIME-COMMIT, the last of them. */
+			for (j = states.nr; j > 0 && (strchr(states.v[j - 1].name, '/') ||
+						       !ends_in_commit(states.v[j - 1].name)); j--)
+				;
+			if (!j)
+				break;
+			u = &res->refs[res->nrefs++];
+			u->ref = xstrdup(REPO_STATE_REF);
+			key = xasprintf("%sstate/%s", t.prefix, states.v[j - 1].name);
+		} else {
+			/* MACHINE/SLOT/TIME-COMMIT, and the last of its slot. */
+			if (!slot_key(n) || (i + 1 < slots.nr && !strncmp(slots.v[i + 1].name, n, last - n + 1)))
+				continue;
+			u = &res->refs[res->nrefs++];
+			u->ref = xasprintf("refs/backups/%.*s", (int)(last - n), n);
+			key = xasprintf("%sslots/%s", t.prefix, n);
+		}
 		ret = read_manifest(&t, key, u->ref, u->new_hex);
 		free(key);
 		if (ret)
@@ -899,6 +1188,7 @@ out:
 	free(packs);
 	names_release(&have);
 	names_release(&slots);
+	names_release(&states);
 	ts3_close(&t);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	res->seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;

@@ -218,6 +218,8 @@ one_line() {
 # $1 under prefix $2.
 setup_pushed_repo() {
 	setup_repo web1
+	# One slot per backup, whatever the day.
+	weekly_day_not_today web1
 	local i
 	for i in 1 2 3 4 5; do head -c 50000 /dev/urandom >"$T/src/f$i"; done
 	head -c 3000000 /dev/urandom >"$T/src/big"
@@ -344,7 +346,10 @@ CONF
 	# and moves no ref.
 	run --separate-stderr probe --stats fetch "$T/b/repo" off
 	assert_success
-	assert_output "refs/backups/web1/daily - $want updated"
+	# The slot, then the service state the push sent with it.
+	[ "${#lines[@]}" = 2 ]
+	assert_line --index 0 "refs/backups/web1/daily - $want updated"
+	assert_line --index 1 "refs/backup/state $(git --git-dir="$T/b/repo" rev-parse refs/backup/state) $(git --git-dir="$REPO" rev-parse refs/backup/state) updated"
 	run git --git-dir="$T/b/repo" rev-parse -q --verify refs/backups/web1/daily
 	assert_failure
 	# backup fetch: the slot is taken; the copy checks and restores.
@@ -363,7 +368,7 @@ CONF
 	assert_output "up to date with remote 'off'"
 	run --separate-stderr probe --stats fetch "$T/b/repo" off
 	assert_success
-	assert_output "refs/backups/web1/daily $want $want up-to-date"
+	assert_line --index 0 "refs/backups/web1/daily $want $want up-to-date"
 	[[ $stderr == "objects 0 bytes 0" ]]
 
 	# A pack damaged on the bucket is refused, and nothing of it stays.
@@ -415,6 +420,173 @@ CONF
 	run backup check -q
 	assert_success
 	run --separate-stderr probe ls repo2/
+	assert_output ""
+}
+
+@test "clone from S3 on a new host: the state comes, and list, restore, drill and check work" {
+	setup_pushed_repo probe-bucket clone1
+	make_torture_tree "$T/src/torture"
+	backup schedule -q web1 --window W6 --day friday
+	backup run -q web1
+	backup run -q web1 --snapshot --label before
+	backup push -q off
+	old_list=$(backup list --json)
+	# The state went up as a pack of its own, then its manifest.
+	state=$(git --git-dir="$REPO" rev-parse refs/backup/state)
+	run --separate-stderr probe ls clone1/state/
+	[ "${#lines[@]}" = 1 ]
+	[[ ${lines[0]} == "clone1/state/"*"-$state "* ]]
+	new_host
+	run backup clone s3://probe-bucket/clone1 --endpoint "$S3_ENDPOINT" --region us-east-1
+	assert_success
+	assert_line "repository '$T/new/repo' made from s3://probe-bucket/clone1; its remote 'origin' names it"
+	[ "$(git --git-dir="$T/new/repo" rev-parse refs/backup/state)" = "$state" ]
+	run backup list --json
+	assert_output "$old_list"
+	# Where the service is, in the clone's remote; never a secret.
+	[ "$(git --git-dir="$T/new/repo" config remote.origin.endpoint)" = "$S3_ENDPOINT" ]
+	[ "$(git --git-dir="$T/new/repo" config remote.origin.region)" = us-east-1 ]
+	! grep -rF -e "$AWS_SECRET_ACCESS_KEY" -e "$AWS_ACCESS_KEY_ID" "$T/new/repo/config"
+	# The schedule is service state: it came with the clone.
+	MACHINES=$T/new/machines define_machine web1 "$T/src"
+	run backup schedule web1
+	assert_output --partial W6
+	assert_output --partial friday
+	backup restore -q web1 --path / --to "$T/out"
+	run tree_diff "$T/src" "$T/out"
+	assert_output ""
+	backup restore -q web1:snapshot --new web9
+	run tree_diff "$T/src" "$T/new/mroot/web9/disks/root"
+	assert_output ""
+	run backup drill web1
+	assert_success
+	run backup check --read-data
+	assert_success
+	run git --git-dir="$T/new/repo" fsck --full --no-progress
+	assert_success
+	# The new host backs up and pushes to the same bucket.
+	echo changed >"$T/src/hostname"
+	backup run -q web1
+	run backup push origin
+	assert_success
+	assert_line --regexp '^web1 daily [0-9a-f]{12} pushed$'
+}
+
+@test "a clone from S3 killed mid-way leaves no repository; the next one completes" {
+	setup_pushed_repo probe-bucket clone2
+	backup push -q off
+	echo more >"$T/src/more"
+	backup run -q web1
+	backup push -q off
+	[ "$(probe ls clone2/objects/pack/ | grep -c '\.pack ')" -ge 3 ]
+	new_host
+	# Options that are not for the URL given, or not an endpoint.
+	run -2 backup clone "$T/elsewhere" --endpoint "$S3_ENDPOINT"
+	assert_output --partial "--endpoint and --region are for s3:// URLs only"
+	run -2 backup clone s3://probe-bucket/clone2 --endpoint ftp://host
+	assert_output --partial "'ftp://host' is not an S3 endpoint"
+	run --separate-stderr backup clone s3://no-such-bucket/x --endpoint "$S3_ENDPOINT"
+	assert_failure 1
+	one_line "backup: bucket 'no-such-bucket' does not exist at '$S3_ENDPOINT'; create it or correct the remote's URL"
+	[ ! -e "$T/new/repo" ]
+	# Killed (SIGKILL, by a test hook) once the first pack is in place.
+	run -137 env BACKUP_TEST_S3_KILL_AFTER_PACKS=1 "$BK" clone -q s3://probe-bucket/clone2 --endpoint "$S3_ENDPOINT"
+	[ ! -e "$T/new/repo" ]
+	leftover=$(compgen -G "$T/new/.repo.clone-*")
+	[ "$(ls "$leftover"/objects/pack/*.pack | wc -l)" = 1 ]
+	run -1 backup list
+	assert_output --partial "no repository at '$T/new/repo'"
+	run backup clone -q s3://probe-bucket/clone2 --endpoint "$S3_ENDPOINT"
+	assert_success
+	[ "$(git --git-dir="$T/new/repo" rev-parse refs/backups/web1/daily)" = \
+	  "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
+	run backup check --read-data
+	assert_success
+}
+
+@test "push of one machine to S3 sends only the packs its slots need" {
+	setup_pushed_repo probe-bucket one
+	before=$(ls "$REPO"/objects/pack/*.pack)
+	mkdir -p "$T/dbsrc"
+	head -c 2000000 /dev/urandom >"$T/dbsrc/db"
+	define_machine db1 "$T/dbsrc"
+	backup enable -q db1
+	weekly_day_not_today db1
+	backup run -q db1
+	run backup push off db1
+	assert_success
+	assert_line --regexp '^db1 daily [0-9a-f]{12} pushed$'
+	refute_line --partial web1
+	# None of web1's packs went, and db1's slot alone is there.
+	for f in $before; do
+		run --separate-stderr probe head "one/objects/pack/${f##*/}"
+		assert_failure 2
+	done
+	run --separate-stderr probe ls one/slots/
+	[ "${#lines[@]}" = 1 ]
+	[[ ${lines[0]} == one/slots/db1/daily/* ]]
+	# A clone of it restores db1; then the whole push sends web1's.
+	new_host
+	backup clone -q s3://probe-bucket/one --endpoint "$S3_ENDPOINT"
+	backup restore -q db1 --path / --to "$T/out"
+	run tree_diff "$T/dbsrc" "$T/out"
+	assert_output ""
+	export BACKUP_CONFIG=$T/backup.conf
+	run backup push off
+	assert_success
+	assert_line --regexp '^web1 daily [0-9a-f]{12} pushed$'
+	for f in $before; do
+		probe head "one/objects/pack/${f##*/}" >/dev/null
+	done
+}
+
+@test "two hosts push different machines into one prefix at once: both land" {
+	setup_pushed_repo probe-bucket race
+	# Host b: a copy of this repository that backs up db1, whose files
+	# are web1's (so db1 needs web1's packs too), and pushes db1 alone.
+	mkdir -p "$T/b"
+	cp -a "$REPO" "$T/b/repo"
+	new_host "$T/b"
+	MACHINES=$T/b/machines define_machine db1 "$T/src"
+	backup enable -q db1
+	weekly_day_not_today db1
+	backup run -q db1
+	export BACKUP_CONFIG=$T/backup.conf
+	echo newer >"$T/src/newer"
+	backup run -q web1
+	# Both list the bucket before either writes (a test hook), so both
+	# send the packs they share and race for every one of them.
+	mkdir "$T/meet"
+	BACKUP_TEST_S3_RENDEZVOUS=$T/meet:2 "$BK" push --json off web1 >"$T/a.out" 2>"$T/a.err" &
+	a=$!
+	BACKUP_TEST_S3_RENDEZVOUS=$T/meet:2 BACKUP_CONFIG=$T/b/backup.conf "$BK" push --json off db1 \
+		>"$T/b.out" 2>"$T/b.err" &
+	b=$!
+	ra=0 rb=0
+	wait "$a" || ra=$?
+	wait "$b" || rb=$?
+	cat "$T/a.err" "$T/b.err"
+	[ "$ra" = 0 ] && [ "$rb" = 0 ]
+	[ -z "$(cat "$T/a.err" "$T/b.err")" ]
+	[ "$(ls "$T/meet" | wc -l)" = 2 ]
+	[ "$(json_field pushed <"$T/a.out")" = 1 ]
+	[ "$(json_field pushed <"$T/b.out")" = 1 ]
+	# Both sent the packs they share: the objects of web1's first backup.
+	shared=$(for f in $(cd "$T/b/repo/objects/pack" && ls pack-*.idx); do
+		[ -e "$REPO/objects/pack/$f" ] && git show-index <"$REPO/objects/pack/$f"; done | wc -l)
+	[ "$(json_field objects <"$T/a.out")" -ge "$shared" ]
+	[ "$(json_field objects <"$T/b.out")" -ge "$shared" ]
+	# A third host clones both machines' slots, whole.
+	new_host "$T/c"
+	backup clone -q s3://probe-bucket/race --endpoint "$S3_ENDPOINT"
+	[ "$(git --git-dir="$T/c/repo" rev-parse refs/backups/web1/daily)" = \
+	  "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
+	[ "$(git --git-dir="$T/c/repo" rev-parse refs/backups/db1/daily)" = \
+	  "$(git --git-dir="$T/b/repo" rev-parse refs/backups/db1/daily)" ]
+	run backup check --read-data
+	assert_success
+	backup restore -q web1 --path / --to "$T/out"
+	run tree_diff "$T/src" "$T/out"
 	assert_output ""
 }
 
