@@ -43,6 +43,24 @@ static void report_units(struct ctx *ctx, const char *key, const char *value, co
 	strbuf_release(&sb);
 }
 
+/* Prints the two units, or writes them into dir and says so. */
+static int emit_units(struct ctx *ctx, const char *key, const char *value, const char *dir,
+		      const char *sname, const struct strbuf *service, const char *tname,
+		      const struct strbuf *timer)
+{
+	if (!dir) {
+		printf("# file: %s\n", sname);
+		fwrite(service->buf, 1, service->len, stdout);
+		printf("# file: %s\n", tname);
+		fwrite(timer->buf, 1, timer->len, stdout);
+		return 0;
+	}
+	if (timer_write_unit(dir, sname, service) < 0 || timer_write_unit(dir, tname, timer) < 0)
+		return -1;
+	report_units(ctx, key, value, dir, sname, tname);
+	return 0;
+}
+
 static int print_jobs(struct ctx *ctx, const char *machine, const char *push, const struct schedule *s,
 		      const char *what, const char *dir)
 {
@@ -69,18 +87,7 @@ static int print_jobs(struct ctx *ctx, const char *machine, const char *push, co
 	}
 	if (timer_systemd(&service, &timer, &j, machine, s) < 0)
 		goto out;
-	if (!dir) {
-		printf("# file: %s\n", sname);
-		fwrite(service.buf, 1, service.len, stdout);
-		printf("# file: %s\n", tname);
-		fwrite(timer.buf, 1, timer.len, stdout);
-		ret = 0;
-		goto out;
-	}
-	if (timer_write_unit(dir, sname, &service) < 0 || timer_write_unit(dir, tname, &timer) < 0)
-		goto out;
-	report_units(ctx, "machine", machine, dir, sname, tname);
-	ret = 0;
+	ret = emit_units(ctx, "machine", machine, dir, sname, &service, tname, &timer);
 out:
 	timer_job_release(&j);
 	strbuf_release(&service);
@@ -111,18 +118,7 @@ static int print_receiver_job(struct ctx *ctx, int window, const char *what, con
 		goto out;
 	sname = timer_receiver_unit_name(&j, 0);
 	tname = timer_receiver_unit_name(&j, 1);
-	if (!dir) {
-		printf("# file: %s\n", sname);
-		fwrite(service.buf, 1, service.len, stdout);
-		printf("# file: %s\n", tname);
-		fwrite(timer.buf, 1, timer.len, stdout);
-		ret = 0;
-		goto out;
-	}
-	if (timer_write_unit(dir, sname, &service) < 0 || timer_write_unit(dir, tname, &timer) < 0)
-		goto out;
-	report_units(ctx, "receiver", ctx->repo->path, dir, sname, tname);
-	ret = 0;
+	ret = emit_units(ctx, "receiver", ctx->repo->path, dir, sname, &service, tname, &timer);
 out:
 	timer_job_release(&j);
 	strbuf_release(&service);

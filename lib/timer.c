@@ -341,23 +341,37 @@ void timer_cron(struct strbuf *sb, const struct timer_job *j, const char *machin
 	add_cron_line(sb, j, machine, s);
 }
 
-int timer_systemd(struct strbuf *service, struct strbuf *timer, const struct timer_job *j,
-		  const char *machine, const struct schedule *s)
+/*
+ * What a machine's and a receiver's units share: systemd can run j's
+ * program, and *zone is TZ's zone for OnCalendar= when systemd knows it
+ * (the timer then starts when this command says), else NULL.
+ */
+static int systemd_zone(const struct timer_job *j, const char **zone)
 {
 	const char *tz = tz_value();
-	int zone;
 
+	*zone = NULL;
 	/* systemd refuses these in ExecStart='s program, quoted or not. */
 	if (strpbrk(j->exe, "'\"\\"))
 		return error("cannot write a systemd unit that runs '%s': systemd refuses a quote or a backslash "
 			     "in a program's path; install backup elsewhere or use --print cron", j->exe);
-	/* A timer carries TZ's zone, so it starts when this command says. */
-	zone = tz && *tz && zone_is_systemd_name(tz);
-	if (!zone && !zone_is_system())
+	if (tz && *tz && zone_is_systemd_name(tz))
+		*zone = tz;
+	else if (!zone_is_system())
 		warning("the timer reads the hours in the system's time zone: TZ '%s' is not a zone name systemd knows",
 			tz_value());
+	return 0;
+}
+
+int timer_systemd(struct strbuf *service, struct strbuf *timer, const struct timer_job *j,
+		  const char *machine, const struct schedule *s)
+{
+	const char *zone;
+
+	if (systemd_zone(j, &zone) < 0)
+		return -1;
 	add_service(service, j, machine);
-	add_timer(timer, machine, s, zone ? tz : NULL);
+	add_timer(timer, machine, s, zone);
 	return 0;
 }
 
@@ -388,16 +402,10 @@ void timer_receiver_cron(struct strbuf *sb, const struct timer_job *j, int windo
 
 int timer_receiver_systemd(struct strbuf *service, struct strbuf *timer, const struct timer_job *j, int window)
 {
-	const char *tz = tz_value();
-	int zone;
+	const char *zone;
 
-	if (strpbrk(j->exe, "'\"\\"))
-		return error("cannot write a systemd unit that runs '%s': systemd refuses a quote or a backslash "
-			     "in a program's path; install backup elsewhere or use --print cron", j->exe);
-	zone = tz && *tz && zone_is_systemd_name(tz);
-	if (!zone && !zone_is_system())
-		warning("the timer reads the hours in the system's time zone: TZ '%s' is not a zone name systemd knows",
-			tz_value());
+	if (systemd_zone(j, &zone) < 0)
+		return -1;
 	strbuf_addstr(service, "# Written by 'backup schedule --receiver DIR --print systemd'.\n");
 	/* Not the path in Description=: systemd would expand a '%' in it. */
 	strbuf_addstr(service, "[Unit]\nDescription=Daily retention of a backup receiver\nDocumentation=man:backup-receiver(1) man:backup-rotate(1)\n\n");
@@ -408,7 +416,7 @@ int timer_receiver_systemd(struct strbuf *service, struct strbuf *timer, const s
 	strbuf_addf(timer, "[Unit]\nDescription=Daily retention of a backup receiver in window W%d (%02d:00-%02d:00)\n",
 		    window, window, window + 2);
 	strbuf_addstr(timer, "Documentation=man:backup-receiver(1)\n\n");
-	strbuf_addf(timer, "[Timer]\nOnCalendar=*-*-* %02d:00:00%s%s\n", window, zone ? " " : "", zone ? tz : "");
+	strbuf_addf(timer, "[Timer]\nOnCalendar=*-*-* %02d:00:00%s%s\n", window, zone ? " " : "", zone ? zone : "");
 	strbuf_addf(timer, "RandomizedDelaySec=%d\nPersistent=true\n\n", WINDOW_SPREAD_SECONDS);
 	strbuf_addstr(timer, "[Install]\nWantedBy=timers.target\n");
 	return 0;
