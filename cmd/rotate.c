@@ -6,12 +6,14 @@
 #include "cmd.h"
 #include "fsutil.h"
 #include "gc.h"
+#include "remote.h"
 #include "slots.h"
 #include "snapshot.h"
 #include "usage.h"
 
 static const char *const usage[] = {
 	"backup rotate [--dry-run] [--wait SECONDS] [MACHINE...]",
+	"backup rotate --remote REMOTE [--dry-run] [MACHINE...]",
 	NULL
 };
 
@@ -118,13 +120,85 @@ void print_reclaim(struct ctx *ctx, int result, int dry_run, const struct gc_sta
 		       st->packs_deleted, st->packs_rewritten, (unsigned long long)st->dead_objects);
 }
 
+/* Retention on an S3 remote: the plans, then what went and what stayed. */
+static int rotate_remote(struct ctx *ctx, const char *name, const char *const *machines, size_t n, int dry_run)
+{
+	struct remote *rm = NULL;
+	struct remote_rotate rr;
+	struct strbuf js = STRBUF_INIT;
+	time_t now = now_utc().tv_sec;
+	char when[32], b[32];
+	size_t i;
+	int ret = EXIT_ERROR;
+
+	memset(&rr, 0, sizeof(rr));
+	if (remote_open(&rm, ctx->repo, name) < 0)
+		goto out;
+	if (rm->kind != REMOTE_S3) {
+		error("remote '%s' is not on S3; rotate --remote applies the rules to an S3 bucket "
+		      "(a git remote keeps what it is pushed; a receiver rotates itself)", name);
+		goto out;
+	}
+	if (transport_s3_rotate(ctx->repo, rm, machines, n, now, dry_run, &rr) < 0)
+		goto out;
+	if (rr.locked_until) {
+		struct timespec t = { rr.locked_until, 0 };
+
+		format_time(&t, when, sizeof(when));
+	}
+	if (ctx->json) {
+		strbuf_addstr(&js, "{\"remote\":");
+		strbuf_add_json(&js, rm->name);
+		strbuf_addstr(&js, ",\"machines\":[");
+		for (i = 0; i < rr.nplans; i++) {
+			if (i)
+				strbuf_addch(&js, ',');
+			add_plan_json(&js, &rr.plans[i]);
+		}
+		strbuf_addf(&js, "],\"dry_run\":%s,\"slots_moved\":%zu,\"manifests_deleted\":%zu,"
+			    "\"packs_deleted\":%zu,\"bytes\":%llu,\"locked\":%zu,\"locked_until\":",
+			    dry_run ? "true" : "false", rr.manifests_written, rr.manifests_deleted, rr.packs_deleted,
+			    (unsigned long long)rr.bytes_deleted, rr.locked);
+		if (rr.locked_until)
+			strbuf_add_json(&js, when);
+		else
+			strbuf_addstr(&js, "null");
+		strbuf_addf(&js, ",\"young_packs\":%zu,\"unjudged\":%zu}", rr.young, rr.unjudged);
+		print_json(&js);
+	} else if (!ctx->quiet) {
+		for (i = 0; i < rr.nplans; i++)
+			print_plan(&rr.plans[i], dry_run, now);
+		if (dry_run) {
+			printf("remote '%s': nothing changed (dry run)\n", rm->name);
+		} else {
+			printf("remote '%s': %zu manifests and %zu packs deleted (%s), %zu slots moved\n",
+			       rm->name, rr.manifests_deleted, rr.packs_deleted,
+			       human_size(rr.bytes_deleted, b, sizeof(b)), rr.manifests_written);
+			if (rr.locked)
+				printf("remote '%s': %zu objects left: Object Lock keeps them until %s at the latest\n",
+				       rm->name, rr.locked, rr.locked_until ? when : "a date the server did not say");
+			if (rr.young)
+				printf("remote '%s': %zu packs no manifest names left: younger than a day, "
+				       "a push may still be sending them\n", rm->name, rr.young);
+		}
+	}
+	ret = EXIT_OK;
+out:
+	strbuf_release(&js);
+	remote_rotate_release(&rr);
+	remote_free(rm);
+	return ret;
+}
+
 int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
 {
 	int dry_run = 0;
 	long wait = 0;
+	const char *remote = NULL;
 	const struct option_spec opts[] = {
 		{ OPT_BOOL, 'n', "dry-run", &dry_run, NULL, "print the plan and what would be reclaimed; change nothing" },
 		{ OPT_SECONDS, 0, "wait", &wait, "SECONDS", "wait this long for busy machines and the repository" },
+		{ OPT_STRING, 0, "remote", &remote, "REMOTE", "apply the rules to this S3 remote's bucket instead" },
 		{ OPT_END, 0, NULL, NULL, NULL, NULL }
 	};
 	struct strbuf js = STRBUF_INIT;
@@ -141,6 +215,10 @@ int cmd_rotate(int argc, const char **argv, struct ctx *ctx)
 	for (i = 0; i < (size_t)argc; i++)
 		if (!valid_name(argv[i]))
 			return opt_usage_error(usage, "'%s' is not a valid machine name", argv[i]), EXIT_USAGE;
+	if (remote && !remote_valid_name(remote))
+		return opt_usage_error(usage, "'%s' cannot name a remote", remote), EXIT_USAGE;
+	if (remote)
+		return ctx_prepare(ctx) < 0 ? EXIT_ERROR : rotate_remote(ctx, remote, argv, argc, dry_run);
 	if (ctx_prepare(ctx) < 0 || (!dry_run && repo_prepare_write(ctx->repo) < 0))
 		return EXIT_ERROR;
 	now = now_utc().tv_sec;

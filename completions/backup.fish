@@ -272,6 +272,9 @@ function __backup_define_opt
                 # (--new takes a new name).
                 set -a args -x
                 test "$cmd" = restore; and set -a args -a '(__backup_machines)'
+            case remote
+                # "backup rotate --remote REMOTE".
+                set -a args -x -a '(__backup_remotes)'
             case endpoint region
                 # "backup clone --endpoint URL --region R" of an S3
                 # service: nothing here to offer.

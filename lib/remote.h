@@ -140,6 +140,37 @@ extern const struct transport_ops transport_s3;
 /* Checks an s3:// URL: 0, or -1 after one line saying what is wrong. */
 int transport_s3_check_url(const char *url);
 
+/* What retention on an S3 remote did (or, in a dry run, plans). */
+struct slot_plan;
+struct remote_rotate {
+	struct slot_plan *plans;	/* one per machine on the bucket */
+	size_t nplans;
+	size_t unjudged;		/* machines kept as they are (see below) */
+	size_t manifests_written;	/* slots the rules moved */
+	size_t manifests_deleted;
+	size_t packs_deleted;		/* each with its index */
+	uint64_t bytes_deleted;
+	size_t locked;			/* objects Object Lock kept */
+	time_t locked_until;		/* the latest of their locks */
+	size_t young;			/* packs no manifest names, left for a day */
+};
+
+/*
+ * Retention on the S3 remote rm (rotate --remote): the seed's rules at
+ * now, with each machine's weekly day from this repository's schedule,
+ * decide which of the bucket's slot values stay (of the machines given,
+ * every one when nmachines is 0); the manifests that are no slot's value
+ * and the packs no remaining manifest names are deleted, unless Object Lock
+ * keeps them (counted, never an error). A machine whose slot manifest says
+ * neither when its backup was taken nor its kind, and whose backup this
+ * repository lacks, is kept as it is, with a warning. With dry_run only the
+ * plans are made. Returns 0, or -1 after printing why. The layout and the
+ * order of the deletions are in transport_s3.c and docs/FORMAT.md.
+ */
+int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *const *machines,
+			size_t nmachines, time_t now, int dry_run, struct remote_rotate *out);
+void remote_rotate_release(struct remote_rotate *rr);
+
 /*
  * Fetches from rm and moves the slots, under each machine's lock (waiting
  * up to wait seconds, < 0 for ever): a slot the repository lacks is

@@ -51,12 +51,28 @@ static time_t by_start(const struct backup_info *b, void *ctx)
 	return b->start.tv_sec;
 }
 
+void slots_plan_rules(struct slot_plan *p, int weekly_day, time_t now)
+{
+	struct ret_item *items = xcalloc(p->n + 1, sizeof(*items));
+	size_t i, j, na = 0;
+
+	for (i = 0; i < p->n; i++) {
+		p->c[i].after = p->c[i].before & SLOT_BIT_SNAPSHOT;
+		if (p->c[i].automatic)
+			items[na++].created = p->c[i].created;
+	}
+	retention_apply(items, na, weekly_day, now);
+	for (i = 0, j = 0; i < p->n; i++)
+		if (p->c[i].automatic)
+			p->c[i].after |= items[j++].slots;
+	free(items);
+}
+
 int slots_plan_dated(struct repo *r, const char *machine, int weekly_day, time_t now,
 		     slot_date_fn *date, void *ctx, struct slot_plan *out)
 {
 	struct backup_info **list = NULL;
-	struct ret_item *items;
-	size_t n = 0, i, j, na = 0;
+	size_t n = 0, i, j;
 
 	memset(out, 0, sizeof(*out));
 	if (snapshot_list(r, machine, &list, &n) < 0)
@@ -64,7 +80,6 @@ int slots_plan_dated(struct repo *r, const char *machine, int weekly_day, time_t
 	out->machine = xstrdup(machine);
 	out->c = xcalloc(n + 1, sizeof(*out->c));
 	out->n = n;
-	items = xcalloc(n + 1, sizeof(*items));
 	for (i = 0; i < n; i++) {
 		struct slot_change *c = &out->c[i];
 
@@ -74,15 +89,8 @@ int slots_plan_dated(struct repo *r, const char *machine, int weekly_day, time_t
 		c->automatic = !strcmp(list[i]->kind, "automatic");
 		for (j = 0; j < list[i]->nslots; j++)
 			c->before |= slot_bit(list[i]->slots[j]);
-		c->after = c->before & SLOT_BIT_SNAPSHOT;
-		if (c->automatic)
-			items[na++].created = c->created;
 	}
-	retention_apply(items, na, weekly_day, now);
-	for (i = 0, j = 0; i < n; i++)
-		if (out->c[i].automatic)
-			out->c[i].after |= items[j++].slots;
-	free(items);
+	slots_plan_rules(out, weekly_day, now);
 	snapshot_list_free(list, n);
 	return 0;
 }

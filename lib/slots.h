@@ -51,6 +51,12 @@ struct backup_info;
 typedef time_t slot_date_fn(const struct backup_info *b, void *ctx);
 int slots_plan_dated(struct repo *r, const char *machine, int weekly_day, time_t now,
 		     slot_date_fn *date, void *ctx, struct slot_plan *out);
+/*
+ * The rules alone: sets each backup's after from its before, kind and
+ * created, reading no ref (slots_plan_dated() fills p from the refs, then
+ * calls it; rotate --remote fills p from a bucket's slot manifests).
+ */
+void slots_plan_rules(struct slot_plan *p, int weekly_day, time_t now);
 /* The SLOT_BIT_* of a slot's name ("kept" included), or 0. */
 unsigned slot_bit(const char *name);
 int slots_apply(struct repo *r, const struct slot_plan *p);

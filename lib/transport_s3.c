@@ -77,6 +77,8 @@
 #include "remote.h"
 #include "s3.h"
 #include "s3cred.h"
+#include "schedule.h"
+#include "slots.h"
 #include "snapshot.h"
 #include "strbuf.h"
 #include "usage.h"
@@ -1193,6 +1195,453 @@ out:
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	res->seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 	return ret;
+}
+
+/*
+ * Retention on the bucket (rotate --remote).
+ *
+ * The bucket's kept backups are the commits of each slot's newest manifest.
+ * The seed's rules (slots_plan_rules()) judge them by the created and kind
+ * lines of those manifests, with the weekly day of the machine's schedule
+ * here; a slot the rules move gets a new manifest, then every manifest no
+ * slot value is goes, oldest first within its slot, stopping at the first
+ * one that cannot go (so that a slot never falls back to an older value),
+ * and of the state manifests every one but the newest. The packs that no
+ * remaining manifest names then go, each index before its pack (a fetch
+ * takes a pack only with its index). A pack younger than PACK_GRACE stays:
+ * a push may have sent it and not yet written the manifest that names it.
+ * A pack that a remaining manifest names stays whole, even when some of
+ * its objects were only an expired backup's: the bucket is not repacked.
+ * On a bucket with Object Lock a deletion removes the version itself, which
+ * the server refuses while it is locked: that object stays, and is counted.
+ */
+#define PACK_GRACE 86400
+
+/* One manifest, as read. */
+struct manifest {
+	char hex[41];
+	time_t created;		/* 0 when not given */
+	char kind[16];
+	char **packs;
+	size_t npacks;
+};
+
+static void manifest_release(struct manifest *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->npacks; i++)
+		free(m->packs[i]);
+	free(m->packs);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Reads the manifest at key (of ref) with its created, kind and packs. */
+static int manifest_get(struct ts3 *t, const char *key, const char *ref, struct manifest *m)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *line, *save = NULL;
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	ret = read_manifest(t, key, ref, m->hex);
+	if (!ret)
+		ret = s3_get_buf(t->s3, key, 0, 0, &sb);
+	if (ret) {
+		strbuf_release(&sb);
+		return ret == ERR_NOTFOUND ? error("'%s' vanished from the bucket", s3_name(t->s3, key)) : ret;
+	}
+	for (line = strtok_r(sb.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(line, "created ", 8))
+			m->created = (time_t)strtoll(line + 8, NULL, 10);
+		else if (!strncmp(line, "kind ", 5))
+			snprintf(m->kind, sizeof(m->kind), "%s", line + 5);
+		else if (!strncmp(line, "pack pack-", 10) && !strchr(line + 5, '/')) {
+			m->packs = xrealloc(m->packs, (m->npacks + 1) * sizeof(*m->packs));
+			m->packs[m->npacks++] = xstrdup(line + 5);
+		}
+	}
+	strbuf_release(&sb);
+	return 0;
+}
+
+/*
+ * Deletes key for good: on a bucket with versions (Object Lock) the
+ * version itself, not a delete marker that would hide a kept object.
+ * Returns 0 (size bytes more in *bytes), 1 when Object Lock kept it
+ * (counted in out), or an error.
+ */
+static int delete_for_good(struct ts3 *t, const char *key, struct remote_rotate *out)
+{
+	struct s3_object o = { 0 };
+	int rc = s3_head(t->s3, key, &o);
+
+	if (rc == ERR_NOTFOUND)
+		return 0;
+	if (!rc)
+		rc = s3_delete(t->s3, key, o.version_id);
+	if (rc == S3_ERR_LOCKED) {
+		out->locked++;
+		if (o.lock_until > out->locked_until)
+			out->locked_until = o.lock_until;
+		rc = 1;
+	} else if (!rc) {
+		out->bytes_deleted += o.size;
+	}
+	s3_object_release(&o);
+	return rc;
+}
+
+/* A slot's manifests on the bucket: names[first..first+n) of slots/. */
+struct slot_group {
+	char *machine, *slot;
+	size_t first, n;
+	unsigned bit;
+	struct manifest newest;
+	ssize_t holder;		/* its plan entry, or -1 */
+	int moved;		/* the rules give it another value */
+};
+
+static int want_machine(const char *m, const char *const *machines, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(machines[i], m))
+			return 1;
+	return !n;
+}
+
+/* Adds a plan (or finds the machine's). */
+static struct slot_plan *plan_of(struct remote_rotate *out, const char *machine)
+{
+	size_t i;
+
+	for (i = 0; i < out->nplans; i++)
+		if (!strcmp(out->plans[i].machine, machine))
+			return &out->plans[i];
+	out->plans = xrealloc(out->plans, (out->nplans + 1) * sizeof(*out->plans));
+	memset(&out->plans[out->nplans], 0, sizeof(*out->plans));
+	out->plans[out->nplans].machine = xstrdup(machine);
+	return &out->plans[out->nplans++];
+}
+
+static int cmp_change(const void *a, const void *b)
+{
+	const struct slot_change *x = a, *y = b;
+
+	return x->created < y->created ? 1 : x->created > y->created ? -1 : 0;
+}
+
+static int live_add(struct names *live, const struct manifest *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->npacks; i++) {
+		struct s3_object o = { 0 };
+
+		o.key = m->packs[i];
+		add_name(&o, live);
+	}
+	return 0;
+}
+
+int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *const *machines,
+			size_t nmachines, time_t now, int dry_run, struct remote_rotate *out)
+{
+	struct ts3 t;
+	struct names slots = { 0 }, states = { 0 }, objs = { 0 }, live = { 0 };
+	struct slot_group *g = NULL;
+	struct manifest *extra = NULL;	/* the manifests step 2 writes */
+	size_t ng = 0, nextra = 0, i, j, k;
+	char stamp[48], pushed[32];
+	struct timespec wall;
+	struct tm tm;
+	long grace = PACK_GRACE;
+	int ret = -1, rc;
+
+	memset(out, 0, sizeof(*out));
+	if (ts3_open(&t, r, rm) < 0)
+		return -1;
+	if (getenv("BACKUP_TEST_S3_GRACE_SECONDS"))
+		grace = strtol(getenv("BACKUP_TEST_S3_GRACE_SECONDS"), NULL, 10);
+	clock_gettime(CLOCK_REALTIME, &wall);
+	gmtime_r(&wall.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+	snprintf(stamp + strlen(stamp), sizeof(stamp) - strlen(stamp), ".%06ldZ", wall.tv_nsec / 1000);
+	strftime(pushed, sizeof(pushed), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (list_names(&t, "slots/", &slots) < 0 || list_names(&t, "state/", &states) < 0)
+		goto out;
+
+	/* 1. The slots and their newest manifests; each machine's plan. */
+	for (i = 0; i < slots.nr; i = j) {
+		const char *n = slots.v[i].name, *s1 = strchr(n, '/'), *s2;
+		struct slot_group *sg;
+
+		for (j = i + 1; j < slots.nr && slot_key(n) && !strncmp(slots.v[j].name, n, strrchr(n, '/') - n + 1);
+		     j++)
+			;
+		if (!slot_key(n))
+			continue;
+		s2 = strchr(s1 + 1, '/');
+		g = xrealloc(g, (ng + 1) * sizeof(*g));
+		sg = &g[ng++];
+		memset(sg, 0, sizeof(*sg));
+		sg->machine = xstrndup(n, s1 - n);
+		sg->slot = xstrndup(s1 + 1, s2 - s1 - 1);
+		sg->first = i;
+		sg->n = j - i;
+		sg->bit = slot_bit(sg->slot);
+		sg->holder = -1;
+	}
+	for (i = 0; i < ng; i++) {
+		struct slot_group *sg = &g[i];
+		char *key, *ref;
+
+		if (!want_machine(sg->machine, machines, nmachines) || !sg->bit || sg->bit == SLOT_BIT_KEPT)
+			continue;
+		key = xasprintf("%sslots/%s", t.prefix, slots.v[sg->first + sg->n - 1].name);
+		ref = xasprintf("refs/backups/%s/%s", sg->machine, sg->slot);
+		rc = manifest_get(&t, key, ref, &sg->newest);
+		free(key);
+		free(ref);
+		if (rc)
+			goto out;
+		if (!sg->newest.created || !*sg->newest.kind) {
+			/* Written before manifests said: the commit may be here. */
+			struct backup_info *b = NULL;
+			git_oid id;
+
+			if (git_oid_fromstr(&id, sg->newest.hex) == 0 && git_odb_exists(r->odb, &id) &&
+			    snapshot_read(r, id.id, &b) == 0) {
+				sg->newest.created = b->start.tv_sec;
+				snprintf(sg->newest.kind, sizeof(sg->newest.kind), "%s", b->kind);
+			}
+			backup_info_free(b);
+		}
+	}
+	for (i = 0; i < ng; i++) {
+		struct slot_plan *p;
+		git_oid oid;
+
+		if (!*g[i].newest.hex)
+			continue;
+		p = plan_of(out, g[i].machine);
+		for (k = 0; k < p->n && strcmp(p->c[k].hex, g[i].newest.hex); k++)
+			;
+		if (k == p->n) {
+			p->c = xrealloc(p->c, (p->n + 1) * sizeof(*p->c));
+			memset(&p->c[k], 0, sizeof(p->c[k]));
+			memcpy(p->c[k].hex, g[i].newest.hex, sizeof(p->c[k].hex));
+			git_oid_fromstr(&oid, g[i].newest.hex);
+			memcpy(p->c[k].id, oid.id, SHA1_LEN);
+			p->c[k].created = g[i].newest.created;
+			p->c[k].automatic = !strcmp(g[i].newest.kind, "automatic");
+			p->n++;
+		}
+		p->c[k].before |= g[i].bit;
+	}
+	for (i = 0; i < out->nplans; i++) {
+		struct slot_plan *p = &out->plans[i];
+		struct schedule sched;
+
+		for (k = 0; k < p->n && p->c[k].created; k++)
+			;
+		if (k < p->n) {
+			/* A backup the rules cannot judge: the machine stays as it is. */
+			warning("remote '%s': machine '%s' is kept as it is: a slot manifest of %.12s says neither "
+				"when nor what kind, and this repository lacks the backup", rm->name, p->machine,
+				p->c[k].hex);
+			for (k = 0; k < p->n; k++)
+				p->c[k].after = p->c[k].before;
+			out->unjudged++;
+			continue;
+		}
+		qsort(p->c, p->n, sizeof(*p->c), cmp_change);
+		if (schedule_get(r, p->machine, &sched) < 0)
+			goto out;
+		slots_plan_rules(p, sched.weekday, now);
+	}
+	for (i = 0; i < ng; i++) {
+		struct slot_plan *p;
+
+		if (!*g[i].newest.hex)
+			continue;
+		p = plan_of(out, g[i].machine);
+		for (k = 0; k < p->n; k++)
+			if (p->c[k].after & g[i].bit)
+				g[i].holder = k;
+		g[i].moved = g[i].holder >= 0 && strcmp(p->c[g[i].holder].hex, g[i].newest.hex);
+	}
+	if (dry_run) {
+		ret = 0;
+		goto out;
+	}
+
+	/*
+	 * 2. A slot the rules give to another backup (or a slot the bucket
+	 * has no manifest of yet, as biweekly) gets a manifest of its new
+	 * value, naming the packs that value's manifest names.
+	 */
+	for (i = 0; i < out->nplans; i++) {
+		struct slot_plan *p = &out->plans[i];
+
+		for (k = 0; k < p->n; k++) {
+			const struct slot_change *c = &p->c[k];
+			const struct manifest *src = NULL;
+			unsigned bit;
+
+			for (j = 0; j < ng && !src; j++)
+				if (!strcmp(g[j].machine, p->machine) && !strcmp(g[j].newest.hex, c->hex))
+					src = &g[j].newest;
+			for (bit = SLOT_BIT_DAILY; bit <= SLOT_BIT_SNAPSHOT; bit <<= 1) {
+				struct strbuf text = STRBUF_INIT;
+				struct manifest *m;
+				char name[48], *key;
+				size_t x;
+
+				if (!(c->after & bit) || (c->before & bit) || !src)
+					continue;
+				slot_names(bit, name, sizeof(name));
+				strbuf_addf(&text, "backup slot 1\nref refs/backups/%s/%s\ncommit %s\npushed %s\n"
+					    "created %lld\nkind %s\n", p->machine, name, c->hex, pushed,
+					    (long long)c->created, src->kind);
+				for (x = 0; x < src->npacks; x++)
+					strbuf_addf(&text, "pack %s\n", src->packs[x]);
+				key = xasprintf("%sslots/%s/%s/%s-%s", t.prefix, p->machine, name, stamp, c->hex);
+				rc = put_manifest(&t, key, &text);
+				free(key);
+				strbuf_release(&text);
+				if (rc < 0)
+					goto out;
+				out->manifests_written++;
+				/* What it names is live. */
+				extra = xrealloc(extra, (nextra + 1) * sizeof(*extra));
+				m = &extra[nextra++];
+				memset(m, 0, sizeof(*m));
+				m->packs = xcalloc(src->npacks + 1, sizeof(*m->packs));
+				for (x = 0; x < src->npacks; x++)
+					m->packs[m->npacks++] = xstrdup(src->packs[x]);
+			}
+		}
+	}
+
+	/* 3. Every manifest that is no slot's value, oldest first in each
+	 * slot, stopping at one that cannot go; then the old states. */
+	for (i = 0; i < ng; i++) {
+		struct slot_group *sg = &g[i];
+		size_t del = sg->holder < 0 || sg->moved ? sg->n : sg->n - 1;
+
+		if (!want_machine(sg->machine, machines, nmachines) || !*sg->newest.hex)
+			continue;
+		for (k = 0; k < del; k++) {
+			char *key = xasprintf("%sslots/%s", t.prefix, slots.v[sg->first + k].name);
+
+			rc = delete_for_good(&t, key, out);
+			free(key);
+			if (rc < 0)
+				goto out;
+			if (rc)
+				break;
+			slots.v[sg->first + k].size = UINT64_MAX;	/* gone */
+			out->manifests_deleted++;
+		}
+	}
+	for (i = 0; i + 1 < states.nr; i++) {
+		char *key = xasprintf("%sstate/%s", t.prefix, states.v[i].name);
+
+		rc = delete_for_good(&t, key, out);
+		free(key);
+		if (rc < 0)
+			goto out;
+		if (rc)
+			break;
+		states.v[i].size = UINT64_MAX;
+		out->manifests_deleted++;
+	}
+
+	/* 4. The packs the manifests that stay name, then the others go. */
+	for (i = 0; i < nextra; i++)
+		live_add(&live, &extra[i]);
+	for (i = 0; i < slots.nr + states.nr; i++) {
+		int st = i >= slots.nr;
+		struct name *n = st ? &states.v[i - slots.nr] : &slots.v[i];
+		struct manifest m;
+		char *key, *ref;
+		const char *last;
+
+		if (n->size == UINT64_MAX || (!st && !slot_key(n->name)) || (st && !ends_in_commit(n->name)))
+			continue;
+		last = strrchr(n->name, '/');
+		key = xasprintf("%s%s/%s", t.prefix, st ? "state" : "slots", n->name);
+		ref = st ? xstrdup(REPO_STATE_REF) : xasprintf("refs/backups/%.*s", (int)(last - n->name), n->name);
+		rc = manifest_get(&t, key, ref, &m);
+		free(key);
+		free(ref);
+		if (rc)
+			goto out;
+		live_add(&live, &m);
+		manifest_release(&m);
+	}
+	qsort(live.v, live.nr, sizeof(*live.v), cmp_name);
+	if (list_names(&t, "objects/pack/", &objs) < 0)
+		goto out;
+	for (i = 0; i < objs.nr; i++) {
+		const char *n = objs.v[i].name, *dot = strrchr(n, '.');
+		char *base, *key;
+
+		if (strncmp(n, "pack-", 5) || !dot || strchr(n, '/') || strcmp(dot, ".pack"))
+			continue;
+		base = xstrndup(n, dot - n);
+		if (names_has(&live, base)) {
+			free(base);
+			continue;
+		}
+		if (wall.tv_sec - objs.v[i].mtime < grace) {
+			out->young++;
+			free(base);
+			continue;
+		}
+		key = xasprintf("%sobjects/pack/%s.idx", t.prefix, base);
+		rc = delete_for_good(&t, key, out);
+		free(key);
+		if (!rc) {
+			key = xasprintf("%sobjects/pack/%s", t.prefix, n);
+			rc = delete_for_good(&t, key, out);
+			free(key);
+		}
+		free(base);
+		if (rc < 0)
+			goto out;
+		out->packs_deleted += !rc;
+	}
+	ret = 0;
+out:
+	for (i = 0; i < ng; i++) {
+		free(g[i].machine);
+		free(g[i].slot);
+		manifest_release(&g[i].newest);
+	}
+	free(g);
+	for (i = 0; i < nextra; i++)
+		manifest_release(&extra[i]);
+	free(extra);
+	names_release(&slots);
+	names_release(&states);
+	names_release(&objs);
+	names_release(&live);
+	ts3_close(&t);
+	return ret;
+}
+
+void remote_rotate_release(struct remote_rotate *rr)
+{
+	size_t i;
+
+	for (i = 0; i < rr->nplans; i++)
+		slot_plan_release(&rr->plans[i]);
+	free(rr->plans);
+	memset(rr, 0, sizeof(*rr));
 }
 
 const struct transport_ops transport_s3 = {

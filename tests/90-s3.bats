@@ -590,6 +590,169 @@ CONF
 	assert_output ""
 }
 
+# A bucket prefix $2 on bucket $1 as retention finds it: web1's backup of
+# 19 days ago pushed, then today's (which also needs the old one's packs);
+# db1's backup of 19 days ago (its own data) pushed, and nothing since.
+# With "lock" as $3, remote.off.objectLock is set. Sets db_packs.
+# The pushes are at the real time: the server checks the signatures' dates.
+setup_expired_bucket() {
+	setup_repo web1
+	weekly_day_not_today web1
+	local i old
+	for i in 1 2 3; do head -c 50000 /dev/urandom >"$T/src/f$i"; done
+	echo web1 >"$T/src/hostname"
+	head -c 1000000 /dev/urandom >"$T/src/old-only"
+	mkdir -p "$T/dbsrc"
+	head -c 1500000 /dev/urandom >"$T/dbsrc/db"
+	define_machine db1 "$T/dbsrc"
+	backup enable -q db1
+	weekly_day_not_today db1
+	backup remote add -q off "s3://$1/$2"
+	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
+	[ "${3:-}" != lock ] || git --git-dir="$REPO" config remote.off.objectLock true
+	# Not a weekly day: that is tomorrow's weekday, and 19 days ago was not.
+	old=$(date -d '-19 days' '+%Y-%m-%d %H:%M:%S')
+	faketime "$old" "$BK" run -q web1
+	faketime "$old" "$BK" run -q db1
+	backup push -q off
+	rm "$T/src/old-only"
+	backup run -q web1
+	# A state change, so that the bucket has an older state too.
+	backup schedule -q web1 --window W6
+	backup push -q off
+	# The packs that hold db1's backup (its commit, and its file's data).
+	local c
+	c=$(git --git-dir="$REPO" rev-parse refs/backups/db1/daily)
+	db_packs=$(cd "$REPO/objects/pack" && for f in pack-*.idx; do
+		if git show-index <"$f" | grep -q " $c "; then echo "${f%.idx}"; fi; done)
+	[ -n "$db_packs" ]
+	[ "$(probe --bucket "$1" ls "$2/slots/" | wc -l)" = 3 ]
+	[ "$(probe --bucket "$1" ls "$2/state/" | wc -l)" = 2 ]
+}
+
+@test "rotate --remote: the rules expire slots on the bucket, then the packs no kept backup needs" {
+	setup_expired_bucket probe-bucket rot1
+	run backup rotate --remote off --dry-run
+	assert_success
+	assert_line --regexp "^web1: keep   [0-9a-f]{12} .* daily \(0\.0 days old\)$"
+	assert_line --regexp "^db1: would delete [0-9a-f]{12} .* daily \(19\.0 days old\)$"
+	assert_line "remote 'off': nothing changed (dry run)"
+	[ "$(probe ls rot1/slots/ | wc -l)" = 3 ]
+	# The packs are minutes old: a push may still be naming them.
+	run backup rotate --remote off
+	assert_success
+	assert_line --regexp "^db1: delete [0-9a-f]{12} "
+	assert_line --regexp "^remote 'off': 3 manifests and 0 packs deleted .*, 0 slots moved$"
+	assert_line --regexp "^remote 'off': [0-9]+ packs no manifest names left: younger than a day"
+	run --separate-stderr probe ls rot1/slots/
+	assert_output --regexp "^rot1/slots/web1/daily/.*-$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily) "
+	[ "${#lines[@]}" = 1 ]
+	run --separate-stderr probe ls rot1/state/
+	[ "${#lines[@]}" = 1 ]
+	# Once old enough (a test hook), they go; db1's packs with them.
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off --json
+	assert_success
+	[ "$(echo "$output" | json_field packs_deleted)" -ge 1 ]
+	[ "$(echo "$output" | json_field locked)" = 0 ]
+	for p in $db_packs; do
+		run --separate-stderr probe head "rot1/objects/pack/$p.pack"
+		assert_failure 2
+		run --separate-stderr probe head "rot1/objects/pack/$p.idx"
+		assert_failure 2
+	done
+	# What stays is whole: a clone restores web1 and checks every byte.
+	new_host
+	backup clone -q s3://probe-bucket/rot1 --endpoint "$S3_ENDPOINT"
+	run backup list
+	refute_output --partial db1
+	run backup check --read-data
+	assert_success
+	backup restore -q web1 --path / --to "$T/out"
+	run tree_diff "$T/src" "$T/out"
+	assert_output ""
+	# Nothing more to do.
+	export BACKUP_CONFIG=$T/backup.conf
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate -q --remote off --json
+	[ "$(echo "$output" | json_field manifests_deleted)" = 0 ]
+	[ "$(echo "$output" | json_field packs_deleted)" = 0 ]
+	run -2 backup rotate --remote 'bad name'
+	run -1 backup rotate --remote nothere
+	assert_output --partial "no remote 'nothere'"
+}
+
+@test "rotate --remote moves a slot the rules give to another backup, as the local rotate would" {
+	setup_repo web1
+	echo data >"$T/src/f"
+	# A backup on the weekly day 8 days ago: then daily and weekly; now
+	# too old for weekly, so biweekly (and still daily).
+	backup schedule -q web1 --day "$(date -d '-8 days' +%A | tr 'A-Z' 'a-z')"
+	faketime "$(date -d '-8 days' '+%Y-%m-%d %H:%M:%S')" "$BK" run -q web1
+	backup remote add -q off s3://probe-bucket/moved
+	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
+	backup push -q off
+	id=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	[ "$(git --git-dir="$REPO" rev-parse refs/backups/web1/weekly)" = "$id" ]
+	run backup rotate --remote off
+	assert_success
+	assert_line --regexp "^web1: keep   ${id:0:12} .*  daily,biweekly \(8\.0 days old\)$"
+	assert_line --regexp "^remote 'off': 1 manifests and 0 packs deleted .*, 1 slots moved$"
+	run --separate-stderr probe ls moved/slots/
+	[ "${#lines[@]}" = 2 ]
+	assert_line --index 0 --regexp "^moved/slots/web1/biweekly/.*-$id "
+	assert_line --index 1 --regexp "^moved/slots/web1/daily/.*-$id "
+	# The local rotate agrees; the clone has the same slots.
+	backup rotate -q web1
+	new_host
+	backup clone -q s3://probe-bucket/moved --endpoint "$S3_ENDPOINT"
+	[ "$(git --git-dir="$T/new/repo" for-each-ref --format='%(refname) %(objectname)' refs/backups)" = \
+	  "$(git --git-dir="$REPO" for-each-ref --format='%(refname) %(objectname)' refs/backups)" ]
+}
+
+@test "rotate --remote with Object Lock: what is locked stays and is reported" {
+	probe --bucket rot-locked mb --lock
+	setup_expired_bucket rot-locked long lock
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
+	assert_success
+	assert_line --regexp "^db1: delete [0-9a-f]{12} "
+	assert_line --regexp "^remote 'off': 0 manifests and 0 packs deleted .*, 0 slots moved$"
+	assert_line --regexp "^remote 'off': [1-9][0-9]* objects left: Object Lock keeps them until 20[0-9-]{8}T"
+	# Every slot manifest is still there, and readable.
+	[ "$(probe --bucket rot-locked ls long/slots/ | wc -l)" = 3 ]
+	new_host
+	backup clone -q s3://rot-locked/long --endpoint "$S3_ENDPOINT"
+	run backup check --read-data
+	assert_success
+}
+
+@test "rotate --remote with Object Lock: once the locks end, what no kept backup needs goes" {
+	probe --bucket rot-short mb --lock
+	# Locks of a few seconds from each write (a test hook).
+	export BACKUP_TEST_S3_LOCK_SECONDS=3
+	setup_expired_bucket rot-short s lock
+	unset BACKUP_TEST_S3_LOCK_SECONDS
+	# Wait for the last lock to end, on the server's clock (this machine's).
+	last=0
+	while read -r key size; do
+		read -r size etag version mode until < <(probe --bucket rot-short head "$key")
+		[ "$mode" = COMPLIANCE ]
+		[ "$until" -gt "$last" ] && last=$until
+	done < <(probe --bucket rot-short ls s/)
+	while [ "$(date +%s)" -le $((last + 1)) ]; do sleep 0.2; done
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off --json
+	assert_success
+	[ "$(echo "$output" | json_field locked)" = 0 ]
+	[ "$(echo "$output" | json_field manifests_deleted)" -ge 3 ]
+	[ "$(probe --bucket rot-short ls s/slots/ | wc -l)" = 1 ]
+	for p in $db_packs; do
+		run --separate-stderr probe --bucket rot-short head "s/objects/pack/$p.pack"
+		assert_failure 2
+	done
+	new_host
+	backup clone -q s3://rot-short/s --endpoint "$S3_ENDPOINT"
+	run backup check --read-data
+	assert_success
+}
+
 # A fake S3 server on a free port, path-style, that behaves by bucket:
 # "flaky" answers 503 twice, then a listing; "busy" always answers 503;
 # "hang" reads the request and never answers. Sets FAKE_URL and FAKE_PID.
