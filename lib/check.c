@@ -133,7 +133,8 @@ static void check_dir(struct checker *c, const unsigned char *oid)
 {
 	git_tree *t = NULL;
 	struct meta *m = NULL;
-	struct strbuf sb = STRBUF_INIT, name = STRBUF_INIT;
+	struct strbuf sb = STRBUF_INIT;
+	struct tree_names *names = NULL;
 	size_t n = 0, i, plen = c->path.len;
 	const git_tree_entry *te;
 	git_oid id;
@@ -148,7 +149,7 @@ static void check_dir(struct checker *c, const unsigned char *oid)
 	}
 	te = git_tree_entry_byname(t, META_NAME);
 	if (!te || store_read_blob(c->repo, git_tree_entry_id(te)->id, &sb) < 0 ||
-	    meta_decode(sb.buf, sb.len, &m, &n) < 0) {
+	    meta_decode(sb.buf, sb.len, &m, &n) < 0 || tree_names_load(&names, c->repo->keys, t) < 0) {
 		report(c, te ? git_tree_entry_id(te)->id : oid, "metadata");
 		goto out;
 	}
@@ -156,9 +157,7 @@ static void check_dir(struct checker *c, const unsigned char *oid)
 	for (i = 1; i < n; i++) {
 		const git_tree_entry *e;
 
-		strbuf_reset(&name);
-		name_escape(&name, m[i].name);
-		e = git_tree_entry_byname(t, name.buf);
+		e = tree_names_find(names, t, m[i].name);
 		strbuf_addf(&c->path, "/%s", m[i].name);
 		if (S_ISDIR(m[i].mode) || S_ISREG(m[i].mode)) {
 			if (!e) {
@@ -189,9 +188,9 @@ static void check_dir(struct checker *c, const unsigned char *oid)
 		dedup_add_oid(c->seen, oid);
 out:
 	meta_free_array(m, n);
+	tree_names_free(names);
 	git_tree_free(t);
 	strbuf_release(&sb);
-	strbuf_release(&name);
 }
 
 /* Verifies each pack's trailer against its index, and with --read-data its whole checksum. */

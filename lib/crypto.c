@@ -27,6 +27,7 @@ static const char *const use_label[CRYPTO_NUSES] = {
 	[CRYPTO_DEDUP] = "backup dedup v1",
 	[CRYPTO_NAME] = "backup name v1",
 	[CRYPTO_COMMIT] = "backup commit v1",
+	[CRYPTO_NAME_CIPHER] = "backup name cipher v1",
 };
 static const char check_label[] = "backup check v1";
 
@@ -271,17 +272,37 @@ int crypto_open(struct strbuf *out, const unsigned char key[CRYPTO_KEY_LEN],
 	return 0;
 }
 
+int crypto_ctr(unsigned char *out, const unsigned char key[CRYPTO_KEY_LEN], const unsigned char iv[16],
+	       const void *in, size_t len)
+{
+	EVP_CIPHER_CTX *c;
+	int outl, ok;
+
+	if (len > STEP)
+		return error("AES-256-CTR of more than 1 GiB at once");
+	pthread_once(&fetch_once, fetch);
+	c = EVP_CIPHER_CTX_new();
+	if (!c)
+		die("out of memory");
+	ok = EVP_EncryptInit_ex2(c, aes_ctr, key, iv, NULL) &&
+	     (!len || EVP_EncryptUpdate(c, out, &outl, in, (int)len));
+	EVP_CIPHER_CTX_free(c);
+	return ok ? 0 : error("AES-256-CTR failed in libcrypto");
+}
+
+int crypto_equal(const void *a, const void *b, size_t len)
+{
+	return CRYPTO_memcmp(a, b, len) == 0;
+}
+
 int crypto_peek(unsigned char *out, size_t n, const unsigned char key[CRYPTO_KEY_LEN],
 		const void *sealed, size_t len)
 {
 	const unsigned char *s = sealed;
 	unsigned char iv[16];
-	EVP_CIPHER_CTX *c;
-	int outl, ok;
 
 	if (len < CRYPTO_SEAL_OVERHEAD || s[0] != SEAL_AES256GCM || n > len - CRYPTO_SEAL_OVERHEAD || n > 4096)
 		return ERR_CORRUPT;
-	pthread_once(&fetch_once, fetch);
 	/*
 	 * GCM with a 96-bit nonce encrypts the first block of plaintext with
 	 * the counter block nonce || 00000002 (SP 800-38D, 7.1: J0 is
@@ -291,13 +312,7 @@ int crypto_peek(unsigned char *out, size_t n, const unsigned char key[CRYPTO_KEY
 	memcpy(iv, s + 1, CRYPTO_NONCE_LEN);
 	iv[12] = iv[13] = iv[14] = 0;
 	iv[15] = 2;
-	c = EVP_CIPHER_CTX_new();
-	if (!c)
-		die("out of memory");
-	ok = EVP_EncryptInit_ex2(c, aes_ctr, key, iv, NULL) &&
-	     EVP_EncryptUpdate(c, out, &outl, s + 1 + CRYPTO_NONCE_LEN, (int)n);
-	EVP_CIPHER_CTX_free(c);
-	return ok ? 0 : error("AES-256-CTR failed in libcrypto");
+	return crypto_ctr(out, key, iv, s + 1 + CRYPTO_NONCE_LEN, n);
 }
 
 /* N a power of two above 1, r and p at least 1, r * p < 2^30 (RFC 7914),

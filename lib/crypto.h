@@ -55,6 +55,7 @@ enum crypto_use {
 	CRYPTO_DEDUP,	/* the MAC of a chunk's plaintext: its dedup key */
 	CRYPTO_NAME,	/* the MAC of file and folder names */
 	CRYPTO_COMMIT,	/* sealing the private fields of a backup's commit */
+	CRYPTO_NAME_CIPHER,	/* enciphering names (their IV is their MAC) */
 	CRYPTO_NUSES
 };
 
@@ -109,6 +110,18 @@ int crypto_seal_nonce(struct strbuf *out, const unsigned char key[CRYPTO_KEY_LEN
  */
 int crypto_open(struct strbuf *out, const unsigned char key[CRYPTO_KEY_LEN],
 		const void *id, size_t idlen, const void *sealed, size_t len);
+
+/*
+ * AES-256-CTR of len bytes (at most 1 GiB) from in to out with the 16-byte
+ * initial counter block iv; its own inverse. For sealed names, whose iv is
+ * a MAC of what they are bound to (lib/tree.h): never with a repeated iv
+ * for other bytes.
+ */
+int crypto_ctr(unsigned char *out, const unsigned char key[CRYPTO_KEY_LEN], const unsigned char iv[16],
+	       const void *in, size_t len);
+
+/* 1 when the len bytes at a and b are equal, in time independent of where they differ. */
+int crypto_equal(const void *a, const void *b, size_t len);
 
 /*
  * The first n bytes (at most 4096) of what crypto_open() would give, from

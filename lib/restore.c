@@ -83,6 +83,7 @@ struct restorer {
 /* A folder of a backup: its tree and its records. */
 struct bdir {
 	git_tree *tree;
+	struct tree_names *names;	/* encrypted repository: its opened names */
 	struct mset *ms;
 	struct meta *m;		/* ms->m */
 	size_t n;
@@ -114,6 +115,10 @@ static int bdir_load(struct restorer *rs, struct bdir *d, const unsigned char oi
 	err = te ? packset_read_blob(rs->ps, &rs->br, git_tree_entry_id(te)->id, &sb) : ERR_NOTFOUND;
 	if (!err)
 		err = meta_decode(sb.buf, sb.len, &d->ms->m, &d->ms->n);
+	if (!err && tree_names_load(&d->names, rs->repo->keys, d->tree) < 0) {
+		meta_free_array(d->ms->m, d->ms->n);
+		err = ERR_CORRUPT;
+	}
 	strbuf_release(&sb);
 	if (err) {
 		git_tree_free(d->tree);
@@ -133,24 +138,28 @@ static void bdir_free(struct restorer *rs, struct bdir *d)
 	pthread_mutex_lock(&rs->lock);
 	mset_put(d->ms);
 	pthread_mutex_unlock(&rs->lock);
+	tree_names_free(d->names);
 	git_tree_free(d->tree);
 	memset(d, 0, sizeof(*d));
 }
 
 static const git_tree_entry *bdir_entry(const struct bdir *d, const char *name)
 {
-	struct strbuf sb = STRBUF_INIT;
-	const git_tree_entry *te;
-
-	name_escape(&sb, name);
-	te = git_tree_entry_byname(d->tree, sb.buf);
-	strbuf_release(&sb);
-	return te;
+	return tree_names_find(d->names, d->tree, name);
 }
 
 static const char *shown(const char *path)
 {
 	return *path ? path : ".";
+}
+
+/* The entry of the record at rs->path is not in folder d's tree. */
+static int no_entry(struct restorer *rs, const struct bdir *d)
+{
+	if (tree_names_bad(d->names))
+		return error("cannot restore '%s': an entry of its folder in the backup fails its authentication "
+			     "(altered, moved or swapped); run 'backup check --read-data'", shown(rs->path.buf));
+	return error("cannot restore '%s': the backup has no content for it; run 'backup check'", shown(rs->path.buf));
 }
 
 /* Sets extended attributes through the parent's descriptor, never following a symlink. */
@@ -528,7 +537,7 @@ static int restore_file(struct restorer *rs, int dfd, const struct bdir *d, cons
 				break;	/* fall back to a copy */
 			}
 	if (!te)
-		return error("cannot restore '%s': the backup has no content for it; run 'backup check'", shown(rs->path.buf));
+		return no_entry(rs, d);
 	if (clear_name(rs, dfd, m->name) < 0)
 		return -1;
 	fd = openat(dfd, m->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -585,6 +594,8 @@ static int restore_entry(struct restorer *rs, int dfd, const struct bdir *d, con
 		struct stat st;
 		int sub;
 
+		if (!te && tree_names_bad(d->names))
+			return no_entry(rs, d);
 		if (!te || git_tree_entry_type(te) != GIT_OBJECT_TREE)
 			return error("cannot restore folder '%s': the backup has no tree for it; run 'backup check'", shown(rs->path.buf));
 		if (fstatat(dfd, m->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
@@ -765,6 +776,10 @@ int restore_path(struct repo *r, const unsigned char disk_tree[SHA1_LEN], const 
 			goto out;
 		}
 		const git_tree_entry *te = bdir_entry(&d, comp);
+		if (S_ISDIR(m->mode) && !te && tree_names_bad(d.names)) {
+			no_entry(&rs, &d);
+			goto out;
+		}
 		if (!S_ISDIR(m->mode) || !te || git_tree_entry_type(te) != GIT_OBJECT_TREE) {
 			ret = ERR_NOTFOUND;
 			goto out;

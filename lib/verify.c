@@ -113,7 +113,7 @@ static const char *hex(char buf[2 * SHA1_LEN + 1], const unsigned char *oid)
 
 /* Loads a folder of the backup: its tree and its records; reports damage. */
 static int load_dir(struct verifier *v, const unsigned char oid[SHA1_LEN], git_tree **tree,
-		    struct meta **m, size_t *n)
+		    struct tree_names **tn, struct meta **m, size_t *n)
 {
 	struct strbuf sb = STRBUF_INIT;
 	const git_tree_entry *te;
@@ -122,6 +122,7 @@ static int load_dir(struct verifier *v, const unsigned char oid[SHA1_LEN], git_t
 	int err;
 
 	*tree = NULL;
+	*tn = NULL;
 	*m = NULL;
 	*n = 0;
 	memcpy(id.id, oid, SHA1_LEN);
@@ -143,18 +144,21 @@ static int load_dir(struct verifier *v, const unsigned char oid[SHA1_LEN], git_t
 		*tree = NULL;
 		return -1;
 	}
+	if (tree_names_load(tn, v->repo->keys, *tree) < 0) {
+		report_at(v, "damaged", "the backup cannot read this folder: tree %s has no metadata", hex(h, oid));
+		meta_free_array(*m, *n);
+		*m = NULL;
+		*n = 0;
+		git_tree_free(*tree);
+		*tree = NULL;
+		return -1;
+	}
 	return 0;
 }
 
-static const git_tree_entry *tree_entry(git_tree *t, const char *name)
+static const git_tree_entry *tree_entry(git_tree *t, const struct tree_names *tn, const char *name)
 {
-	struct strbuf sb = STRBUF_INIT;
-	const git_tree_entry *te;
-
-	name_escape(&sb, name);
-	te = git_tree_entry_byname(t, sb.buf);
-	strbuf_release(&sb);
-	return te;
+	return tree_names_find(tn, t, name);
 }
 
 /* Reads n bytes at most, retrying short reads; the count, or -1. */
@@ -536,9 +540,9 @@ static int open_file(int dfd, const char *name)
  * Reads what the backup has for entry m of tree t without a counterpart in
  * the folder, so that damage inside it is named too.
  */
-static void read_only(struct verifier *v, git_tree *t, const struct meta *m)
+static void read_only(struct verifier *v, git_tree *t, const struct tree_names *tn, const struct meta *m)
 {
-	const git_tree_entry *te = tree_entry(t, m->name);
+	const git_tree_entry *te = tree_entry(t, tn, m->name);
 
 	if (S_ISDIR(m->mode)) {
 		if (!te || git_tree_entry_type(te) != GIT_OBJECT_TREE)
@@ -551,9 +555,10 @@ static void read_only(struct verifier *v, git_tree *t, const struct meta *m)
 }
 
 /* Compares entry m of backup tree t with the same name in folder dfd. */
-static void verify_entry(struct verifier *v, int dfd, git_tree *t, const struct meta *m, int present)
+static void verify_entry(struct verifier *v, int dfd, git_tree *t, const struct tree_names *tn,
+			 const struct meta *m, int present)
 {
-	const git_tree_entry *te = tree_entry(t, m->name);
+	const git_tree_entry *te = tree_entry(t, tn, m->name);
 	struct stat st;
 
 	if (S_ISREG(m->mode)) {
@@ -563,7 +568,7 @@ static void verify_entry(struct verifier *v, int dfd, git_tree *t, const struct 
 		v->out->others++;
 	}
 	if (dfd < 0) {
-		read_only(v, t, m);
+		read_only(v, t, tn, m);
 		return;
 	}
 	if (!present || fstatat(dfd, m->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -571,14 +576,14 @@ static void verify_entry(struct verifier *v, int dfd, git_tree *t, const struct 
 
 		if (present && errno != ENOENT) {
 			report_at(v, "unreadable", "cannot examine the folder's entry: %s", strerror(errno));
-			read_only(v, t, m);
+			read_only(v, t, tn, m);
 			return;
 		}
 		/* A file is missing because its data is damaged (restore leaves
 		 * no such file behind): then the damage is what to report. */
 		if (S_ISDIR(m->mode))
 			report_at(v, "missing", "the backup has a folder here, the folder nothing");
-		read_only(v, t, m);
+		read_only(v, t, tn, m);
 		if (!S_ISDIR(m->mode) && v->out->damaged == damaged)
 			report_at(v, "missing", "the backup has a %s here, the folder nothing", type_name(m->mode));
 		return;
@@ -586,7 +591,7 @@ static void verify_entry(struct verifier *v, int dfd, git_tree *t, const struct 
 	if ((m->mode & S_IFMT) != (st.st_mode & S_IFMT)) {
 		report_at(v, "type", "the backup has a %s, the folder a %s", type_name(m->mode),
 			  type_name(st.st_mode));
-		read_only(v, t, m);
+		read_only(v, t, tn, m);
 		return;
 	}
 	if (S_ISDIR(m->mode)) {
@@ -639,11 +644,12 @@ static void verify_entry(struct verifier *v, int dfd, git_tree *t, const struct 
 static void verify_dir(struct verifier *v, int dfd, const unsigned char oid[SHA1_LEN])
 {
 	git_tree *t;
+	struct tree_names *tn;
 	struct meta *m;
 	char **names = NULL;
 	size_t n, nnames = 0, i = 1, j = 0, plen = v->path.len;
 
-	if (load_dir(v, oid, &t, &m, &n) < 0)
+	if (load_dir(v, oid, &t, &tn, &m, &n) < 0)
 		return;
 	v->out->dirs++;
 	if (dfd >= 0) {
@@ -675,7 +681,7 @@ static void verify_dir(struct verifier *v, int dfd, const unsigned char oid[SHA1
 				  type_name(st.st_mode));
 			j++;
 		} else {
-			verify_entry(v, dfd, t, &m[i], c == 0);
+			verify_entry(v, dfd, t, tn, &m[i], c == 0);
 			i++;
 			if (c == 0)
 				j++;
@@ -684,6 +690,7 @@ static void verify_dir(struct verifier *v, int dfd, const unsigned char oid[SHA1
 	}
 	free_strv(names, nnames);
 	meta_free_array(m, n);
+	tree_names_free(tn);
 	git_tree_free(t);
 }
 

@@ -263,23 +263,25 @@ static int build_tree(struct walker *w, struct pdir *d)
 {
 	struct strbuf meta = STRBUF_INIT, tree = STRBUF_INIT, name = STRBUF_INIT;
 	struct tree_entry *te = xcalloc(d->n + 1, sizeof(*te));
+	const struct crypto_keys *keys = w->o->repo->keys;
+	unsigned char meta_oid[SHA1_LEN];
 	size_t i, nt = 0;
 	int ret = -1;
 
 	meta_header(&meta);
-	for (i = 0; i < d->n; i++) {
+	for (i = 0; i < d->n; i++)
+		if (d->e[i].kind != K_SKIP)
+			meta_encode(&meta, &d->e[i].m);
+	/* The .meta blob first: a sealed name is bound to its id. */
+	if (store_put_meta_blob(w->o->store, meta.buf, meta.len, meta_oid) < 0)
+		goto out;
+	for (i = 1; i < d->n; i++) {
 		struct entry *e = &d->e[i];
 		struct tree_entry *t;
 
-		if (e->kind == K_SKIP)
-			continue;
-		meta_encode(&meta, &e->m);
-		if (i == 0 || e->kind == K_NONE)
+		if (e->kind == K_SKIP || e->kind == K_NONE)
 			continue;
 		t = &te[nt++];
-		strbuf_reset(&name);
-		name_escape(&name, e->m.name);
-		t->name = xstrdup(name.buf);
 		if (e->kind == K_REUSE) {
 			t->mode = e->mode;
 			memcpy(t->oid, e->oid, SHA1_LEN);
@@ -311,12 +313,18 @@ static int build_tree(struct walker *w, struct pdir *d)
 			strbuf_release(&ct);
 			if (ret < 0)
 				goto out;
+			ret = -1;
 		}
+		strbuf_reset(&name);
+		if (!keys)
+			name_escape(&name, e->m.name);
+		else if (name_seal(&name, keys, meta_oid, t->mode, t->oid, e->m.name) < 0)
+			goto out;
+		t->name = xstrdup(name.buf);
 	}
 	te[nt].name = xstrdup(META_NAME);
 	te[nt].mode = MODE_BLOB;
-	if (store_put_meta_blob(w->o->store, meta.buf, meta.len, te[nt].oid) < 0)
-		goto out;
+	memcpy(te[nt].oid, meta_oid, SHA1_LEN);
 	nt++;
 	tree_encode(&tree, te, nt);
 	ret = store_put_object(w->o->store, PACK_TREE, tree.buf, tree.len, d->tree);
@@ -411,6 +419,7 @@ static void progress(struct walker *w, int last)
 
 struct prev {
 	git_tree *tree;
+	struct tree_names *names;	/* encrypted repository: its opened names */
 	struct meta *m;
 	size_t n;
 };
@@ -429,7 +438,11 @@ static void prev_load(struct walker *w, struct prev *p, const unsigned char *oid
 		return;
 	te = git_tree_entry_byname(p->tree, META_NAME);
 	if (!te || packset_read_blob(w->ps, &w->br, git_tree_entry_id(te)->id, &sb) < 0 ||
-	    meta_decode(sb.buf, sb.len, &p->m, &p->n) < 0) {
+	    meta_decode(sb.buf, sb.len, &p->m, &p->n) < 0 ||
+	    tree_names_load(&p->names, w->o->repo->keys, p->tree) < 0) {
+		meta_free_array(p->m, p->n);
+		p->m = NULL;
+		p->n = 0;
 		git_tree_free(p->tree);
 		p->tree = NULL;
 	}
@@ -439,6 +452,7 @@ static void prev_load(struct walker *w, struct prev *p, const unsigned char *oid
 static void prev_free(struct prev *p)
 {
 	meta_free_array(p->m, p->n);
+	tree_names_free(p->names);
 	git_tree_free(p->tree);
 }
 
@@ -462,15 +476,7 @@ static const struct meta *prev_find(const struct prev *p, const char *name)
 
 static const git_tree_entry *prev_entry(const struct prev *p, const char *name)
 {
-	struct strbuf sb = STRBUF_INIT;
-	const git_tree_entry *te;
-
-	if (!p->tree)
-		return NULL;
-	name_escape(&sb, name);
-	te = git_tree_entry_byname(p->tree, sb.buf);
-	strbuf_release(&sb);
-	return te;
+	return p->tree ? tree_names_find(p->names, p->tree, name) : NULL;
 }
 
 /* ---- reading ------------------------------------------------------------- */

@@ -57,29 +57,52 @@ no_leak() {
 	EOF
 }
 
-# rewrite REF PATH OID: the backup REF names, with the tree entry PATH (its
-# stored names, "root/note") pointing at OID, committed as stock git could
-# with the same message, and REF moved to it.
+# rewrite REF PATH OID [NAME]: the backup REF names, with the tree entry
+# PATH (stored names: "root/$note") pointing at OID (and named NAME),
+# committed as stock git could with the same message, and REF moved to it.
 rewrite() {
-	local ref=$1 path=$2 oid=$3 commit tree
-	tree=$(rewrite_tree "$ref^{tree}" "$path" "$oid")
+	local ref=$1 path=$2 oid=$3 name=${4:-} commit tree
+	tree=$(rewrite_tree "$ref^{tree}" "$path" "$oid" "$name")
 	commit=$(git --git-dir="$REPO" cat-file commit "$ref" | sed "1s/^tree .*/tree $tree/" |
 		git --git-dir="$REPO" hash-object -t commit -w --stdin)
 	git --git-dir="$REPO" update-ref "$ref" "$commit"
 }
 
 rewrite_tree() {
-	local t=$1 path=$2 oid=$3 first=${1%%/*} new
+	local t=$1 path=$2 oid=$3 name=$4 first new
 	first=${path%%/*}
 	if [ "$first" = "$path" ]; then
 		new=$oid
 	else
-		new=$(rewrite_tree "$(git --git-dir="$REPO" rev-parse "$t:$first")" "${path#*/}" "$oid")
+		new=$(rewrite_tree "$(git --git-dir="$REPO" rev-parse "$t:$first")" "${path#*/}" "$oid" "$name")
+		name=
 	fi
 	git --git-dir="$REPO" ls-tree "$t" |
-		awk -v n="$first" -v o="$new" 'BEGIN { FS = OFS = "\t" }
-			$2 == n { split($1, a, " "); $1 = a[1] " " a[2] " " o } { print }' |
+		awk -v n="$first" -v o="$new" -v nn="$name" 'BEGIN { FS = OFS = "\t" }
+			$2 == n { split($1, a, " "); $1 = a[1] " " a[2] " " o; if (nn != "") $2 = nn } { print }' |
 		git --git-dir="$REPO" mktree
+}
+
+# Stored names are sealed: entries are found by what they are.
+# blobs TREEISH: the names of its blob entries but .meta.
+blobs() {
+	git --git-dir="$REPO" ls-tree "$1" | awk -F'\t' '$1 ~ / blob / && $2 != ".meta" { print $2 }'
+}
+
+# smallest TREEISH: the name of its smallest blob but .meta (the note: other
+# files may be one blob or several chunks, as the chunker cuts them).
+smallest() {
+	git --git-dir="$REPO" ls-tree -l "$1" |
+		awk -F'\t' '$1 ~ / blob / && $2 != ".meta" { split($1, a, " "); print a[4] "\t" $2 }' |
+		sort -n | head -1 | cut -f2
+}
+
+# folders TREEISH: the names of its folder trees (those with a .meta).
+folders() {
+	local n
+	git --git-dir="$REPO" ls-tree "$1" | awk -F'\t' '$1 ~ / tree / { print $2 }' | while read -r n; do
+		if git --git-dir="$REPO" cat-file -e "$1/$n/.meta" 2>/dev/null; then echo "$n"; fi
+	done
 }
 
 # blob_with FILE: writes FILE as a blob with stock git, prints its id.
@@ -146,7 +169,7 @@ blob_with() {
 		! od -An -tx1 -v "$f" | tr -d ' \n' | grep -q "$sum"
 	done
 	# The key is the first 32 bytes of the blob, and the sidecar has it.
-	oid=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily:root/note)
+	oid=$(git --git-dir="$REPO" rev-parse "refs/backups/web1/daily:root/$(smallest refs/backups/web1/daily:root)")
 	key=$(git --git-dir="$REPO" cat-file blob "$oid" | head -c 32 | od -An -tx1 -v | tr -d ' \n')
 	cat "$REPO"/backup/dedup/*.sdx | od -An -tx1 -v | tr -d ' \n' | grep -q "$key$oid"
 }
@@ -181,53 +204,127 @@ blob_with() {
 	assert_success
 }
 
-@test "a tampered blob, a tampered .meta and a sealed frame moved behind another key are each caught" {
+@test "a tampered blob, a blob moved behind another key, a tampered .meta: each caught" {
 	make_corpus
 	backup run -q web1
 	S=refs/backups/web1/daily
-	note=$(git --git-dir="$REPO" rev-parse "$S:root/note")
-	# One byte of the sealed frame changed: a valid git object, a bad tag.
+	n=$(smallest "$S:root")
+	d=$(folders "$S:root")
+	note=$(git --git-dir="$REPO" rev-parse "$S:root/$n")
+	# One byte of the sealed frame changed: a valid git object, whose tag
+	# fails, under a name bound to the blob it named.
 	git --git-dir="$REPO" cat-file blob "$note" >"$T/blob"
 	flip_byte "$T/blob" 50
-	rewrite "$S" root/note "$(blob_with "$T/blob")"
+	rewrite "$S" "root/$n" "$(blob_with "$T/blob")"
 	git --git-dir="$REPO" fsck --full
 	run backup restore web1 --path /note --to "$T/out"
 	assert_failure
-	assert_line "backup: cannot restore 'note': its data in the repository is damaged; run 'backup check --read-data'"
+	assert_line "backup: cannot restore 'note': an entry of its folder in the backup fails its authentication (altered, moved or swapped); run 'backup check --read-data'"
+	[ ! -e "$T/out/note" ]
 	run backup check --read-data
 	assert_failure
-	assert_line --regexp "^backup: damaged: blob [0-9a-f]{40} \(root:/note\) in backup [0-9a-f]+ of 'web1' \(daily\)$"
+	assert_line --regexp "^backup: damaged: entry [0-9a-f]{40} \(root:/note\) in backup [0-9a-f]+ of 'web1' \(daily\)$"
 	# check without the key sees only that every object is there.
 	run env -u BACKUP_PASSWORD_FILE "$BK" check
 	assert_success
 
-	# The note's sealed frame behind the dedup key of another blob: a
-	# ciphertext moved to another identity fails its tag.
+	# The note's sealed frame behind the dedup key of another blob.
 	backup run -q web1
-	other=$(git --git-dir="$REPO" rev-parse "$S:root/docs/secret.txt/00000000")
+	n=$(smallest "$S:root")
+	other=$(git --git-dir="$REPO" rev-parse "$S:root/$d/.meta")
 	{ git --git-dir="$REPO" cat-file blob "$other" | head -c 32
 	  git --git-dir="$REPO" cat-file blob "$note" | tail -c +33; } >"$T/moved"
-	rewrite "$S" root/note "$(blob_with "$T/moved")"
+	rewrite "$S" "root/$n" "$(blob_with "$T/moved")"
 	run backup restore web1 --path /note --to "$T/out2"
 	assert_failure
-	assert_line "backup: cannot restore 'note': its data in the repository is damaged; run 'backup check --read-data'"
+	assert_line --partial "backup: cannot restore 'note': an entry of its folder in the backup fails its authentication"
 	[ ! -e "$T/out2/note" ]
 	run backup check --read-data
 	assert_failure
 	assert_line --partial "(root:/note) in backup"
 
-	# A folder's .meta with a byte changed: the folder cannot be read.
+	# The disk's top folder's .meta with a byte changed: its tag fails,
+	# the folder cannot be read.
 	backup run -q web1
-	meta=$(git --git-dir="$REPO" rev-parse "$S:root/docs/.meta")
+	meta=$(git --git-dir="$REPO" rev-parse "$S:root/.meta")
 	git --git-dir="$REPO" cat-file blob "$meta" >"$T/meta"
 	flip_byte "$T/meta" middle
-	rewrite "$S" root/docs/.meta "$(blob_with "$T/meta")"
+	rewrite "$S" "root/.meta" "$(blob_with "$T/meta")"
 	run backup restore web1 --path /docs --to "$T/out3"
 	assert_failure
-	assert_line "backup: cannot read folder 'docs' of the backup: its metadata is missing or damaged; run 'backup check'"
+	assert_line "backup: cannot read folder '/' of the backup: its metadata is missing or damaged; run 'backup check'"
 	run backup check --read-data
 	assert_failure
-	assert_line --regexp "^backup: damaged: metadata [0-9a-f]{40} \(root:/docs\) in backup"
+	assert_line --regexp "^backup: damaged: metadata [0-9a-f]{40} \(root:\) in backup"
+	# A folder below with its .meta changed: the folder's tree changed, and
+	# its name, bound to it, no longer opens.
+	backup run -q web1
+	d=$(folders "$S:root")
+	meta=$(git --git-dir="$REPO" rev-parse "$S:root/$d/.meta")
+	git --git-dir="$REPO" cat-file blob "$meta" >"$T/meta"
+	flip_byte "$T/meta" middle
+	rewrite "$S" "root/$d/.meta" "$(blob_with "$T/meta")"
+	run backup restore web1 --path /docs/secret.txt --to "$T/out4"
+	assert_failure
+	assert_line "backup: cannot restore 'docs': an entry of its folder in the backup fails its authentication (altered, moved or swapped); run 'backup check --read-data'"
+}
+
+@test "no file or folder name is in the repository; a name altered or two blobs swapped is caught" {
+	make_corpus
+	mkdir "$T/src/private-documents-folder"
+	printf 'the first confidential text\n' >"$T/src/private-documents-folder/confidential-memo.txt"
+	printf 'the other confidential one\n' >"$T/src/private-documents-folder/quarterly-figures.txt"
+	backup run -q web1
+	backup run -q --snapshot web1
+	git --git-dir="$REPO" cat-file --batch-all-objects --batch >"$T/objects"
+	for name in private-documents-folder confidential-memo.txt quarterly-figures.txt secret.txt random.bin; do
+		for f in "$T/objects" $(find "$REPO" -type f); do
+			! grep -qaF "$name" "$f" || fail "'$name' found in $f"
+		done
+	done
+	git --git-dir="$REPO" fsck --full --strict
+	# Nothing changed: the folders keep their trees, names included.
+	[ "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily:root)" = \
+	  "$(git --git-dir="$REPO" rev-parse refs/backups/web1/snapshot:root)" ]
+	run backup check --read-data
+	assert_success
+
+	S=refs/backups/web1/daily
+	# The two files of equal size in the private folder swap their blobs.
+	for d in $(folders "$S:root"); do
+		[ "$(blobs "$S:root/$d" | wc -l)" = 2 ] && p=$d
+	done
+	set -- $(blobs "$S:root/$p")
+	a=$(git --git-dir="$REPO" rev-parse "$S:root/$p/$1")
+	b=$(git --git-dir="$REPO" rev-parse "$S:root/$p/$2")
+	rewrite "$S" "root/$p/$1" "$b"
+	rewrite "$S" "root/$p/$2" "$a"
+	git --git-dir="$REPO" fsck --full
+	# The folder's tree changed, so its own sealed name, bound to its
+	# tree, no longer opens: the damage is named there.
+	run backup restore web1:daily --path /private-documents-folder --to "$T/out"
+	assert_failure
+	assert_line "backup: cannot restore 'private-documents-folder': an entry of its folder in the backup fails its authentication (altered, moved or swapped); run 'backup check --read-data'"
+	[ ! -e "$T/out/private-documents-folder/confidential-memo.txt" ]
+	run backup check --read-data
+	assert_failure
+	assert_line --regexp "^backup: damaged: entry [0-9a-f]{40} \(root:/private-documents-folder\) in backup [0-9a-f]+ of 'web1' \(daily\)$"
+
+	# A stored name with one character changed.
+	S=refs/backups/web1/snapshot
+	n=$(smallest "$S:root")
+	case $n in A*) m=B${n#A} ;; *) m=A${n#?} ;; esac
+	rewrite "$S" "root/$n" "$(git --git-dir="$REPO" rev-parse "$S:root/$n")" "$m"
+	git --git-dir="$REPO" fsck --full
+	run backup restore web1:snapshot --path /note --to "$T/out2"
+	assert_failure
+	assert_line "backup: cannot restore 'note': an entry of its folder in the backup fails its authentication (altered, moved or swapped); run 'backup check --read-data'"
+	run backup check --read-data
+	assert_failure
+	assert_line --regexp "^backup: damaged: entry [0-9a-f]{40} \(root:/note\) in backup [0-9a-f]+ of 'web1' \(snapshot\)$"
+	# Without the key, check sees every object present.
+	run env -u BACKUP_PASSWORD_FILE "$BK" check
+	assert_success
 }
 
 @test "push to a path remote and clone carry an encrypted repository; the clone restores with the key" {

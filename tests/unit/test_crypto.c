@@ -292,7 +292,7 @@ static void test_subkeys(void)
 {
 	unsigned char master[CRYPTO_KEY_LEN], want[CRYPTO_KEY_LEN], mac1[32], mac2[32];
 	static const char *const label[] = { "backup blob v1", "backup dedup v1", "backup name v1",
-					     "backup commit v1" };
+					     "backup commit v1", "backup name cipher v1" };
 	struct crypto_keys *k, *k2;
 	int i, j;
 

@@ -2,7 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "tree.h"
+#include "usage.h"
 
 static int failed;
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); failed = 1; } } while (0)
@@ -36,8 +38,94 @@ static void invalid(const char *stored)
 	strbuf_release(&d);
 }
 
+/* Sealed names: round trips at every length, one spelling per binding,
+ * only characters git takes as they are, and nothing else opens. */
+static void sealed_names(void)
+{
+	struct crypto_keys *k, *other;
+	unsigned char ctx[SHA1_LEN] = { 1 }, ctx2[SHA1_LEN] = { 2 }, oid[SHA1_LEN] = { 3 }, oid2[SHA1_LEN] = { 4 };
+	struct strbuf a = STRBUF_INIT, b = STRBUF_INIT, d = STRBUF_INIT;
+	char name[NAME_MAX_LEN + 2];
+	size_t len, i;
+	int opened = 0;
+
+	CHECK(crypto_keys_new(&k) == 0);
+	CHECK(crypto_keys_new(&other) == 0);
+	for (len = 1; len <= NAME_MAX_LEN; len++) {
+		for (i = 0; i < len; i++)
+			name[i] = (char)(1 + (i * 37 + len) % 255);
+		name[len] = '\0';
+		if (strchr(name, '/'))
+			continue;
+		strbuf_reset(&a);
+		strbuf_reset(&b);
+		strbuf_reset(&d);
+		CHECK(name_seal(&a, k, ctx, MODE_BLOB, oid, name) == 0);
+		CHECK(name_seal(&b, k, ctx, MODE_BLOB, oid, name) == 0);
+		CHECK(!strcmp(a.buf, b.buf));
+		CHECK(a.len == ((NAME_SIV_LEN + len) * 4 + 2) / 3);
+		CHECK(strspn(a.buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == a.len);
+		CHECK(name_unseal(&d, k, ctx, MODE_BLOB, oid, a.buf) == 0);
+		CHECK(d.len == len && !memcmp(d.buf, name, len));
+		/* Bound to its folder, type, object and key. */
+		strbuf_reset(&d);
+		opened += name_unseal(&d, k, ctx2, MODE_BLOB, oid, a.buf) == 0;
+		opened += name_unseal(&d, k, ctx, MODE_TREE, oid, a.buf) == 0;
+		opened += name_unseal(&d, k, ctx, MODE_BLOB, oid2, a.buf) == 0;
+		opened += name_unseal(&d, other, ctx, MODE_BLOB, oid, a.buf) == 0;
+		CHECK(d.len == 0);
+	}
+	CHECK(opened == 0);
+	/* The same name elsewhere seals differently. */
+	strbuf_reset(&a);
+	strbuf_reset(&b);
+	CHECK(name_seal(&a, k, ctx, MODE_BLOB, oid, "passwd") == 0);
+	CHECK(name_seal(&b, k, ctx2, MODE_BLOB, oid, "passwd") == 0);
+	CHECK(strcmp(a.buf, b.buf));
+	CHECK(!strstr(a.buf, "passwd"));
+	/* Every character changed to every other, and every cut: none opens. */
+	for (i = 0; i < a.len; i++) {
+		char was = a.buf[i];
+		int c;
+
+		for (c = 1; c < 256; c++) {
+			if (c == (unsigned char)was)
+				continue;
+			a.buf[i] = (char)c;
+			opened += name_unseal(&d, k, ctx, MODE_BLOB, oid, a.buf) == 0;
+		}
+		a.buf[i] = was;
+	}
+	for (i = 0; i < a.len; i++) {
+		char was = a.buf[i];
+
+		a.buf[i] = '\0';
+		opened += name_unseal(&d, k, ctx, MODE_BLOB, oid, a.buf) == 0;
+		a.buf[i] = was;
+	}
+	CHECK(opened == 0);
+	CHECK(d.len == 0);
+	CHECK(name_unseal(&d, k, ctx, MODE_BLOB, oid, a.buf) == 0 && !strcmp(d.buf, "passwd"));
+	/* Too long to seal; garbage of any length does not open. */
+	memset(name, 'x', NAME_MAX_LEN + 1);
+	name[NAME_MAX_LEN + 1] = '\0';
+	fprintf(stderr, "(one refusal expected:)\n");
+	CHECK(name_seal(&a, k, ctx, MODE_BLOB, oid, name) == -1);
+	strbuf_reset(&d);
+	CHECK(name_unseal(&d, k, ctx, MODE_BLOB, oid, "") == ERR_CORRUPT);
+	CHECK(name_unseal(&d, k, ctx, MODE_BLOB, oid, name) == ERR_CORRUPT);
+	CHECK(name_unseal(&d, k, ctx, MODE_BLOB, oid, ".meta") == ERR_CORRUPT);
+	CHECK(d.len == 0);
+	strbuf_release(&a);
+	strbuf_release(&b);
+	strbuf_release(&d);
+	crypto_keys_free(k);
+	crypto_keys_free(other);
+}
+
 int main(void)
 {
+	sealed_names();
 	round_trip("plain", "plain");
 	round_trip(".git", "%2Egit");
 	round_trip(".gitmodules", "%2Egitmodules");
