@@ -596,9 +596,12 @@ CONF
 # With "lock" as $3, remote.off.objectLock is set. Sets db_packs.
 # The pushes are at the real time: the server checks the signatures' dates.
 setup_expired_bucket() {
+	local i old base
+	# Every date from one instant: the weekly day is 3 days on, which
+	# neither 19 days back nor today (or tomorrow, past midnight) is.
+	base=$(date +%s)
 	setup_repo web1
-	weekly_day_not_today web1
-	local i old
+	backup schedule -q web1 --day "$(date -d "@$((base + 3 * 86400))" +%A | tr 'A-Z' 'a-z')"
 	for i in 1 2 3; do head -c 50000 /dev/urandom >"$T/src/f$i"; done
 	echo web1 >"$T/src/hostname"
 	head -c 1000000 /dev/urandom >"$T/src/old-only"
@@ -606,12 +609,11 @@ setup_expired_bucket() {
 	head -c 1500000 /dev/urandom >"$T/dbsrc/db"
 	define_machine db1 "$T/dbsrc"
 	backup enable -q db1
-	weekly_day_not_today db1
+	backup schedule -q db1 --day "$(date -d "@$((base + 3 * 86400))" +%A | tr 'A-Z' 'a-z')"
 	backup remote add -q off "s3://$1/$2"
 	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
 	[ "${3:-}" != lock ] || git --git-dir="$REPO" config remote.off.objectLock true
-	# Not a weekly day: that is tomorrow's weekday, and 19 days ago was not.
-	old=$(date -d '-19 days' '+%Y-%m-%d %H:%M:%S')
+	old=$(date -d "@$((base - 19 * 86400))" '+%Y-%m-%d %H:%M:%S')
 	faketime "$old" "$BK" run -q web1
 	faketime "$old" "$BK" run -q db1
 	backup push -q off
@@ -685,8 +687,9 @@ setup_expired_bucket() {
 	echo data >"$T/src/f"
 	# A backup on the weekly day 8 days ago: then daily and weekly; now
 	# too old for weekly, so biweekly (and still daily).
-	backup schedule -q web1 --day "$(date -d '-8 days' +%A | tr 'A-Z' 'a-z')"
-	faketime "$(date -d '-8 days' '+%Y-%m-%d %H:%M:%S')" "$BK" run -q web1
+	old=$(date -d '-8 days' '+%Y-%m-%d %H:%M:%S')
+	backup schedule -q web1 --day "$(date -d "$old" +%A | tr 'A-Z' 'a-z')"
+	faketime "$old" "$BK" run -q web1
 	backup remote add -q off s3://probe-bucket/moved
 	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
 	backup push -q off
