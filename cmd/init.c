@@ -71,7 +71,7 @@ int cmd_init(int argc, const char **argv, struct ctx *ctx)
 	const char *receiver = NULL;
 	const struct option_spec opts[] = {
 		{ OPT_BOOL, 0, "encrypt", &encrypt, NULL,
-		  "encrypted at rest, with a passphrase (labels not yet: see backup-init(1))" },
+		  "encrypted at rest: data, names and labels, with a passphrase" },
 		{ OPT_STRING, 0, "receiver", &receiver, "DIR", "make DIR an append-only receiver of pushes" },
 		{ OPT_END, 0, NULL, NULL, NULL, NULL }
 	};
@@ -110,8 +110,5 @@ int cmd_init(int argc, const char **argv, struct ctx *ctx)
 		else
 			printf("initialized repository '%s'\n", ctx->cfg->repo_path);
 	}
-	if (encrypt)
-		warning("this version of backup encrypts file data, metadata records and names, "
-			"not yet backup labels and the other fields of a backup's commit (see backup-init(1))");
 	return EXIT_OK;
 }

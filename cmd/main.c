@@ -31,7 +31,7 @@ static const struct command commands[] = {
 	{ "enable", cmd_enable, NEED_REPO, "enrol a machine, or switch auto-enrolment" },
 	{ "schedule", cmd_schedule, NEED_REPO, "set or show the backup window and weekly day" },
 	{ "run", cmd_run, NEED_REPO | NEED_KEY, "take the automatic backup or a manual snapshot" },
-	{ "list", cmd_list, NEED_REPO, "list every kept backup" },
+	{ "list", cmd_list, NEED_REPO | NEED_KEY, "list every kept backup" },
 	{ "rotate", cmd_rotate, NEED_REPO, "apply retention now and reclaim the space" },
 	{ "restore", cmd_restore, NEED_REPO | NEED_KEY, "restore a backup to a new or an existing machine, or single paths" },
 	{ "boot-config", cmd_boot_config, NEED_CONFIG, "list profiles, choose the one that boots, print one" },

@@ -295,7 +295,7 @@ int check_repo(struct repo *r, struct check_report *rep)
 		for (k = 0; k < list[i]->ndisks; k++) {
 			strbuf_reset(&c.path);
 			strbuf_addf(&c.path, "%s:", list[i]->disks[k].label);
-			if (r->version == REPO_FORMAT_ENCRYPTED && !r->keys)
+			if ((r->version == REPO_FORMAT_ENCRYPTED || list[i]->sealed) && !r->keys)
 				check_sealed_tree(&c, list[i]->disks[k].tree);
 			else
 				check_dir(&c, list[i]->disks[k].tree);

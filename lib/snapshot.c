@@ -7,6 +7,7 @@
 
 #include <git2.h>
 
+#include "crypto.h"
 #include "snapshot.h"
 #include "tree.h"
 #include "usage.h"
@@ -68,23 +69,12 @@ static void add_time(struct strbuf *sb, const char *key, const struct timespec *
 	strbuf_addf(sb, "%s %lld.%09ld\n", key, (long long)t->tv_sec, t->tv_nsec);
 }
 
-static void encode_message(struct strbuf *sb, const struct backup_info *b)
+/* The fields of a backup a receiver does not need: sealed when encrypted. */
+static void encode_private(struct strbuf *sb, const struct backup_info *b)
 {
 	size_t i;
 	int j;
 
-	strbuf_addf(sb, "backup %s %s", b->machine, b->kind);
-	if (b->label && *b->label) {
-		strbuf_addch(sb, ' ');
-		add_field(sb, b->label);
-	}
-	strbuf_addstr(sb, "\n\nbackup-format 1\nmachine ");
-	add_field(sb, b->machine);
-	strbuf_addf(sb, "\nkind %s\nlabel ", b->kind);
-	add_field(sb, b->label);
-	strbuf_addch(sb, '\n');
-	add_time(sb, "start", &b->start);
-	add_time(sb, "end", &b->end);
 	for (i = 0; i < b->ndisks; i++) {
 		const struct backup_disk *d = &b->disks[i];
 
@@ -114,6 +104,60 @@ static void encode_message(struct strbuf *sb, const struct backup_info *b)
 		    (unsigned long long)b->bytes_stored);
 }
 
+/*
+ * The message. In an encrypted repository (keys) only what a receiver needs
+ * for retention stays in the clear (machine, kind, start, end); the label
+ * and every other field are sealed under the commit subkey, as the last
+ * line "sealed HEX", with the tree line and every byte of the message
+ * before that line as associated data.
+ */
+static int encode_message(struct strbuf *sb, const struct backup_info *b, const struct crypto_keys *keys,
+			  const char *tree_hex)
+{
+	struct strbuf priv = STRBUF_INIT, ad = STRBUF_INIT, sealed = STRBUF_INIT;
+	size_t start = sb->len, i;
+	int ret = 0;
+
+	strbuf_addf(sb, "backup %s %s", b->machine, b->kind);
+	if (!keys && b->label && *b->label) {
+		strbuf_addch(sb, ' ');
+		add_field(sb, b->label);
+	}
+	strbuf_addstr(sb, "\n\nbackup-format 1\nmachine ");
+	add_field(sb, b->machine);
+	strbuf_addf(sb, "\nkind %s\n", b->kind);
+	if (!keys) {
+		strbuf_addstr(sb, "label ");
+		add_field(sb, b->label);
+		strbuf_addch(sb, '\n');
+	}
+	add_time(sb, "start", &b->start);
+	add_time(sb, "end", &b->end);
+	if (!keys) {
+		encode_private(sb, b);
+		return 0;
+	}
+	strbuf_addstr(&priv, "label ");
+	add_field(&priv, b->label);
+	strbuf_addch(&priv, '\n');
+	encode_private(&priv, b);
+	strbuf_addf(&ad, "tree %s\n", tree_hex);
+	strbuf_add(&ad, sb->buf + start, sb->len - start);
+	if (crypto_seal(&sealed, keys->sub[CRYPTO_COMMIT], ad.buf, ad.len, priv.buf, priv.len) < 0) {
+		ret = -1;
+	} else {
+		strbuf_addstr(sb, "sealed ");
+		for (i = 0; i < sealed.len; i++)
+			strbuf_addf(sb, "%02x", (unsigned char)sealed.buf[i]);
+		strbuf_addch(sb, '\n');
+	}
+	crypto_wipe(priv.buf, priv.len);
+	strbuf_release(&priv);
+	strbuf_release(&ad);
+	strbuf_release(&sealed);
+	return ret;
+}
+
 int snapshot_commit(struct store *s, struct backup_info *b)
 {
 	struct strbuf tree = STRBUF_INIT, commit = STRBUF_INIT;
@@ -138,7 +182,9 @@ int snapshot_commit(struct store *s, struct backup_info *b)
 	strbuf_addf(&commit, "tree %s\n", hex);
 	strbuf_addf(&commit, "author backup <backup@%s> %lld +0000\n", host, (long long)b->start.tv_sec);
 	strbuf_addf(&commit, "committer backup <backup@%s> %lld +0000\n\n", host, (long long)b->end.tv_sec);
-	encode_message(&commit, b);
+	ret = encode_message(&commit, b, store_repo(s)->keys, hex);
+	if (ret < 0)
+		goto out;
 	ret = store_put_object(s, PACK_COMMIT, commit.buf, commit.len, b->id);
 	if (ret < 0)
 		goto out;
@@ -230,18 +276,13 @@ static int parse_profile(struct machine *m, char *rest)
 	return 0;
 }
 
-static int parse_message(struct backup_info *b, const char *msg)
+/*
+ * Parses "key value" lines from line on into b and m. With sealed, a line
+ * "sealed ..." is allowed as the last one and *sealed points at it;
+ * without, it is damage. Returns 0 or -1.
+ */
+static int parse_lines(struct backup_info *b, struct machine *m, const char *line, const char **sealed)
 {
-	const char *line = strstr(msg, "\n\nbackup-format ");
-	struct machine *m = xcalloc(1, sizeof(*m));
-	int version = 0;
-
-	b->layout = m;
-	if (!line || sscanf(line + 2, "backup-format %d", &version) != 1 || version < 1)
-		return ERR_CORRUPT;
-	if (version > 1)
-		return ERR_NEWER;
-	line += 2;
 	while (*line) {
 		const char *eol = strchrnul(line, '\n'), *sp = memchr(line, ' ', eol - line);
 		char *key, *val;
@@ -257,6 +298,8 @@ static int parse_message(struct backup_info *b, const char *msg)
 		if ((!strcmp(key, "machine") && b->machine) || (!strcmp(key, "kind") && b->kind) ||
 		    (!strcmp(key, "label") && b->label) || (!strcmp(key, "boot") && m->boot))
 			bad = 1;
+		else if (!strcmp(key, "sealed"))
+			bad = !sealed || *sealed || (*eol && eol[1]);
 		else if (!strcmp(key, "machine"))
 			b->machine = parse_field(val, strlen(val));
 		else if (!strcmp(key, "kind"))
@@ -303,11 +346,71 @@ static int parse_message(struct backup_info *b, const char *msg)
 				d->source = parse_field(f[3], strlen(f[3]));
 			}
 		}
+		if (!bad && !strcmp(key, "sealed"))
+			*sealed = line;
 		free(key);
 		free(val);
 		if (bad)
 			return -1;
 		line = *eol ? eol + 1 : eol;
+	}
+	return 0;
+}
+
+static int hexdigit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Opens the sealed fields at line ("sealed HEX") of message msg into priv. */
+static int open_sealed(struct strbuf *priv, const struct crypto_keys *keys, const char *tree_hex,
+		       const char *msg, const char *line)
+{
+	struct strbuf ad = STRBUF_INIT, raw = STRBUF_INIT;
+	const char *p = line + strlen("sealed ");
+	int ret = ERR_CORRUPT;
+
+	for (; hexdigit(p[0]) >= 0 && hexdigit(p[1]) >= 0; p += 2)
+		strbuf_addch(&raw, hexdigit(p[0]) << 4 | hexdigit(p[1]));
+	if (*p == '\0' || (*p == '\n' && !p[1])) {
+		strbuf_addf(&ad, "tree %s\n", tree_hex);
+		strbuf_add(&ad, msg, line - msg);
+		ret = crypto_open(priv, keys->sub[CRYPTO_COMMIT], ad.buf, ad.len, raw.buf, raw.len);
+	}
+	strbuf_release(&ad);
+	strbuf_release(&raw);
+	return ret;
+}
+
+static int parse_message(struct backup_info *b, const char *msg, const struct crypto_keys *keys,
+			 const char *tree_hex, int *was_sealed)
+{
+	const char *line = strstr(msg, "\n\nbackup-format "), *sealed = NULL;
+	struct machine *m = xcalloc(1, sizeof(*m));
+	int version = 0;
+
+	b->layout = m;
+	if (!line || sscanf(line + 2, "backup-format %d", &version) != 1 || version < 1)
+		return ERR_CORRUPT;
+	if (version > 1)
+		return ERR_NEWER;
+	if (parse_lines(b, m, line + 2, &sealed) < 0)
+		return -1;
+	*was_sealed = sealed != NULL;
+	if (sealed && keys) {
+		struct strbuf priv = STRBUF_INIT;
+		int bad = !tree_hex || open_sealed(&priv, keys, tree_hex, msg, sealed) < 0 ||
+			  parse_lines(b, m, priv.buf, NULL) < 0;
+
+		crypto_wipe(priv.buf, priv.len);
+		strbuf_release(&priv);
+		if (bad)
+			return -1;
+	} else if (sealed) {
+		/* Without the key: what a receiver needs, and no more. */
+		b->sealed = 1;
+		if (!b->label)
+			b->label = xstrdup("");
 	}
 	if (!b->machine || !valid_name(b->machine) || !b->kind || !b->label)
 		return -1;
@@ -327,7 +430,7 @@ static int parse_message(struct backup_info *b, const char *msg)
 int snapshot_parse(const char *msg, struct backup_info **out)
 {
 	struct backup_info *b = xcalloc(1, sizeof(*b));
-	int ret = parse_message(b, msg);
+	int sealed, ret = parse_message(b, msg, NULL, NULL, &sealed);
 
 	if (ret < 0) {
 		backup_info_free(b);
@@ -344,7 +447,7 @@ int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backu
 	git_tree *t = NULL;
 	git_oid oid;
 	size_t i;
-	int ret = ERR_CORRUPT;
+	int ret = ERR_CORRUPT, sealed = 0;
 
 	*out = NULL;
 	memcpy(oid.id, id, SHA1_LEN);
@@ -352,10 +455,32 @@ int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backu
 	hex_encode(b->hex, id, SHA1_LEN);
 	if (git_commit_lookup(&c, r->git, &oid) < 0 || git_commit_tree(&t, c) < 0)
 		goto out;
-	ret = parse_message(b, git_commit_message_raw(c));
+	ret = parse_message(b, git_commit_message_raw(c), r->keys, git_oid_tostr_s(git_commit_tree_id(c)),
+			    &sealed);
 	if (ret < 0)
 		goto out;
 	ret = ERR_CORRUPT;
+	/* An encrypted repository's backups are all sealed: one that is not
+	 * was not written with its key. */
+	if (r->version == REPO_FORMAT_ENCRYPTED && !sealed)
+		goto out;
+	if (b->sealed) {
+		/* The disks are sealed: each tree of the root is one. */
+		for (i = 0; i < git_tree_entrycount(t); i++) {
+			const git_tree_entry *te = git_tree_entry_byindex(t, i);
+			struct backup_disk *d;
+
+			if (git_tree_entry_type(te) != GIT_OBJECT_TREE || !valid_name(git_tree_entry_name(te)))
+				goto out;
+			b->disks = xrealloc(b->disks, (b->ndisks + 1) * sizeof(*b->disks));
+			d = &b->disks[b->ndisks++];
+			memset(d, 0, sizeof(*d));
+			d->label = xstrdup(git_tree_entry_name(te));
+			d->source = xstrdup("");
+			d->filesystem = xstrdup("");
+			memcpy(d->tree, git_tree_entry_id(te)->id, SHA1_LEN);
+		}
+	}
 	for (i = 0; i < b->ndisks; i++) {
 		const git_tree_entry *te = git_tree_entry_byname(t, b->disks[i].label);
 

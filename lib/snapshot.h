@@ -7,6 +7,12 @@
  * kind (automatic or snapshot), label, start and end, each disk's layout,
  * the profiles and the statistics (docs/FORMAT.md). Slots are the refs
  * refs/backups/MACHINE/SLOT; one backup may hold several.
+ *
+ * In an encrypted repository (the store's repository has keys) only the
+ * machine, kind, start and end stay in the clear, what a receiver needs to
+ * apply retention; every other field is sealed under the commit subkey,
+ * bound to the commit's tree and clear fields. snapshot_read() opens it
+ * with r->keys; without them the backup reads as `sealed`.
  */
 #ifndef SNAPSHOT_H
 #define SNAPSHOT_H
@@ -45,6 +51,12 @@ struct backup_info {
 	uint64_t files, bytes, files_read, bytes_read, bytes_stored;
 	char **slots;
 	size_t nslots;
+	/*
+	 * 1 when the backup's private fields are sealed (an encrypted
+	 * repository's backup) and were read without the key: label is "",
+	 * the statistics 0, and each disk has only its label and tree.
+	 */
+	int sealed;
 };
 
 /*

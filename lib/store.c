@@ -349,6 +349,11 @@ out:
 	return ret;
 }
 
+struct repo *store_repo(const struct store *s)
+{
+	return s->repo;
+}
+
 void store_get_stats(struct store *s, struct store_stats *out)
 {
 	pthread_mutex_lock(&s->lock);

@@ -55,6 +55,8 @@ int store_put_object(struct store *s, enum pack_type type, const void *data, siz
 int store_flush(struct store *s);
 void store_thread_done(void);
 void store_get_stats(struct store *s, struct store_stats *out);
+/* The repository the store writes into. */
+struct repo *store_repo(const struct store *s);
 
 /*
  * Reads blob oid and decodes its zstd frame into out (appended). Returns 0,

@@ -74,7 +74,7 @@ snapshot_repo() {
 	run with "$T/pw1" init --encrypt
 	assert_success
 	assert_line --regexp "^initialized encrypted repository '$REPO' with key [0-9a-f]{16}$"
-	assert_output --partial "not yet backup labels and the other fields of a backup's commit"
+	refute_output --partial "warning"
 	run git --git-dir="$REPO" cat-file blob refs/backup/state:format
 	assert_output "backup repository format 3"
 	run git --git-dir="$REPO" cat-file blob refs/backup/state:encryption

@@ -6,6 +6,7 @@
 # pushes and clones it.
 
 load test_helper
+load sshd
 
 setup() {
 	setup_config
@@ -19,6 +20,10 @@ setup() {
 	BACKUP_PASSWORD_FILE=$T/pw1 backup -q init --encrypt 2>/dev/null
 	backup enable -q web1
 	export BACKUP_PASSWORD_FILE=$T/pw1
+}
+
+teardown() {
+	sshd_stop	# the receiver test's; nothing when none was started
 }
 
 # Files whose content must never appear in the repository: distinctive
@@ -108,6 +113,19 @@ folders() {
 # blob_with FILE: writes FILE as a blob with stock git, prints its id.
 blob_with() {
 	git --git-dir="$REPO" hash-object -w "$1"
+}
+
+# damaged SLOT PATH: the backup in web1's SLOT, whose trees were changed
+# under its sealed commit, is refused as damaged by restore (nothing
+# written) and named by check --read-data.
+damaged() {
+	run backup restore "web1:$1" --path "$2" --to "$T/out-$1"
+	assert_failure
+	assert_line "backup: backup 'web1:$1' is damaged; run 'backup check'"
+	[ ! -e "$T/out-$1" ]
+	run backup check --read-data
+	assert_failure
+	assert_line --regexp "^backup: slot 'refs/backups/web1/$1' names a damaged backup [0-9a-f]{40}; run 'backup check'$"
 }
 
 @test "round trip of every kind of file is exact; dedup works; fsck clean; check needs no key" {
@@ -204,6 +222,10 @@ blob_with() {
 	assert_success
 }
 
+# Any change below a backup's commit changes its root tree, which the
+# commit's seal binds, so each is caught there first; the names (bound to
+# their folder's .meta and their objects) and the blobs' tags would catch it
+# too (tests/unit/test_tree.c, tests/unit/test_crypto.c).
 @test "a tampered blob, a blob moved behind another key, a tampered .meta: each caught" {
 	make_corpus
 	backup run -q web1
@@ -211,19 +233,12 @@ blob_with() {
 	n=$(smallest "$S:root")
 	d=$(folders "$S:root")
 	note=$(git --git-dir="$REPO" rev-parse "$S:root/$n")
-	# One byte of the sealed frame changed: a valid git object, whose tag
-	# fails, under a name bound to the blob it named.
+	# One byte of the sealed frame changed: a valid git object.
 	git --git-dir="$REPO" cat-file blob "$note" >"$T/blob"
 	flip_byte "$T/blob" 50
 	rewrite "$S" "root/$n" "$(blob_with "$T/blob")"
 	git --git-dir="$REPO" fsck --full
-	run backup restore web1 --path /note --to "$T/out"
-	assert_failure
-	assert_line "backup: cannot restore 'note': an entry of its folder in the backup fails its authentication (altered, moved or swapped); run 'backup check --read-data'"
-	[ ! -e "$T/out/note" ]
-	run backup check --read-data
-	assert_failure
-	assert_line --regexp "^backup: damaged: entry [0-9a-f]{40} \(root:/note\) in backup [0-9a-f]+ of 'web1' \(daily\)$"
+	damaged daily /note
 	# check without the key sees only that every object is there.
 	run env -u BACKUP_PASSWORD_FILE "$BK" check
 	assert_success
@@ -235,38 +250,23 @@ blob_with() {
 	{ git --git-dir="$REPO" cat-file blob "$other" | head -c 32
 	  git --git-dir="$REPO" cat-file blob "$note" | tail -c +33; } >"$T/moved"
 	rewrite "$S" "root/$n" "$(blob_with "$T/moved")"
-	run backup restore web1 --path /note --to "$T/out2"
-	assert_failure
-	assert_line --partial "backup: cannot restore 'note': an entry of its folder in the backup fails its authentication"
-	[ ! -e "$T/out2/note" ]
-	run backup check --read-data
-	assert_failure
-	assert_line --partial "(root:/note) in backup"
+	damaged daily /note
 
-	# The disk's top folder's .meta with a byte changed: its tag fails,
-	# the folder cannot be read.
+	# The disk's top folder's .meta with a byte changed.
 	backup run -q web1
 	meta=$(git --git-dir="$REPO" rev-parse "$S:root/.meta")
 	git --git-dir="$REPO" cat-file blob "$meta" >"$T/meta"
 	flip_byte "$T/meta" middle
 	rewrite "$S" "root/.meta" "$(blob_with "$T/meta")"
-	run backup restore web1 --path /docs --to "$T/out3"
-	assert_failure
-	assert_line "backup: cannot read folder '/' of the backup: its metadata is missing or damaged; run 'backup check'"
-	run backup check --read-data
-	assert_failure
-	assert_line --regexp "^backup: damaged: metadata [0-9a-f]{40} \(root:\) in backup"
-	# A folder below with its .meta changed: the folder's tree changed, and
-	# its name, bound to it, no longer opens.
+	damaged daily /docs
+	# A folder below with its .meta changed.
 	backup run -q web1
 	d=$(folders "$S:root")
 	meta=$(git --git-dir="$REPO" rev-parse "$S:root/$d/.meta")
 	git --git-dir="$REPO" cat-file blob "$meta" >"$T/meta"
 	flip_byte "$T/meta" middle
 	rewrite "$S" "root/$d/.meta" "$(blob_with "$T/meta")"
-	run backup restore web1 --path /docs/secret.txt --to "$T/out4"
-	assert_failure
-	assert_line "backup: cannot restore 'docs': an entry of its folder in the backup fails its authentication (altered, moved or swapped); run 'backup check --read-data'"
+	damaged daily /docs/secret.txt
 }
 
 @test "no file or folder name is in the repository; a name altered or two blobs swapped is caught" {
@@ -302,13 +302,7 @@ blob_with() {
 	git --git-dir="$REPO" fsck --full
 	# The folder's tree changed, so its own sealed name, bound to its
 	# tree, no longer opens: the damage is named there.
-	run backup restore web1:daily --path /private-documents-folder --to "$T/out"
-	assert_failure
-	assert_line "backup: cannot restore 'private-documents-folder': an entry of its folder in the backup fails its authentication (altered, moved or swapped); run 'backup check --read-data'"
-	[ ! -e "$T/out/private-documents-folder/confidential-memo.txt" ]
-	run backup check --read-data
-	assert_failure
-	assert_line --regexp "^backup: damaged: entry [0-9a-f]{40} \(root:/private-documents-folder\) in backup [0-9a-f]+ of 'web1' \(daily\)$"
+	damaged daily /private-documents-folder
 
 	# A stored name with one character changed.
 	S=refs/backups/web1/snapshot
@@ -316,12 +310,7 @@ blob_with() {
 	case $n in A*) m=B${n#A} ;; *) m=A${n#?} ;; esac
 	rewrite "$S" "root/$n" "$(git --git-dir="$REPO" rev-parse "$S:root/$n")" "$m"
 	git --git-dir="$REPO" fsck --full
-	run backup restore web1:snapshot --path /note --to "$T/out2"
-	assert_failure
-	assert_line "backup: cannot restore 'note': an entry of its folder in the backup fails its authentication (altered, moved or swapped); run 'backup check --read-data'"
-	run backup check --read-data
-	assert_failure
-	assert_line --regexp "^backup: damaged: entry [0-9a-f]{40} \(root:/note\) in backup [0-9a-f]+ of 'web1' \(snapshot\)$"
+	damaged snapshot /note
 	# Without the key, check sees every object present.
 	run env -u BACKUP_PASSWORD_FILE "$BK" check
 	assert_success
@@ -358,4 +347,81 @@ blob_with() {
 	run backup check --read-data
 	assert_success
 	git --git-dir="$T/mirror.git" fsck --full --strict
+}
+
+@test "labels and every commit field but machine, kind and dates are sealed; list shows them with the key" {
+	make_corpus
+	backup run -q web1 --snapshot --label "confidential-label-text"
+	S=refs/backups/web1/snapshot
+	run git --git-dir="$REPO" cat-file commit "$S"
+	assert_line "backup web1 snapshot"
+	assert_line "machine web1"
+	assert_line "kind snapshot"
+	assert_line --regexp "^start [0-9]+\.[0-9]{9}$"
+	assert_line --regexp "^sealed [0-9a-f]+$"
+	refute_line --regexp "^(label|disk|plan|profile|files|bytes|files-read|bytes-read|bytes-stored) "
+	git --git-dir="$REPO" cat-file --batch-all-objects --batch >"$T/objects"
+	for f in "$T/objects" $(find "$REPO" -type f); do
+		! grep -qaF "confidential-label-text" "$f" || fail "the label is in $f"
+		! grep -qaF "$T/src" "$f" || fail "the source path is in $f"
+	done
+	run backup list
+	assert_success
+	assert_line --regexp "^web1 +snapshot .* confidential-label-text$"
+	run backup --json list
+	[ "$(echo "$output" | json_field label)" = confidential-label-text ]
+	run -1 env -u BACKUP_PASSWORD_FILE setsid -w "$BK" list </dev/null
+	assert_output "backup: no passphrase: set BACKUP_PASSWORD_FILE or BACKUP_PASSWORD_COMMAND, or run on a terminal"
+	# rotate and check need no key.
+	run env -u BACKUP_PASSWORD_FILE "$BK" rotate
+	assert_success
+	run env -u BACKUP_PASSWORD_FILE "$BK" check
+	assert_success
+	# A clear field changed, a sealed one, or the fields unsealed: the
+	# backup is damaged.
+	for edit in 's/^kind snapshot$/kind automatic/' 's/^\(sealed .\{40\}\)0/\11/; t; s/^\(sealed .\{40\}\)./\10/' \
+		's/^sealed .*/label forged/'; do
+		git --git-dir="$REPO" cat-file commit "$S" | sed "$edit" |
+			git --git-dir="$REPO" hash-object -t commit -w --stdin >"$T/forged"
+		[ "$(cat "$T/forged")" != "$(git --git-dir="$REPO" rev-parse "$S")" ]
+		git --git-dir="$REPO" update-ref refs/backups/web1/daily "$(cat "$T/forged")"
+		run backup check --read-data
+		assert_failure
+		assert_line --regexp "^backup: slot 'refs/backups/web1/daily' names a damaged backup [0-9a-f]{40}; run 'backup check'$"
+		run backup restore web1:daily --path /note --to "$T/out"
+		assert_failure
+		[ ! -e "$T/out/note" ]
+	done
+}
+
+@test "an append-only receiver accepts encrypted backups and applies retention without the key" {
+	make_corpus
+	backup run -q web1
+	backup init -q --receiver "$T/rcv"
+	sshd_start "$T/sshd"
+	sshd_new_key k1
+	backup receiver authorize "$T/rcv" --machine web1 --append "$SSHD_DIR/ak/root" "$SSHD_DIR/k1.pub" -q
+	sshd_use_key k1
+	backup remote add vault "$(sshd_url "$T/rcv")"
+	run backup push vault web1
+	assert_success
+	assert_line --regexp "^web1 daily [0-9a-f]{12} pushed"
+	echo changed >"$T/src/note"
+	backup run -q web1
+	run backup push vault web1
+	assert_success
+	[ "$(git --git-dir="$T/rcv" rev-parse refs/backups/web1/daily)" = "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
+	# The receiver has no key, and needs none.
+	unset BACKUP_PASSWORD_FILE
+	run backup --repo "$T/rcv" list web1 --json
+	assert_success
+	assert_output --partial '"slots":["kept"]'
+	run backup --repo "$T/rcv" rotate
+	assert_success
+	run backup --repo "$T/rcv" check
+	assert_success
+	run git --git-dir="$T/rcv" fsck --full --strict --no-progress
+	assert_success
+	git --git-dir="$T/rcv" cat-file --batch-all-objects --batch >"$T/objects"
+	! grep -qaF "secret.txt" "$T/objects"
 }
