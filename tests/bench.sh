@@ -2,6 +2,8 @@
 # make bench: backup beside restic, borg and bup on the shared corpus
 # (../shared/bench). Works in /tmp (BENCH); nothing lands in the checkout.
 # TOOLS="backup restic" limits the tools; the figures go in docs/PERFORMANCE.md.
+# BENCH_ENCRYPTED=1 adds the column backupenc: backup on an encrypted
+# repository (tests/bench-adapter.sh), next to backup.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 bench=${SHARED_BENCH:-$top/../shared/bench}
@@ -16,6 +18,10 @@ fi
 export BENCH=${BENCH:-/tmp/bench}
 # The adapter keeps the machines and restored disks beside the repository;
 # a previous run's would make "restore --new rN" refuse an existing machine.
-rm -rf "$BENCH/repo-backup" "$BENCH/repo-backup.conf" "$BENCH/repo-backup.machines" "$BENCH/repo-backup.restored"
-export ADAPTER_FILE=$bench/backup-adapter.sh BACKUP_BIN=$top/backup
-exec "$bench/compare.sh" ${TOOLS:-backup restic borg bup}
+for r in repo-backup repo-backupenc; do
+	rm -rf "$BENCH/$r" "$BENCH/$r.conf" "$BENCH/$r.machines" "$BENCH/$r.restored" "$BENCH/$r.pw"
+done
+export ADAPTER_FILE=$top/tests/bench-adapter.sh SHARED_ADAPTER=$bench/backup-adapter.sh BACKUP_BIN=$top/backup
+default="backup restic borg bup"
+[ "${BENCH_ENCRYPTED:-0}" = 1 ] && default="backup backupenc restic borg bup"
+exec "$bench/compare.sh" ${TOOLS:-$default}
