@@ -1,6 +1,9 @@
 /* Unit test of name escaping: round trips, canonical spellings, git fsck's names. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <git2.h>
 
 #include "crypto.h"
 #include "tree.h"
@@ -123,9 +126,115 @@ static void sealed_names(void)
 	crypto_keys_free(other);
 }
 
+/* Writes a tree of entries (name, oid) plus .meta; returns the tree. */
+static git_tree *write_tree(git_repository *g, const unsigned char meta[SHA1_LEN], struct tree_entry *e, size_t n)
+{
+	struct tree_entry all[4];
+	struct strbuf sb = STRBUF_INIT;
+	git_odb *odb = NULL;
+	git_tree *t = NULL;
+	git_oid id;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		all[i] = e[i];
+	all[n].name = (char *)META_NAME;
+	all[n].mode = MODE_BLOB;
+	memcpy(all[n].oid, meta, SHA1_LEN);
+	tree_encode(&sb, all, n + 1);
+	CHECK(git_repository_odb(&odb, g) == 0);
+	CHECK(git_odb_write(&id, odb, sb.buf, sb.len, GIT_OBJECT_TREE) == 0);
+	CHECK(git_tree_lookup(&t, g, &id) == 0);
+	git_odb_free(odb);
+	strbuf_release(&sb);
+	return t;
+}
+
+/* A folder tree's entries by real name: found when their names open, not
+ * when two entries swap their objects or the names are another folder's. */
+static void tree_names_lookup(void)
+{
+	char dir[] = "/tmp/test_tree.XXXXXX", *cmd;
+	git_repository *g = NULL;
+	git_odb *odb = NULL;
+	git_oid m1, m2, a, b;
+	struct crypto_keys *k = NULL;
+	struct tree_entry e[2];
+	struct strbuf n0 = STRBUF_INIT, n1 = STRBUF_INIT;
+	struct tree_names *tn = NULL;
+	git_tree *t;
+
+	git_libgit2_init();
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK(git_repository_init(&g, dir, 1) == 0);
+	CHECK(git_repository_odb(&odb, g) == 0);
+	CHECK(git_odb_write(&m1, odb, "meta one", 8, GIT_OBJECT_BLOB) == 0);
+	CHECK(git_odb_write(&m2, odb, "meta two", 8, GIT_OBJECT_BLOB) == 0);
+	CHECK(git_odb_write(&a, odb, "content a", 9, GIT_OBJECT_BLOB) == 0);
+	CHECK(git_odb_write(&b, odb, "content b", 9, GIT_OBJECT_BLOB) == 0);
+	CHECK(crypto_keys_new(&k) == 0);
+	CHECK(name_seal(&n0, k, m1.id, MODE_BLOB, a.id, ".git") == 0);
+	CHECK(name_seal(&n1, k, m1.id, MODE_BLOB, b.id, "passwd") == 0);
+	e[0].name = n0.buf;
+	e[0].mode = MODE_BLOB;
+	memcpy(e[0].oid, a.id, SHA1_LEN);
+	e[1].name = n1.buf;
+	e[1].mode = MODE_BLOB;
+	memcpy(e[1].oid, b.id, SHA1_LEN);
+
+	/* As sealed: both found by real name, none bad. */
+	t = write_tree(g, m1.id, e, 2);
+	CHECK(tree_names_load(&tn, k, t) == 0 && tn);
+	CHECK(tree_names_bad(tn) == 0);
+	CHECK(tree_names_find(tn, t, ".git") && !memcmp(git_tree_entry_id(tree_names_find(tn, t, ".git"))->id, a.id, SHA1_LEN));
+	CHECK(tree_names_find(tn, t, "passwd") && !memcmp(git_tree_entry_id(tree_names_find(tn, t, "passwd"))->id, b.id, SHA1_LEN));
+	CHECK(!tree_names_find(tn, t, "other"));
+	tree_names_free(tn);
+	git_tree_free(t);
+
+	/* The two entries' objects swapped: neither opens. */
+	memcpy(e[0].oid, b.id, SHA1_LEN);
+	memcpy(e[1].oid, a.id, SHA1_LEN);
+	t = write_tree(g, m1.id, e, 2);
+	CHECK(tree_names_load(&tn, k, t) == 0);
+	CHECK(tree_names_bad(tn) == 2);
+	CHECK(!tree_names_find(tn, t, ".git") && !tree_names_find(tn, t, "passwd"));
+	tree_names_free(tn);
+	git_tree_free(t);
+
+	/* The names in another folder (another .meta): neither opens. */
+	memcpy(e[0].oid, a.id, SHA1_LEN);
+	memcpy(e[1].oid, b.id, SHA1_LEN);
+	t = write_tree(g, m2.id, e, 2);
+	CHECK(tree_names_load(&tn, k, t) == 0);
+	CHECK(tree_names_bad(tn) == 2);
+	tree_names_free(tn);
+	git_tree_free(t);
+
+	/* Unencrypted: no names to open, escaped names found as stored. */
+	e[0].name = (char *)"%2Egit";
+	e[1].name = (char *)"passwd";
+	t = write_tree(g, m1.id, e, 2);
+	CHECK(tree_names_load(&tn, NULL, t) == 0 && !tn);
+	CHECK(tree_names_find(NULL, t, ".git") && tree_names_find(NULL, t, "passwd"));
+	CHECK(tree_names_bad(NULL) == 0);
+	git_tree_free(t);
+
+	strbuf_release(&n0);
+	strbuf_release(&n1);
+	crypto_keys_free(k);
+	git_odb_free(odb);
+	git_repository_free(g);
+	cmd = xasprintf("rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0);
+	free(cmd);
+	git_libgit2_shutdown();
+}
+
 int main(void)
 {
 	sealed_names();
+	tree_names_lookup();
 	round_trip("plain", "plain");
 	round_trip(".git", "%2Egit");
 	round_trip(".gitmodules", "%2Egitmodules");
