@@ -791,7 +791,8 @@ os.rename(portfile + ".tmp", portfile)
 s.serve_forever()
 PY
 	FAKE_PID=$!
-	for _ in $(seq 1 100); do [ -s "$T/fake.port" ] && break; sleep 0.05; done
+	for _ in $(seq 1 600); do [ -s "$T/fake.port" ] && break; sleep 0.05; done
+	[ -s "$T/fake.port" ] || fail "the fake S3 server did not start within 30 s"
 	FAKE_URL=http://127.0.0.1:$(cat "$T/fake.port")
 }
 
@@ -815,7 +816,8 @@ stop_fake() {
 	# Three "trying again" lines at -v, then the one message.
 	[ "${#stderr_lines[@]}" = 4 ]
 	[[ ${stderr_lines[3]} == "backup: the S3 server at '$FAKE_URL' answered GET 's3://busy' with 503 SlowDown (gave up after 4 tries in "*" s)" ]]
-	[ "$SECONDS" -lt 5 ]
+	# Bounded, not fast: a busy machine may take seconds, never minutes.
+	[ "$SECONDS" -lt 30 ]
 
 	# A server that never answers: the stall limit ends each try.
 	SECONDS=0
@@ -823,7 +825,7 @@ stop_fake() {
 	stop_fake
 	assert_failure 23
 	one_line "backup: cannot reach the S3 server at '$FAKE_URL': Operation too slow*gave up after 2 tries in *"
-	[ "$SECONDS" -lt 10 ]
+	[ "$SECONDS" -lt 60 ]
 }
 
 @test "radosgw stopped: a clear error after bounded retries" {
@@ -835,7 +837,7 @@ stop_fake() {
 	assert_failure 23
 	assert_output S3_ERR_UNAVAILABLE
 	[[ ${stderr_lines[-1]} == "backup: cannot reach the S3 server at '$S3_ENDPOINT': "*"Couldn't connect to server (gave up after 4 tries in "*" s)" ]]
-	[ "$SECONDS" -lt 10 ]
+	[ "$SECONDS" -lt 60 ]
 }
 
 @test "no secret appears in any output of this file" {

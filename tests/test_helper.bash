@@ -150,11 +150,12 @@ make_torture_tree() {
 	touch -d '2020-01-01 00:00:00.5' "$d/dir/sub"
 }
 
-# weekly_day_not_today [MACHINE]: moves the machine's weekly day to
-# tomorrow, for tests that expect a backup in `daily` alone (a backup taken
-# on the weekly day, Sunday by default, also holds `weekly`).
+# weekly_day_not_today [MACHINE]: moves the machine's weekly day to the
+# day after tomorrow, for tests that expect a backup in `daily` alone (a
+# backup taken on the weekly day, Sunday by default, also holds `weekly`).
+# Not tomorrow: a test that runs across midnight would then back up on it.
 weekly_day_not_today() {
-	backup schedule -q "${1:-web1}" --day "$(date -d tomorrow +%a | tr 'A-Z' 'a-z')"
+	backup schedule -q "${1:-web1}" --day "$(date -d '2 days' +%a | tr 'A-Z' 'a-z')"
 }
 
 # state_config ARGS...: `git config` on the repository's service state,
