@@ -90,12 +90,20 @@ int crypto_hkdf(unsigned char *out, size_t outlen, const void *key, size_t keyle
 
 static int derive(struct crypto_keys *k)
 {
+	OSSL_PARAM params[2];
 	int i;
 
-	for (i = 0; i < CRYPTO_NUSES; i++)
+	pthread_once(&fetch_once, fetch);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	for (i = 0; i < CRYPTO_NUSES; i++) {
 		if (crypto_hkdf(k->sub[i], CRYPTO_KEY_LEN, k->master, CRYPTO_KEY_LEN, NULL, 0,
 				use_label[i], strlen(use_label[i])) < 0)
 			return -1;
+		k->mac[i] = EVP_MAC_CTX_new(hmac);
+		if (!k->mac[i] || !EVP_MAC_init(k->mac[i], k->sub[i], CRYPTO_KEY_LEN, params))
+			return error("HMAC-SHA-256 failed in libcrypto");
+	}
 	return crypto_hkdf(k->check, CRYPTO_CHECK_LEN, k->master, CRYPTO_KEY_LEN, NULL, 0,
 			   check_label, strlen(check_label));
 }
@@ -129,8 +137,12 @@ int crypto_keys_new(struct crypto_keys **out)
 
 void crypto_keys_free(struct crypto_keys *k)
 {
+	int i;
+
 	if (!k)
 		return;
+	for (i = 0; i < CRYPTO_NUSES; i++)
+		EVP_MAC_CTX_free(k->mac[i]);
 	crypto_wipe(k, sizeof(*k));
 	free(k);
 }
@@ -148,6 +160,18 @@ void crypto_mac(unsigned char out[CRYPTO_MAC_LEN], const unsigned char *key, siz
 	c = EVP_MAC_CTX_new(hmac);
 	if (!c || !EVP_MAC_init(c, key, keylen, params) || !EVP_MAC_update(c, data, len) ||
 	    !EVP_MAC_final(c, out, &outlen, CRYPTO_MAC_LEN) || outlen != CRYPTO_MAC_LEN)
+		die("HMAC-SHA-256 failed in libcrypto");
+	EVP_MAC_CTX_free(c);
+}
+
+void crypto_keys_mac(unsigned char out[CRYPTO_MAC_LEN], const struct crypto_keys *k, enum crypto_use use,
+		     const void *data, size_t len)
+{
+	EVP_MAC_CTX *c = EVP_MAC_CTX_dup(k->mac[use]);
+	size_t outlen;
+
+	if (!c || !EVP_MAC_update(c, data, len) || !EVP_MAC_final(c, out, &outlen, CRYPTO_MAC_LEN) ||
+	    outlen != CRYPTO_MAC_LEN)
 		die("HMAC-SHA-256 failed in libcrypto");
 	EVP_MAC_CTX_free(c);
 }

@@ -56,7 +56,7 @@ _Static_assert(CRYPTO_MAC_LEN == SHA256_LEN, "a dedup key is 32 bytes either way
 void store_key(const struct repo *r, const void *data, size_t len, unsigned char key[SHA256_LEN])
 {
 	if (r->keys)
-		crypto_mac(key, r->keys->sub[CRYPTO_DEDUP], CRYPTO_KEY_LEN, data, len);
+		crypto_keys_mac(key, r->keys, CRYPTO_DEDUP, data, len);
 	else
 		sha256(data, len, key);
 }

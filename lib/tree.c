@@ -119,26 +119,30 @@ static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 static void b64_add(struct strbuf *out, const unsigned char *p, size_t n)
 {
+	char *o;
 	size_t i;
 
+	strbuf_grow(out, (n * 4 + 2) / 3);
+	o = out->buf + out->len;
 	for (i = 0; i + 2 < n; i += 3) {
 		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
 
-		strbuf_addch(out, b64url[v >> 18]);
-		strbuf_addch(out, b64url[(v >> 12) & 63]);
-		strbuf_addch(out, b64url[(v >> 6) & 63]);
-		strbuf_addch(out, b64url[v & 63]);
+		*o++ = b64url[v >> 18];
+		*o++ = b64url[(v >> 12) & 63];
+		*o++ = b64url[(v >> 6) & 63];
+		*o++ = b64url[v & 63];
 	}
 	if (n - i == 1) {
-		strbuf_addch(out, b64url[p[i] >> 2]);
-		strbuf_addch(out, b64url[(p[i] & 3) << 4]);
+		*o++ = b64url[p[i] >> 2];
+		*o++ = b64url[(p[i] & 3) << 4];
 	} else if (n - i == 2) {
 		uint32_t v = (uint32_t)p[i] << 8 | p[i + 1];
 
-		strbuf_addch(out, b64url[v >> 10]);
-		strbuf_addch(out, b64url[(v >> 4) & 63]);
-		strbuf_addch(out, b64url[(v & 15) << 2]);
+		*o++ = b64url[v >> 10];
+		*o++ = b64url[(v >> 4) & 63];
+		*o++ = b64url[(v & 15) << 2];
 	}
+	strbuf_setlen(out, o - out->buf);
 }
 
 static int b64_val(char c)
@@ -181,16 +185,14 @@ static void name_siv(unsigned char siv[NAME_SIV_LEN], const struct crypto_keys *
 		     const unsigned char ctx[SHA1_LEN], unsigned mode, const unsigned char oid[SHA1_LEN],
 		     const char *name, size_t len)
 {
-	unsigned char mac[CRYPTO_MAC_LEN];
-	struct strbuf m = STRBUF_INIT;
+	unsigned char mac[CRYPTO_MAC_LEN], m[2 * SHA1_LEN + 1 + NAME_MAX_LEN];
 
-	strbuf_add(&m, ctx, SHA1_LEN);
-	strbuf_addch(&m, mode == MODE_TREE ? 't' : 'b');
-	strbuf_add(&m, oid, SHA1_LEN);
-	strbuf_add(&m, name, len);
-	crypto_mac(mac, k->sub[CRYPTO_NAME], CRYPTO_KEY_LEN, m.buf, m.len);
+	memcpy(m, ctx, SHA1_LEN);
+	m[SHA1_LEN] = mode == MODE_TREE ? 't' : 'b';
+	memcpy(m + SHA1_LEN + 1, oid, SHA1_LEN);
+	memcpy(m + 2 * SHA1_LEN + 1, name, len);
+	crypto_keys_mac(mac, k, CRYPTO_NAME, m, 2 * SHA1_LEN + 1 + len);
 	memcpy(siv, mac, NAME_SIV_LEN);
-	strbuf_release(&m);
 }
 
 int name_seal(struct strbuf *out, const struct crypto_keys *k, const unsigned char ctx[SHA1_LEN],
