@@ -590,6 +590,37 @@ CONF
 	assert_output ""
 }
 
+@test "an encrypted repository goes to S3 and comes back: its keys with the state, restore and check" {
+	setup_config
+	mkdir -p "$T/src"
+	define_machine web1 "$T/src"
+	# Wrapped keys made here use scrypt N=2^10 (lib/crypto.h): fast tests.
+	export BACKUP_INSECURE_TEST_KDF=1
+	printf 'correct horse battery\n' >"$T/pw1"
+	export BACKUP_PASSWORD_FILE=$T/pw1
+	backup -q init --encrypt 2>/dev/null
+	backup enable -q web1
+	head -c 300000 /dev/urandom >"$T/src/f"
+	backup run -q web1
+	backup remote add -q off s3://probe-bucket/enc
+	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
+	run backup push off
+	assert_success
+	assert_line --regexp '^web1 daily [0-9a-f]{12} pushed$'
+	new_host
+	run backup clone s3://probe-bucket/enc --endpoint "$S3_ENDPOINT"
+	assert_success
+	backup restore -q web1 --path / --to "$T/out"
+	run tree_diff "$T/src" "$T/out"
+	assert_output ""
+	run backup check --read-data
+	assert_success
+	# Retention on the bucket reads the manifests, not the sealed commits.
+	run backup rotate --remote origin
+	assert_success
+	assert_line --regexp "^web1: keep   [0-9a-f]{12} "
+}
+
 # A bucket prefix $2 on bucket $1 as retention finds it: web1's backup of
 # 19 days ago pushed, then today's (which also needs the old one's packs);
 # db1's backup of 19 days ago (its own data) pushed, and nothing since.
