@@ -154,6 +154,12 @@ damaged() {
 	run --separate-stderr backup --json run web1
 	assert_success
 	[ "$(echo "$output" | json_field bytes_stored)" -lt 100000 ]
+	# The sidecars rebuilt from the keys in front of the blobs are the
+	# ones the runs wrote.
+	cat "$REPO"/backup/dedup/*.sdx | sha256sum >"$T/sdx"
+	run backup check --repair-index
+	assert_success
+	cat "$REPO"/backup/dedup/*.sdx | sha256sum | diff - "$T/sdx"
 	# check without --read-data reads no blob: no passphrase needed.
 	unset BACKUP_PASSWORD_FILE
 	run setsid -w "$BK" check </dev/null
