@@ -114,7 +114,7 @@ server_ticks() {
 wire() {
 	if [ "$1" = ssh ]; then
 		sed -n 's/.*Transferred: sent \([0-9]*\), received \([0-9]*\) bytes.*/\1 \2/p' "$SSHD_DIR/client.log" |
-			awk '{u+=$1; d+=$2; n++} END {printf "%d %d %d\n", u, d, n}'
+			awk '{u+=$1; d+=$2; n++} END {printf "%.0f %.0f %d\n", u, d, n}'
 	else
 		ceph --admin-daemon "$W/ceph/run/client.rgw.a.asok" perf dump 2>/dev/null | python3 -c '
 import json, sys
