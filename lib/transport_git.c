@@ -54,14 +54,16 @@ static const char *const unset_vars[] = {
 	"GIT_QUARANTINE_PATH", "GIT_CEILING_DIRECTORIES", "GIT_PREFIX", NULL
 };
 
-static char **child_env(const struct remote *rm)
+/* The environment git runs with; extra (NAME=VALUE, or NULL) is added,
+ * replacing a variable of that name. */
+static char **child_env(const struct remote *rm, const char *extra)
 {
 	size_t n = 0, k = 0, i;
 	char **env;
 
 	while (environ[n])
 		n++;
-	env = xcalloc(n + 4, sizeof(*env));
+	env = xcalloc(n + 5, sizeof(*env));
 	for (i = 0; i < n; i++) {
 		const char *const *u;
 		const char *e = environ[i];
@@ -71,6 +73,8 @@ static char **child_env(const struct remote *rm)
 		for (u = unset_vars; *u && !drop; u++)
 			if (!strncmp(e, *u, strlen(*u)) && e[strlen(*u)] == '=')
 				drop = 1;
+		if (extra && !strncmp(e, extra, strcspn(extra, "=") + 1))
+			drop = 1;
 		if (!drop)
 			env[k++] = xstrdup(e);
 	}
@@ -78,6 +82,8 @@ static char **child_env(const struct remote *rm)
 	env[k++] = xstrdup("GIT_TERMINAL_PROMPT=0");
 	if (rm && rm->ssh_command)
 		env[k++] = xasprintf("GIT_SSH_COMMAND=%s", rm->ssh_command);
+	if (extra)
+		env[k++] = xstrdup(extra);
 	env[k] = NULL;
 	return env;
 }
@@ -94,12 +100,13 @@ static void free_env(char **env)
 /*
  * Runs git with argv (argv[0] is "git"), input on its stdin (or /dev/null),
  * its stdout into out and its stderr into err (the last 64 KiB of it); with
- * forward, its stderr also goes to ours as it comes (progress). Returns its
- * exit status (128 + signal), or -1 after printing why it could not run.
- * An interrupt (SIGINT, SIGTERM) stops it.
+ * forward, its stderr also goes to ours as it comes (progress); extra is a
+ * variable added to its environment, or NULL. Returns its exit status
+ * (128 + signal), or -1 after printing why it could not run. An interrupt
+ * (SIGINT, SIGTERM) stops it.
  */
-static int run_git(const struct remote *rm, const char *const *argv, const char *input,
-		   struct strbuf *out, struct strbuf *err, int forward)
+static int run_git_env(const struct remote *rm, const char *extra, const char *const *argv, const char *input,
+		       struct strbuf *out, struct strbuf *err, int forward)
 {
 	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 }, st, killed = 0;
 	size_t in_off = 0, in_len = input ? strlen(input) : 0;
@@ -111,7 +118,7 @@ static int run_git(const struct remote *rm, const char *const *argv, const char 
 		error("cannot run git: %s", strerror(errno));
 		goto fail;
 	}
-	env = child_env(rm);
+	env = child_env(rm, extra);
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
@@ -224,6 +231,12 @@ fail:
 			close(perr[i]);
 	}
 	return -1;
+}
+
+static int run_git(const struct remote *rm, const char *const *argv, const char *input,
+		   struct strbuf *out, struct strbuf *err, int forward)
+{
+	return run_git_env(rm, NULL, argv, input, out, err, forward);
 }
 
 /*
@@ -472,22 +485,73 @@ static void parse_porcelain(const char *out, struct transfer_result *res)
 	}
 }
 
+/*
+ * The refs the remote advertised to git push, read from git's packet trace
+ * (GIT_TRACE_PACKET): lines "... packet: push< ID REFNAME", the first with
+ * "\0capabilities" after the name (the trace writes the NUL as "\0").
+ * Sets *reached when the remote said anything at all. Returns 0, or -1
+ * when the trace cannot be read.
+ */
+static int advertised_refs(const char *trace, struct remote_ref **out, size_t *nr, int *reached)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct remote_ref *list = NULL;
+	size_t n = 0;
+	const char *p;
+
+	*out = NULL;
+	*nr = 0;
+	*reached = 0;
+	if (strbuf_read_file(&sb, trace) < 0) {
+		strbuf_release(&sb);
+		return -1;
+	}
+	for (p = sb.buf; *p;) {
+		const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+		const char *m = memmem(p, end - p, "push< ", 6);
+
+		if (m) {
+			*reached = 1;
+			m += 6;
+			if (end - m > 46 && strspn(m, "0123456789abcdef") == 40 && m[40] == ' ' &&
+			    !strncmp(m + 41, "refs/", 5)) {
+				size_t len = strcspn(m + 41, "\\\n");
+
+				list = xrealloc(list, (n + 1) * sizeof(*list));
+				memcpy(list[n].hex, m, 40);
+				list[n].hex[40] = '\0';
+				list[n].name = xstrndup(m + 41, len);
+				n++;
+			}
+		}
+		p = nl ? nl + 1 : end;
+	}
+	strbuf_release(&sb);
+	*out = list;
+	*nr = n;
+	return 0;
+}
+
+/*
+ * One connection: git push learns the remote's refs itself, and tells them
+ * to us through its packet trace; the refs already there come back as up
+ * to date. What was sent is counted afterwards against those refs, as git
+ * counted it (nothing here has changed: the repository is held shared).
+ */
 static int tg_push(struct repo *r, const struct remote *rm, const char *const *refs, size_t nrefs,
 		    int progress, struct transfer_result *res)
 {
 	struct remote_ref *theirs = NULL;
-	size_t ntheirs = 0, i, j;
+	size_t ntheirs = 0, i, j, nsent = 0;
 	struct strbuf revs = STRBUF_INIT, o = STRBUF_INIT, e = STRBUF_INIT, why = STRBUF_INIT;
 	const char **argv = NULL;
-	char *gd = xasprintf("--git-dir=%s", r->path);
+	char *gd = xasprintf("--git-dir=%s", r->path), *trace = NULL, *trace_env = NULL;
 	struct timespec t0;
-	size_t argc = 0, npush = 0, spec0 = 0;
-	int ret = -1, st;
+	size_t argc = 0, spec0 = 0;
+	int ret = -1, st, fd, reached = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(res, 0, sizeof(*res));
-	if (ls_remote(rm, r->path, &theirs, &ntheirs) < 0)
-		goto out;
 	for (i = 0; i < nrefs; i++) {
 		struct ref_update *u = add_update(res, refs[i]);
 		git_oid oid;
@@ -497,32 +561,30 @@ static int tg_push(struct repo *r, const struct remote *rm, const char *const *r
 			goto out;
 		}
 		git_oid_tostr(u->new_hex, sizeof(u->new_hex), &oid);
-		for (j = 0; j < ntheirs; j++)
-			if (!strcmp(theirs[j].name, refs[i]))
-				memcpy(u->old_hex, theirs[j].hex, 41);
-		if (!strcmp(u->old_hex, u->new_hex)) {
-			u->status = REF_UPTODATE;
-			continue;
-		}
 		/* Until git says otherwise, nothing is pushed. */
 		u->status = REF_REFUSED;
 		u->reason = xstrdup("not sent");
-		strbuf_addf(&revs, "%s\n", u->new_hex);
-		npush++;
 	}
-	if (!npush) {
+	if (!nrefs) {
 		ret = 0;
 		goto out;
 	}
-	/* What the remote has and this repository too is not sent. */
-	for (j = 0; j < ntheirs; j++) {
-		git_oid oid;
+	trace = r->path[0] == '/' ? xasprintf("%s/backup/locks/.push-trace-XXXXXX", r->path) : NULL;
+	if (!trace) {
+		char *cwd = getcwd(NULL, 0);
 
-		if (git_oid_fromstr(&oid, theirs[j].hex) == 0 && git_odb_exists(r->odb, &oid))
-			strbuf_addf(&revs, "^%s\n", theirs[j].hex);
+		trace = xasprintf("%s/%s/backup/locks/.push-trace-XXXXXX", cwd ? cwd : ".", r->path);
+		free(cwd);
 	}
-	if (count_to_send(r->path, revs.buf, &res->objects, &res->bytes) < 0)
-		warning("cannot count what the push sends; its statistics are left out");
+	fd = mkstemp(trace);
+	if (fd < 0) {
+		error("cannot create '%s': %s", trace, strerror(errno));
+		free(trace);
+		trace = NULL;
+		goto out;
+	}
+	close(fd);
+	trace_env = xasprintf("GIT_TRACE_PACKET=%s", trace);
 	argv = xcalloc(16 + nrefs, sizeof(*argv));
 	argv[argc++] = "git";
 	argv[argc++] = gd;
@@ -541,13 +603,25 @@ static int tg_push(struct repo *r, const struct remote *rm, const char *const *r
 	argv[argc++] = rm->name;
 	spec0 = argc;
 	for (i = 0; i < res->nrefs; i++)
-		if (res->refs[i].status != REF_UPTODATE)
-			argv[argc++] = xasprintf("+%s:%s", res->refs[i].ref, res->refs[i].ref);
+		argv[argc++] = xasprintf("+%s:%s", res->refs[i].ref, res->refs[i].ref);
 	argv[argc] = NULL;
-	st = run_git(rm, argv, NULL, &o, &e, progress);
+	st = run_git_env(rm, trace_env, argv, NULL, &o, &e, progress);
 	if (st < 0)
 		goto out;
+	if (advertised_refs(trace, &theirs, &ntheirs, &reached) < 0)
+		warning("cannot read what git push was told of the remote's refs; its statistics are left out");
 	parse_porcelain(o.buf, res);
+	for (i = 0; i < res->nrefs; i++) {
+		struct ref_update *u = &res->refs[i];
+
+		for (j = 0; j < ntheirs; j++)
+			if (!strcmp(theirs[j].name, u->ref))
+				memcpy(u->old_hex, theirs[j].hex, 41);
+		if (u->status != REF_UPTODATE) {
+			strbuf_addf(&revs, "%s\n", u->new_hex);
+			nsent++;
+		}
+	}
 	for (i = 0; i < res->nrefs; i++)
 		if (res->refs[i].status == REF_REFUSED)
 			break;
@@ -562,10 +636,24 @@ static int tg_push(struct repo *r, const struct remote *rm, const char *const *r
 					res->refs[i].reason = xstrdup(why.buf);
 				}
 			if (st && !strstr(o.buf, "\t")) {
-				error("cannot push to remote '%s' (%s): %s", rm->name, rm->url, why.buf);
+				if (reached)
+					error("cannot push to remote '%s' (%s): %s", rm->name, rm->url, why.buf);
+				else
+					error("cannot reach remote '%s' (%s): %s", rm->name, rm->url, why.buf);
 				goto out;
 			}
 		}
+	}
+	/* What the remote has and this repository too was not sent. */
+	if (nsent && reached) {
+		for (j = 0; j < ntheirs; j++) {
+			git_oid oid;
+
+			if (git_oid_fromstr(&oid, theirs[j].hex) == 0 && git_odb_exists(r->odb, &oid))
+				strbuf_addf(&revs, "^%s\n", theirs[j].hex);
+		}
+		if (count_to_send(r->path, revs.buf, &res->objects, &res->bytes) < 0)
+			warning("cannot count what the push sent; its statistics are left out");
 	}
 	ret = 0;
 out:
@@ -574,6 +662,11 @@ out:
 			free((char *)argv[i]);
 	free(argv);
 	free(gd);
+	if (trace) {
+		unlink(trace);
+		free(trace);
+	}
+	free(trace_env);
 	free_remote_refs(theirs, ntheirs);
 	strbuf_release(&revs);
 	strbuf_release(&o);

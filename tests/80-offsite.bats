@@ -163,6 +163,36 @@ assert d["seconds"] >= 0, d' <<<"$output"
 	both_clean "$T/far.git"
 }
 
+# The sessions sshd has accepted so far.
+logins() { grep -c "Accepted publickey" "$SSHD_DIR/sshd.log"; }
+
+@test "a push makes one ssh connection, and still reports what the remote had" {
+	setup_backed_up
+	git init -q --bare "$T/far.git"
+	backup remote add off "$(sshd_url "$T/far.git")"
+	backup push -q off
+	old=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	echo changed >"$T/src/f1"
+	backup run -q web1
+	before=$(logins)
+	run --separate-stderr backup push --json off
+	assert_success
+	[ "$(logins)" = $((before + 1)) ]
+	OLD=$old NEW=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily) python3 -c '
+import json, os, sys
+d = json.load(sys.stdin)
+r = [r for r in d["refs"] if r["ref"] == "refs/backups/web1/daily"][0]
+assert r["old"] == os.environ["OLD"] and r["new"] == os.environ["NEW"] and r["status"] == "pushed", d
+assert d["pushed"] == 1 and 1 <= d["objects"] <= 8 and d["bytes"] > 0, d' <<<"$output"
+	# Nothing new: still one connection, and every ref up to date.
+	before=$(logins)
+	run --separate-stderr backup push --json off
+	assert_success
+	[ "$(logins)" = $((before + 1)) ]
+	python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["pushed"]==0 and d["objects"]==0 and all(r["status"]=="up-to-date" and r["old"]==r["new"] for r in d["refs"]), d' <<<"$output"
+	both_clean "$T/far.git"
+}
+
 @test "a ref the remote refuses is named, exit 1, and not reported pushed" {
 	setup_backed_up
 	backup run -q web1 --snapshot
