@@ -188,7 +188,7 @@ int push_to_remote(struct ctx *ctx, const char *name, const char *const *machine
 	struct transfer_result res = { 0 };
 	char **refs = NULL, *def = NULL;
 	size_t nrefs = 0, i;
-	int lock = -1, ret = EXIT_ERROR;
+	int lock = -1, ret = EXIT_ERROR, rc;
 
 	if (!name) {
 		name = def = default_remote(ctx);
@@ -222,8 +222,13 @@ int push_to_remote(struct ctx *ctx, const char *name, const char *const *machine
 		ret = EXIT_OK;
 		goto out;
 	}
-	if (rm->ops->push(ctx->repo, rm, (const char *const *)refs, nrefs,
-			  !ctx->quiet && !ctx->json && isatty(STDERR_FILENO), &res) < 0)
+	/* On S3, the push waits as long for a rotate of the bucket. */
+	rm->push_wait = wait;
+	rc = rm->ops->push(ctx->repo, rm, (const char *const *)refs, nrefs,
+			   !ctx->quiet && !ctx->json && isatty(STDERR_FILENO), &res);
+	if (rc == ERR_LOCKED)
+		ret = EXIT_BUSY;
+	if (rc < 0)
 		goto out;
 	ret = report(ctx, rm, &res, json);
 out:
@@ -241,7 +246,7 @@ int cmd_push(int argc, const char **argv, struct ctx *ctx)
 {
 	long wait = -1;
 	const struct option_spec opts[] = {
-		{ OPT_SECONDS, 0, "wait", &wait, "SECONDS", "wait this long for space reclamation to end (default: as long as it takes)" },
+		{ OPT_SECONDS, 0, "wait", &wait, "SECONDS", "wait this long for space reclamation (as long as it takes), and for a rotate of an S3 bucket (10 min), to end" },
 		{ OPT_END, 0, NULL, NULL, NULL, NULL }
 	};
 	int i;

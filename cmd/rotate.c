@@ -129,7 +129,7 @@ static int rotate_remote(struct ctx *ctx, const char *name, const char *const *m
 	time_t now = now_utc().tv_sec;
 	char when[32], b[32];
 	size_t i;
-	int ret = EXIT_ERROR;
+	int ret = EXIT_ERROR, rc;
 
 	memset(&rr, 0, sizeof(rr));
 	if (remote_open(&rm, ctx->repo, name) < 0)
@@ -139,7 +139,10 @@ static int rotate_remote(struct ctx *ctx, const char *name, const char *const *m
 		      "(a git remote keeps what it is pushed; a receiver rotates itself)", name);
 		goto out;
 	}
-	if (transport_s3_rotate(ctx->repo, rm, machines, n, now, dry_run, &rr) < 0)
+	rc = transport_s3_rotate(ctx->repo, rm, machines, n, now, dry_run, &rr);
+	if (rc == ERR_LOCKED)
+		ret = EXIT_BUSY;
+	if (rc < 0)
 		goto out;
 	if (rr.locked_until) {
 		struct timespec t = { rr.locked_until, 0 };

@@ -39,6 +39,9 @@ struct remote {
 	enum remote_kind kind;
 	char *ssh_command;		/* remote.NAME.sshCommand, or NULL */
 	const struct transport_ops *ops;
+	long push_wait;			/* push to S3: how long to wait for a rotate of
+					 * the bucket to end (< 0: ten minutes); 0 until
+					 * the caller sets it */
 };
 
 /* 1 if name may name a remote: [A-Za-z0-9_.-], not starting with '.' or
@@ -119,7 +122,9 @@ void transfer_refs_json(struct strbuf *sb, const struct transfer_result *res, in
  * push: sends refs (full names, each a slot of this repository) and every
  * object they need that the remote lacks, forcing each ref to the local
  * value (a slot moves to an unrelated commit); never deletes a remote ref.
- * With progress, progress goes to stderr.
+ * With progress, progress goes to stderr. To S3 it holds a lock object on
+ * the bucket, and returns ERR_LOCKED (printed) when a rotate of the bucket
+ * still held its own after rm->push_wait seconds.
  *
  * fetch: brings every object that the remote's slots (and its service state
  * ref) need and the repository lacks into it, durably, and lists those refs
@@ -164,8 +169,10 @@ struct remote_rotate {
  * keeps them (counted, never an error). A machine whose slot manifest says
  * neither when its backup was taken nor its kind, and whose backup this
  * repository lacks, is kept as it is, with a warning. With dry_run only the
- * plans are made. Returns 0, or -1 after printing why. The layout and the
- * order of the deletions are in transport_s3.c and docs/FORMAT.md.
+ * plans are made. Unless dry_run, it holds a lock object on the bucket and
+ * deletes nothing while a push holds one: then ERR_LOCKED, printed.
+ * Returns 0, ERR_LOCKED, or -1 after printing why. The layout, the locks
+ * and the order of the deletions are in transport_s3.c and docs/FORMAT.md.
  */
 int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *const *machines,
 			size_t nmachines, time_t now, int dry_run, struct remote_rotate *out);

@@ -11,6 +11,7 @@
  *                              it names
  *   state/TIME-COMMIT          a service state manifest (refs/backup/state),
  *                              written after the pack that holds it
+ *   locks/KIND-HOST-PID-TIME   a push or rotate under way (see "Bucket locks")
  *
  * Every object is written once and never changed (If-None-Match: *), so
  * two hosts pushing at once cannot overwrite each other, and with Object
@@ -771,6 +772,228 @@ static int push_state(struct ts3 *t, struct repo *r, const struct names *have, s
 	return rc;
 }
 
+/*
+ * Bucket locks: a push and a rotate of one bucket each hold a lock object
+ * under locks/ while they run, so that a rotate never deletes a pack a
+ * push has seen there and is about to name in a manifest.
+ *
+ *   locks/push-HOST-PID-UNIXTIME     a push, from before it lists the
+ *                                    bucket until it has written its last
+ *                                    manifest (or failed)
+ *   locks/rotate-HOST-PID-UNIXTIME   a rotate, from before it lists the
+ *                                    bucket until its last deletion
+ *
+ * Each is written create-only, without retention (the body says host, pid
+ * and time), and is deleted when its command ends; a killed command leaves
+ * its lock, which is stale after LOCK_STALE_PUSH or LOCK_STALE_ROTATE (its
+ * age is from UNIXTIME, the writer's clock) and then ignored. A rotate
+ * that, once its lock is there, finds a push's that is not stale deletes
+ * its own and nothing else (busy); a push that finds a rotate's waits for
+ * it to go. S3 lists a new object at once, so of a push and a rotate that
+ * start together at least one sees the other's lock; when each sees the
+ * other, the rotate backs off and the push proceeds.
+ */
+#define LOCK_STALE_PUSH 86400
+#define LOCK_STALE_ROTATE 3600
+/* How long a push waits for a rotate when not told (--wait). */
+#define LOCK_WAIT_DEFAULT 600
+
+struct bucket_lock {
+	char kind[8];		/* "push" or "rotate" */
+	char host[256];
+	long pid;
+	time_t since;
+};
+
+/* Parses "KIND-HOST-PID-UNIXTIME"; -1 when name is no lock. */
+static int lock_parse(const char *name, struct bucket_lock *l)
+{
+	const char *k = strchr(name, '-'), *t = strrchr(name, '-'), *p;
+	char *end;
+
+	memset(l, 0, sizeof(*l));
+	if (!k || t <= k || strchr(name, '/'))
+		return -1;
+	for (p = t - 1; p > k && *p != '-'; p--)
+		;
+	if (p <= k || (size_t)(k - name) >= sizeof(l->kind) || (size_t)(p - k - 1) >= sizeof(l->host))
+		return -1;
+	memcpy(l->kind, name, k - name);
+	memcpy(l->host, k + 1, p - k - 1);
+	l->pid = strtol(p + 1, &end, 10);
+	if (end != t)
+		return -1;
+	l->since = (time_t)strtoll(t + 1, &end, 10);
+	return *end || end == t + 1 ? -1 : 0;
+}
+
+/* The age after which a lock of kind is stale. */
+static long lock_stale_age(const char *kind)
+{
+	return strcmp(kind, "push") ? LOCK_STALE_ROTATE : LOCK_STALE_PUSH;
+}
+
+static void lock_time(time_t when, char *buf, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&when, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+/* Writes this command's lock of kind; its key into *key. */
+static int lock_put(struct ts3 *t, const char *kind, char **key)
+{
+	struct s3_put_options po;
+	struct strbuf body = STRBUF_INIT;
+	char host[256] = "", *c;
+	time_t now = time(NULL);
+	int rc;
+
+	if (gethostname(host, sizeof(host) - 1) < 0 || !*host)
+		strcpy(host, "unknown");
+	host[sizeof(host) - 1] = '\0';
+	for (c = host; *c; c++)
+		if (*c == '/' || *c == '-' || (unsigned char)*c <= ' ' || (unsigned char)*c >= 127)
+			*c = '_';
+	/* Create-only, and no retention: it is deleted when the command ends. */
+	memset(&po, 0, sizeof(po));
+	po.create_only = 1;
+	strbuf_addf(&body, "host %s\npid %ld\ntime %lld\n", host, (long)getpid(), (long long)now);
+	*key = xasprintf("%slocks/%s-%s-%ld-%lld", t->prefix, kind, host, (long)getpid(), (long long)now);
+	rc = s3_put_buf(t->s3, *key, body.buf, body.len, &po, NULL);
+	strbuf_release(&body);
+	if (rc < 0) {
+		free(*key);
+		*key = NULL;
+		return rc == ERR_EXISTS ? error("cannot write the lock of this %s: it is there already", kind) : -1;
+	}
+	return 0;
+}
+
+/* Deletes a lock (the version itself, on a versioned bucket); frees key. */
+static void lock_delete(struct ts3 *t, char *key)
+{
+	struct s3_object o = { 0 };
+
+	if (!key)
+		return;
+	if (s3_head(t->s3, key, &o) == 0 && s3_delete(t->s3, key, o.version_id) < 0)
+		warning("cannot delete the lock %s; it is ignored once stale", s3_name(t->s3, key));
+	s3_object_release(&o);
+	free(key);
+}
+
+/*
+ * Finds a lock of kind that is not stale, into *found: 1,
+ * or 0 when there is none. Stale ones are reported once (stale_seen), and
+ * with remove deleted.
+ */
+static int lock_find(struct ts3 *t, const char *kind, int remove, int *stale_seen,
+		     struct bucket_lock *found)
+{
+	struct names locks = { 0 };
+	time_t now = time(NULL);
+	size_t i;
+	int ret = 0;
+
+	if (list_names(t, "locks/", &locks) < 0)
+		return -1;
+	for (i = 0; i < locks.nr && !ret; i++) {
+		struct bucket_lock l;
+		char *key = xasprintf("%slocks/%s", t->prefix, locks.v[i].name), when[32];
+
+		if (lock_parse(locks.v[i].name, &l) < 0 || strcmp(l.kind, kind)) {
+			free(key);
+			continue;
+		}
+		if (now - l.since < lock_stale_age(kind)) {
+			*found = l;
+			ret = 1;
+		} else if (!*stale_seen) {
+			lock_time(l.since, when, sizeof(when));
+			warning("the %s lock %s (host %s, since %s) is stale (older than %ld s); it is ignored%s",
+				kind, s3_name(t->s3, key), l.host, when, lock_stale_age(kind), remove ? " and deleted" : "");
+			*stale_seen = 1;
+		}
+		if (!ret && remove)
+			lock_delete(t, key);
+		else
+			free(key);
+	}
+	names_release(&locks);
+	return ret;
+}
+
+/*
+ * A push's lock: written, then a rotate's lock waited for up to wait
+ * seconds (< 0: LOCK_WAIT_DEFAULT). 0 with *key set, ERR_LOCKED (printed)
+ * when the rotate is still there, or -1.
+ */
+static int push_lock(struct ts3 *t, const char *remote, long wait, char **key)
+{
+	struct bucket_lock l;
+	struct timespec t0, now;
+	long poll = 5;
+	int stale = 0, rc;
+	char when[32];
+
+	/* Tests: a bound of a few seconds, whatever --wait says. */
+	if (getenv("BACKUP_TEST_S3_LOCK_WAIT"))
+		wait = strtol(getenv("BACKUP_TEST_S3_LOCK_WAIT"), NULL, 10);
+	if (wait < 0)
+		wait = LOCK_WAIT_DEFAULT;
+	if (lock_put(t, "push", key) < 0)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while ((rc = lock_find(t, "rotate", 0, &stale, &l)) == 1) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec >= wait || interrupted)
+			break;
+		lock_time(l.since, when, sizeof(when));
+		verbose("remote '%s': waiting for the rotate from %s (since %s) to end", remote, l.host, when);
+		sleep(poll < wait - (now.tv_sec - t0.tv_sec) ? poll : wait - (now.tv_sec - t0.tv_sec));
+	}
+	if (rc == 0)
+		return 0;
+	lock_delete(t, *key);
+	*key = NULL;
+	if (rc < 0)
+		return -1;
+	if (interrupted)
+		return error("interrupted while waiting for a rotate of remote '%s' to end; nothing was sent", remote);
+	lock_time(l.since, when, sizeof(when));
+	error("remote '%s' is busy: a rotate from %s has been deleting there since %s; "
+	      "push again when it has ended, or pass --wait SECONDS", remote, l.host, when);
+	return ERR_LOCKED;
+}
+
+/*
+ * A rotate's lock: written, then 0 with *key set when no push holds one,
+ * or ERR_LOCKED (printed; the lock deleted again), or -1.
+ */
+static int rotate_lock(struct ts3 *t, const char *remote, char **key)
+{
+	struct bucket_lock l;
+	int stale = 0, rc;
+	char when[32];
+
+	if (lock_put(t, "rotate", key) < 0)
+		return -1;
+	rc = lock_find(t, "push", 1, &stale, &l);
+	if (rc == 0)
+		return 0;
+	lock_delete(t, *key);
+	*key = NULL;
+	if (rc < 0)
+		return -1;
+	lock_time(l.since, when, sizeof(when));
+	error("remote '%s' is busy: a push from %s has been running since %s (lock locks/%s-%s-%ld-%lld); "
+	      "nothing was deleted; rotate again when it has ended",
+	      remote, l.host, when, l.kind, l.host, l.pid, (long long)l.since);
+	return ERR_LOCKED;
+}
+
 static int ts3_push(struct repo *r, const struct remote *rm, const char *const *refs, size_t nrefs,
 		    int progress, struct transfer_result *res)
 {
@@ -786,7 +1009,8 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 	struct timespec wall;
 	time_t now;
 	struct tm tm;
-	int ret = -1;
+	char *lock = NULL;
+	int ret = -1, rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(res, 0, sizeof(*res));
@@ -801,6 +1025,13 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 	strftime(pushed, sizeof(pushed), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (local_packs(r, &packs, &npacks) < 0)
 		goto out;
+	/* Our lock before the listing: a rotate that starts now keeps every
+	 * pack it lists; one that runs already is waited for. */
+	rc = push_lock(&t, rm->name, rm->push_wait, &lock);
+	if (rc < 0) {
+		ret = rc;
+		goto out;
+	}
 	if (list_names(&t, "objects/pack/", &have) < 0 || list_names(&t, "slots/", &slots) < 0 ||
 	    list_names(&t, "state/", &states) < 0)
 		goto out;
@@ -856,7 +1087,6 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 		struct backup_info *b = NULL;
 		git_oid oid;
 		char *key;
-		int rc;
 
 		if (u->status != REF_REFUSED || !strcmp(u->ref, REPO_STATE_REF))
 			continue;
@@ -894,6 +1124,7 @@ out:
 		s3_stats(t.s3, &st);
 		res->bytes = st.bytes_up;
 	}
+	lock_delete(&t, lock);
 	if (ret) {
 		for (i = 0; i < res->nrefs; i++) {
 			free(res->refs[i].ref);
@@ -1358,6 +1589,7 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 	struct timespec wall;
 	struct tm tm;
 	long grace = PACK_GRACE;
+	char *lock = NULL;
 	int ret = -1, rc;
 
 	memset(out, 0, sizeof(*out));
@@ -1370,6 +1602,16 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
 	snprintf(stamp + strlen(stamp), sizeof(stamp) - strlen(stamp), ".%06ldZ", wall.tv_nsec / 1000);
 	strftime(pushed, sizeof(pushed), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* Our lock before the listing; a push under way has listed the packs
+	 * it will name, so while one runs nothing goes (a dry run deletes
+	 * nothing and takes none). */
+	if (!dry_run) {
+		rc = rotate_lock(&t, rm->name, &lock);
+		if (rc < 0) {
+			ret = rc;
+			goto out;
+		}
+	}
 	if (list_names(&t, "slots/", &slots) < 0 || list_names(&t, "state/", &states) < 0)
 		goto out;
 
@@ -1630,6 +1872,7 @@ out:
 	names_release(&states);
 	names_release(&objs);
 	names_release(&live);
+	lock_delete(&t, lock);
 	ts3_close(&t);
 	return ret;
 }

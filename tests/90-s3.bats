@@ -787,6 +787,118 @@ setup_expired_bucket() {
 	assert_success
 }
 
+# Waits (at most 60 s) until the file $1 exists and holds a line matching $2.
+wait_for_line() {
+	local _
+	for _ in $(seq 1 1200); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	fail "no line '$2' in $1 within 60 s: $(cat "$1" 2>/dev/null)"
+}
+
+@test "rotate --remote while a push runs: rotate deletes nothing and exits 75; the push lands whole" {
+	setup_expired_bucket probe-bucket lockrace
+	# db1 backs up today the same data: its new slot names the old packs
+	# that rotate would delete with db1's expired slot.
+	backup run -q db1
+	probe ls lockrace/ >"$T/before"
+	grep -q ' ' "$T/before"
+	# The push holds its lock, and has listed the bucket (a test hook
+	# stops it there until a second file comes to $T/meet).
+	mkdir "$T/meet"
+	BACKUP_TEST_S3_RENDEZVOUS=$T/meet:2 "$BK" push --json off >"$T/push.out" 2>"$T/push.err" &
+	pid=$!
+	for _ in $(seq 1 1200); do [ -n "$(ls "$T/meet")" ] && break; sleep 0.05; done
+	[ -n "$(ls "$T/meet")" ]
+	run --separate-stderr probe ls lockrace/locks/
+	assert_output --regexp "^lockrace/locks/push-[^ ]+-$pid-[0-9]+ [0-9]+$"
+	run --separate-stderr env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
+	touch "$T/meet/release"
+	rc=0
+	wait "$pid" || rc=$?
+	[ "$status" = 75 ]
+	one_line "backup: remote 'off' is busy: a push from * has been running since 20*Z (lock locks/push-*-$pid-*); nothing was deleted; rotate again when it has ended"
+	[ -z "$output" ]
+	cat "$T/push.err"
+	[ "$rc" = 0 ]
+	[ "$(json_field pushed <"$T/push.out")" = 1 ]
+	# Nothing went; the push added its packs and db1's manifest, and
+	# neither lock stayed.
+	probe ls lockrace/ >"$T/after"
+	[ -z "$(comm -23 <(cut -d' ' -f1 "$T/before") <(cut -d' ' -f1 "$T/after"))" ]
+	[ "$(comm -13 <(cut -d' ' -f1 "$T/before") <(cut -d' ' -f1 "$T/after") | grep -c /slots/db1/)" = 1 ]
+	[ -z "$(probe ls lockrace/locks/)" ]
+	# Now rotate runs: db1's old slot value goes, its packs stay (the new
+	# value names them), and a clone is whole.
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
+	assert_success
+	[ -z "$(probe ls lockrace/locks/)" ]
+	new_host
+	backup clone -q s3://probe-bucket/lockrace --endpoint "$S3_ENDPOINT"
+	[ "$(git --git-dir="$T/new/repo" rev-parse refs/backups/db1/daily)" = \
+	  "$(git --git-dir="$REPO" rev-parse refs/backups/db1/daily)" ]
+	run backup check --read-data
+	assert_success
+}
+
+@test "push to S3 while a rotate holds the bucket: it waits, then exits 75 and writes nothing" {
+	setup_pushed_repo probe-bucket lockwait
+	echo x >"$T/lock"
+	probe put "lockwait/locks/rotate-otherhost-4242-$(date +%s)" "$T/lock" --create-only
+	probe ls lockwait/ >"$T/before"
+	# A bound of 2 s (a test hook) instead of --wait's or ten minutes.
+	run --separate-stderr env BACKUP_TEST_S3_LOCK_WAIT=2 "$BK" push off
+	[ "$status" = 75 ]
+	one_line "backup: remote 'off' is busy: a rotate from otherhost has been deleting there since 20*Z; push again when it has ended, or pass --wait SECONDS"
+	[ -z "$output" ]
+	probe ls lockwait/ >"$T/after"
+	diff "$T/before" "$T/after"
+	# --wait 0: at once.
+	run --separate-stderr "$BK" push --wait 0 off
+	[ "$status" = 75 ]
+	# A push that waits goes on once the rotate's lock is gone.
+	"$BK" -v push --wait 120 off >"$T/push.out" 2>"$T/push.err" &
+	pid=$!
+	wait_for_line "$T/push.err" "waiting for the rotate from otherhost"
+	probe rm "lockwait/locks/$(probe ls lockwait/locks/ | grep -o 'rotate-[^ ]*')"
+	rc=0
+	wait "$pid" || rc=$?
+	cat "$T/push.err"
+	[ "$rc" = 0 ]
+	grep -q "^pushed 1 slot to 'off'" "$T/push.out"
+	[ -z "$(probe ls lockwait/locks/)" ]
+	new_host
+	backup clone -q s3://probe-bucket/lockwait --endpoint "$S3_ENDPOINT"
+	run backup check --read-data
+	assert_success
+}
+
+@test "stale bucket locks: a killed push's does not block rotate, nor a killed rotate's a push" {
+	setup_expired_bucket probe-bucket lockstale
+	echo x >"$T/lock"
+	# Written 25 h ago (push locks are stale after 24 h, rotate's after 1 h).
+	old=$(( $(date +%s) - 25 * 3600 ))
+	probe put "lockstale/locks/push-deadhost-17-$old" "$T/lock" --create-only
+	probe put "lockstale/locks/rotate-deadhost-18-$old" "$T/lock" --create-only
+	run --separate-stderr env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off --json
+	assert_success
+	[ "$(echo "$output" | json_field packs_deleted)" -ge 1 ]
+	[[ $stderr == *"the push lock "*"locks/push-deadhost-17-$old"*" (host deadhost, since "*") is stale (older than 86400 s); it is ignored and deleted"* ]]
+	run --separate-stderr probe ls lockstale/locks/
+	assert_output --regexp "^lockstale/locks/rotate-deadhost-18-$old [0-9]+$"
+	echo more >"$T/src/more"
+	backup run -q web1
+	run --separate-stderr "$BK" push --wait 0 off web1
+	assert_success
+	[[ $stderr == *"the rotate lock "*"(host deadhost, since "*") is stale (older than 3600 s); it is ignored"* ]]
+	assert_line --regexp "^pushed 1 slot to 'off'"
+	new_host
+	backup clone -q s3://probe-bucket/lockstale --endpoint "$S3_ENDPOINT"
+	run backup check --read-data
+	assert_success
+}
+
 # A fake S3 server on a free port, path-style, that behaves by bucket:
 # "flaky" answers 503 twice, then a listing; "busy" always answers 503;
 # "hang" reads the request and never answers. Sets FAKE_URL and FAKE_PID.
