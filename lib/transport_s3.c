@@ -1584,7 +1584,7 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 	struct names slots = { 0 }, states = { 0 }, objs = { 0 }, live = { 0 };
 	struct slot_group *g = NULL;
 	struct manifest *extra = NULL;	/* the manifests step 2 writes */
-	size_t ng = 0, nextra = 0, i, j, k;
+	size_t ng = 0, nextra = 0, i, j, k, newest;
 	char stamp[48], pushed[32];
 	struct timespec wall;
 	struct tm tm;
@@ -1789,9 +1789,17 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 			out->manifests_deleted++;
 		}
 	}
-	for (i = 0; i + 1 < states.nr; i++) {
-		char *key = xasprintf("%sstate/%s", t.prefix, states.v[i].name);
+	/* Only state manifests go, and never the newest: a stray key that
+	 * sorts after it must not make it look old. */
+	for (newest = states.nr; newest > 0 && (strchr(states.v[newest - 1].name, '/') ||
+						!ends_in_commit(states.v[newest - 1].name)); newest--)
+		;
+	for (i = 0; i + 1 < newest; i++) {
+		char *key;
 
+		if (strchr(states.v[i].name, '/') || !ends_in_commit(states.v[i].name))
+			continue;
+		key = xasprintf("%sstate/%s", t.prefix, states.v[i].name);
 		rc = delete_for_good(&t, key, out);
 		free(key);
 		if (rc < 0)
@@ -1839,7 +1847,8 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 			free(base);
 			continue;
 		}
-		if (wall.tv_sec - objs.v[i].mtime < grace) {
+		/* A pack the listing gives no date is as young as can be. */
+		if (objs.v[i].mtime <= 0 || wall.tv_sec - objs.v[i].mtime < grace) {
 			out->young++;
 			free(base);
 			continue;

@@ -665,6 +665,9 @@ setup_expired_bucket() {
 
 @test "rotate --remote: the rules expire slots on the bucket, then the packs no kept backup needs" {
 	setup_expired_bucket probe-bucket rot1
+	# A key under state/ that is no state manifest and sorts after them.
+	echo note >"$T/note"
+	probe put rot1/state/zz-note "$T/note"
 	run backup rotate --remote off --dry-run
 	assert_success
 	assert_line --regexp "^web1: keep   [0-9a-f]{12} .* daily \(0\.0 days old\)$"
@@ -680,8 +683,11 @@ setup_expired_bucket() {
 	run --separate-stderr probe ls rot1/slots/
 	assert_output --regexp "^rot1/slots/web1/daily/.*-$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily) "
 	[ "${#lines[@]}" = 1 ]
+	# The newest state stays, and the key that is no state is not ours.
 	run --separate-stderr probe ls rot1/state/
-	[ "${#lines[@]}" = 1 ]
+	[ "${#lines[@]}" = 2 ]
+	assert_line --regexp "^rot1/state/.*-$(git --git-dir="$REPO" rev-parse refs/backup/state) "
+	assert_line --regexp "^rot1/state/zz-note "
 	# Once old enough (a test hook), they go; db1's packs with them.
 	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off --json
 	assert_success
