@@ -147,6 +147,18 @@ int cmd_clone(int argc, const char **argv, struct ctx *ctx)
 		return opt_usage_error(usage, "'%s' is not an S3 endpoint; write it http://HOST[:PORT] or "
 				       "https://HOST[:PORT]", s3.endpoint), EXIT_USAGE;
 	}
+	/* A user or password would be written into the clone's config: not
+	 * echoed here either, it may be a secret. */
+	if (s3.endpoint) {
+		const char *host = strstr(s3.endpoint, "://") + 3;
+
+		if (memchr(host, '@', strcspn(host, "/?#"))) {
+			free(url);
+			return opt_usage_error(usage, "an S3 endpoint takes no user or password (credentials come "
+					       "from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE); "
+					       "write it http://HOST[:PORT] or https://HOST[:PORT]"), EXIT_USAGE;
+		}
+	}
 	catch_interrupts();
 	if (argc < 2 && ctx_prepare(ctx) < 0) {
 		free(url);

@@ -485,6 +485,9 @@ CONF
 	assert_output --partial "--endpoint and --region are for s3:// URLs only"
 	run -2 backup clone s3://probe-bucket/clone2 --endpoint ftp://host
 	assert_output --partial "'ftp://host' is not an S3 endpoint"
+	run -2 backup clone s3://probe-bucket/clone2 --endpoint http://someone:NotTheSecret0123456789@host:1
+	assert_output --partial "an S3 endpoint takes no user or password"
+	refute_output --partial NotTheSecret0123456789
 	run --separate-stderr backup clone s3://no-such-bucket/x --endpoint "$S3_ENDPOINT"
 	assert_failure 1
 	one_line "backup: bucket 'no-such-bucket' does not exist at '$S3_ENDPOINT'; create it or correct the remote's URL"
