@@ -95,6 +95,12 @@ int store_open(struct store **out, struct repo *r)
 	size_t np, nb;
 
 	*out = NULL;
+	/* Never a plaintext blob in an encrypted repository, whatever the
+	 * caller forgot: writing needs the key as reading does. */
+	if (r->version == REPO_FORMAT_ENCRYPTED && !r->keys) {
+		free(s);
+		return error("repository '%s' is encrypted and was opened without its key", r->path);
+	}
 	s->repo = r;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->finished, NULL);
