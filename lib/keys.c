@@ -1,8 +1,10 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <git2.h>
 
@@ -210,18 +212,45 @@ out:
 	return ret;
 }
 
+/*
+ * Reads a key file into buf, never into a buffer that grows: a realloc
+ * would leave copies of the master key in freed memory.
+ */
+static int read_key_file(const char *key_file, char *buf, size_t max, size_t *len)
+{
+	int fd = open(key_file, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	*len = 0;
+	if (fd < 0)
+		return error("cannot read the key file '%s': %s", key_file, strerror(errno));
+	while (*len < max && (n = read(fd, buf + *len, max - *len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			error("cannot read the key file '%s': %s", key_file, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		*len += n;
+	}
+	close(fd);
+	if (*len == max)
+		return error("'%s' is longer than any key 'backup key export' prints", key_file);
+	return 0;
+}
+
 static int unlock_with_file(struct crypto_keys **out, const struct keyring *kr, struct repo *r,
 			    const char *key_file)
 {
-	struct strbuf sb = STRBUF_INIT;
+	char buf[4096];
+	size_t len = 0;
 	struct crypto_keys *k = NULL;
 	int err;
 
-	if (strbuf_read_file(&sb, key_file) < 0) {
-		error("cannot read the key file '%s': %s", key_file, strerror(errno));
+	if (read_key_file(key_file, buf, sizeof(buf), &len) < 0)
 		goto fail;
-	}
-	err = crypto_key_import(&k, sb.buf, sb.len);
+	err = crypto_key_import(&k, buf, len);
 	if (err == ERR_CORRUPT) {
 		error("'%s' is not a key that 'backup key export' printed, or it is mistyped "
 		      "(its key does not match its check line)", key_file);
@@ -233,14 +262,12 @@ static int unlock_with_file(struct crypto_keys **out, const struct keyring *kr, 
 		error("the key in '%s' is not the key of repository '%s'", key_file, r->path);
 		goto fail;
 	}
-	crypto_wipe(sb.buf, sb.len);
-	strbuf_release(&sb);
+	crypto_wipe(buf, sizeof(buf));
 	*out = k;
 	return 0;
 fail:
 	crypto_keys_free(k);
-	crypto_wipe(sb.buf, sb.len);
-	strbuf_release(&sb);
+	crypto_wipe(buf, sizeof(buf));
 	return -1;
 }
 

@@ -216,6 +216,10 @@ snapshot_repo() {
 	assert_output "backup: the key in '$T/other.exp' is not the key of repository '$REPO'"
 	run -1 backup --key-file "$T/nonexistent" key export
 	assert_output --partial "cannot read the key file"
+	head -c 5000 /dev/zero | tr '\0' ' ' >"$T/huge"
+	cat "$T/exp" >>"$T/huge"
+	run -1 backup --key-file "$T/huge" key export
+	assert_output "backup: '$T/huge' is longer than any key 'backup key export' prints"
 	run -2 backup --key-file "$T/exp" key passwd
 	run backup -q --json --key-file "$T/exp" key export
 	assert_success
