@@ -95,6 +95,25 @@ static int check_blob(struct checker *c, const unsigned char *oid, const char *w
 }
 
 /*
+ * Opens the tree oid into *t for a walk that has not seen it: 1, or 0
+ * when it was seen already or is missing or damaged (then reported).
+ */
+static int open_tree(struct checker *c, const unsigned char *oid, git_tree **t)
+{
+	git_oid id;
+
+	if (dedup_has_oid(c->seen, oid))
+		return 0;
+	memcpy(id.id, oid, SHA1_LEN);
+	c->objects++;
+	if (dedup_has_oid(c->bad, oid) || git_tree_lookup(t, c->repo->git, &id) < 0) {
+		report(c, oid, "tree");
+		return 0;
+	}
+	return 1;
+}
+
+/*
  * A tree of an encrypted repository checked without its key: its .meta
  * cannot be read, so every entry is checked by what git says it is, a
  * blob or a tree (a folder or a file's chunks).
@@ -103,16 +122,9 @@ static void check_sealed_tree(struct checker *c, const unsigned char *oid)
 {
 	git_tree *t = NULL;
 	size_t plen = c->path.len, i;
-	git_oid id;
 
-	if (dedup_has_oid(c->seen, oid))
+	if (!open_tree(c, oid, &t))
 		return;
-	memcpy(id.id, oid, SHA1_LEN);
-	c->objects++;
-	if (dedup_has_oid(c->bad, oid) || git_tree_lookup(&t, c->repo->git, &id) < 0) {
-		report(c, oid, "tree");
-		return;
-	}
 	for (i = 0; i < git_tree_entrycount(t); i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(t, i);
 
@@ -137,16 +149,9 @@ static void check_dir(struct checker *c, const unsigned char *oid)
 	struct tree_names *names = NULL;
 	size_t n = 0, i, plen = c->path.len;
 	const git_tree_entry *te;
-	git_oid id;
 
-	if (dedup_has_oid(c->seen, oid))
+	if (!open_tree(c, oid, &t))
 		return;
-	memcpy(id.id, oid, SHA1_LEN);
-	c->objects++;
-	if (dedup_has_oid(c->bad, oid) || git_tree_lookup(&t, c->repo->git, &id) < 0) {
-		report(c, oid, "tree");
-		return;
-	}
 	te = git_tree_entry_byname(t, META_NAME);
 	if (!te || store_read_blob(c->repo, git_tree_entry_id(te)->id, &sb) < 0 ||
 	    meta_decode(sb.buf, sb.len, &m, &n) < 0 || tree_names_load(&names, c->repo->keys, t) < 0) {
