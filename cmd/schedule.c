@@ -61,15 +61,47 @@ static int emit_units(struct ctx *ctx, const char *key, const char *value, const
 	return 0;
 }
 
+/* Prints a job's crontab line or its two systemd units (or writes the units
+ * into dir): the backup job of machine with schedule s, or, when machine is
+ * NULL, the receiver's daily rotate in window. */
+static int emit_job(struct ctx *ctx, struct timer_job *j, const char *machine, const struct schedule *s,
+		    int window, const char *what, const char *dir)
+{
+	struct strbuf service = STRBUF_INIT, timer = STRBUF_INIT, sb = STRBUF_INIT;
+	char *sname = NULL, *tname = NULL;
+	int ret = -1;
+
+	if (!strcmp(what, "cron")) {
+		if (machine)
+			timer_cron(&sb, j, machine, s);
+		else
+			timer_receiver_cron(&sb, j, window);
+		fwrite(sb.buf, 1, sb.len, stdout);
+		ret = 0;
+		goto out;
+	}
+	if ((machine ? timer_systemd(&service, &timer, j, machine, s)
+		     : timer_receiver_systemd(&service, &timer, j, window)) < 0)
+		goto out;
+	sname = machine ? xasprintf("backup-run-%s.service", machine) : timer_receiver_unit_name(j, 0);
+	tname = machine ? xasprintf("backup-run-%s.timer", machine) : timer_receiver_unit_name(j, 1);
+	ret = emit_units(ctx, machine ? "machine" : "receiver", machine ? machine : ctx->repo->path, dir,
+			 sname, &service, tname, &timer);
+out:
+	strbuf_release(&service);
+	strbuf_release(&timer);
+	strbuf_release(&sb);
+	free(sname);
+	free(tname);
+	return ret;
+}
+
 static int print_jobs(struct ctx *ctx, const char *machine, const char *push, const struct schedule *s,
 		      const char *what, const char *dir)
 {
 	const char *cfg = ctx->config_opt ? ctx->config_opt : getenv("BACKUP_CONFIG");
 	const char *repo = ctx->repo_opt ? ctx->repo_opt : getenv("BACKUP_REPO");
 	struct timer_job j;
-	struct strbuf service = STRBUF_INIT, timer = STRBUF_INIT, sb = STRBUF_INIT;
-	char *sname = xasprintf("backup-run-%s.service", machine);
-	char *tname = xasprintf("backup-run-%s.timer", machine);
 	int ret = -1;
 
 	/* The job names the configuration and repository this command was
@@ -79,22 +111,9 @@ static int print_jobs(struct ctx *ctx, const char *machine, const char *push, co
 	/* One job backs up and keeps the offsite copy (machine.push, backup.push). */
 	if (push)
 		j.push = xstrdup(push);
-	if (!strcmp(what, "cron")) {
-		timer_cron(&sb, &j, machine, s);
-		fwrite(sb.buf, 1, sb.len, stdout);
-		ret = 0;
-		goto out;
-	}
-	if (timer_systemd(&service, &timer, &j, machine, s) < 0)
-		goto out;
-	ret = emit_units(ctx, "machine", machine, dir, sname, &service, tname, &timer);
+	ret = emit_job(ctx, &j, machine, s, 0, what, dir);
 out:
 	timer_job_release(&j);
-	strbuf_release(&service);
-	strbuf_release(&timer);
-	strbuf_release(&sb);
-	free(sname);
-	free(tname);
 	return ret;
 }
 
@@ -102,30 +121,11 @@ out:
 static int print_receiver_job(struct ctx *ctx, int window, const char *what, const char *dir)
 {
 	struct timer_job j;
-	struct strbuf service = STRBUF_INIT, timer = STRBUF_INIT, sb = STRBUF_INIT;
-	char *sname = NULL, *tname = NULL;
 	int ret = -1;
 
-	if (timer_job_init(&j, NULL, ctx->repo->path) < 0)
-		goto out;
-	if (!strcmp(what, "cron")) {
-		timer_receiver_cron(&sb, &j, window);
-		fwrite(sb.buf, 1, sb.len, stdout);
-		ret = 0;
-		goto out;
-	}
-	if (timer_receiver_systemd(&service, &timer, &j, window) < 0)
-		goto out;
-	sname = timer_receiver_unit_name(&j, 0);
-	tname = timer_receiver_unit_name(&j, 1);
-	ret = emit_units(ctx, "receiver", ctx->repo->path, dir, sname, &service, tname, &timer);
-out:
+	if (timer_job_init(&j, NULL, ctx->repo->path) == 0)
+		ret = emit_job(ctx, &j, NULL, NULL, window, what, dir);
 	timer_job_release(&j);
-	strbuf_release(&service);
-	strbuf_release(&timer);
-	strbuf_release(&sb);
-	free(sname);
-	free(tname);
 	return ret;
 }
 
