@@ -206,9 +206,8 @@ static int cmp_side(const void *a, const void *b)
 	return memcmp(((const struct dedup_entry *)a)->oid, ((const struct dedup_entry *)b)->oid, SHA1_LEN);
 }
 
-/* Copies the live objects of one pack into the rewriter. */
-static int copy_live(struct rewriter *w, const char *pack_path, const struct packidx *idx,
-		     struct dedup *live, const struct dedup_entry *side, size_t nside)
+int gc_copy_live(struct pack_writer *pw, git_odb *odb, const char *pack_path, const struct packidx *idx,
+		 struct dedup *live, int (*moved)(const unsigned char *oid, void *arg), void *arg)
 {
 	size_t *order = xcalloc(idx->nr + 1, sizeof(*order)), i, k;
 	int fd = open(pack_path, O_RDONLY | O_CLOEXEC), ret = 0;
@@ -249,31 +248,20 @@ static int copy_live(struct rewriter *w, const char *pack_path, const struct pac
 			git_oid id;
 
 			memcpy(id.id, oid, SHA1_LEN);
-			if (git_odb_read(&obj, w->repo->odb, &id) < 0) {
+			if (git_odb_read(&obj, odb, &id) < 0) {
 				ret = error_git("cannot read an object to move");
 				break;
 			}
 			enum pack_type t = git_odb_object_type(obj) == GIT_OBJECT_BLOB ? PACK_BLOB :
 					   git_odb_object_type(obj) == GIT_OBJECT_TREE ? PACK_TREE : PACK_COMMIT;
-			if (pack_writer_add(w->pw, t, oid, git_odb_object_data(obj), git_odb_object_size(obj)) < 0)
+			if (pack_writer_add(pw, t, oid, git_odb_object_data(obj), git_odb_object_size(obj)) < 0)
 				ret = -1;
 			git_odb_object_free(obj);
-		} else if (pack_writer_add_raw(w->pw, oid, raw.buf, raw.len, idx->crc[i]) < 0) {
+		} else if (pack_writer_add_raw(pw, oid, raw.buf, raw.len, idx->crc[i]) < 0) {
 			ret = -1;
 		}
-		if (ret)
-			break;
-		/* Its dedup entry moves with it (side is sorted by blob id). */
-		const struct dedup_entry *se = nside ? bsearch(oid, side, nside, sizeof(*side), cmp_side_oid) : NULL;
-		if (se) {
-			if (w->nside == w->aside) {
-				w->aside = w->aside ? 2 * w->aside : 1024;
-				w->side = xrealloc(w->side, w->aside * sizeof(*w->side));
-			}
-			w->side[w->nside++] = *se;
-		}
-		if (pack_writer_full(w->pw))
-			ret = rewriter_flush(w);
+		if (!ret && moved)
+			ret = moved(oid, arg);
 	}
 	strbuf_release(&raw);
 	close(fd);
@@ -281,8 +269,41 @@ static int copy_live(struct rewriter *w, const char *pack_path, const struct pac
 	return ret;
 }
 
+struct copy_side {
+	struct rewriter *w;
+	const struct dedup_entry *side;
+	size_t nside;
+};
+
+/* An object moved: its dedup entry moves with it (side is sorted by blob id). */
+static int moved_side(const unsigned char *oid, void *arg)
+{
+	struct copy_side *cs = arg;
+	struct rewriter *w = cs->w;
+	const struct dedup_entry *se = cs->nside ? bsearch(oid, cs->side, cs->nside, sizeof(*cs->side),
+							   cmp_side_oid) : NULL;
+
+	if (se) {
+		if (w->nside == w->aside) {
+			w->aside = w->aside ? 2 * w->aside : 1024;
+			w->side = xrealloc(w->side, w->aside * sizeof(*w->side));
+		}
+		w->side[w->nside++] = *se;
+	}
+	return pack_writer_full(w->pw) ? rewriter_flush(w) : 0;
+}
+
+/* Copies the live objects of one pack into the rewriter. */
+static int copy_live(struct rewriter *w, const char *pack_path, const struct packidx *idx,
+		     struct dedup *live, const struct dedup_entry *side, size_t nside)
+{
+	struct copy_side cs = { w, side, nside };
+
+	return gc_copy_live(w->pw, w->repo->odb, pack_path, idx, live, moved_side, &cs);
+}
+
 /* The packed bytes of a pack's dead objects. */
-static uint64_t dead_bytes(const struct packidx *idx, struct dedup *live, uint64_t pack_size)
+uint64_t gc_dead_bytes(const struct packidx *idx, struct dedup *live, uint64_t pack_size)
 {
 	size_t *order = xcalloc(idx->nr + 1, sizeof(*order)), k;
 	uint64_t sum = 0;
@@ -444,7 +465,7 @@ int gc_run(struct repo *r, int dry_run, const unsigned char (*drop)[SHA1_LEN], s
 		st->live_objects += nlive;
 		st->dead_objects += idx.nr - nlive;
 		if (nlive && nlive < idx.nr)
-			st->dead_bytes += dead_bytes(&idx, live, file_size(pack_path));
+			st->dead_bytes += gc_dead_bytes(&idx, live, file_size(pack_path));
 		if (nlive == idx.nr) {
 			st->packs_after++;
 			st->bytes_after += size;

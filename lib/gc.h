@@ -44,6 +44,25 @@ struct dedup;
 int gc_mark_backup(struct repo *r, struct dedup *live, const git_oid *id);
 
 /*
+ * Appends to pw, in the order of the pack at pack_path (whose index is
+ * idx), each of its objects that live holds: byte for byte, without
+ * recompression, except an object stored as a delta (a pack stock git
+ * wrote), which is read whole through odb and stored whole. After each,
+ * moved (unless NULL) is called with its id; it may flush pw, and a
+ * non-zero return stops the copy with it. Returns 0, or -1 after
+ * reporting. Space reclamation moves live objects with it, and so does the
+ * repack of an S3 remote (transport_s3.c).
+ */
+struct pack_writer;
+struct packidx;
+int gc_copy_live(struct pack_writer *pw, git_odb *odb, const char *pack_path, const struct packidx *idx,
+		 struct dedup *live, int (*moved)(const unsigned char *oid, void *arg), void *arg);
+
+/* The bytes that a pack of pack_size bytes, with index idx, spends on the
+ * objects live lacks (entries only: header and trailer not counted). */
+uint64_t gc_dead_bytes(const struct packidx *idx, struct dedup *live, uint64_t pack_size);
+
+/*
  * With dry_run, only counts: nothing is changed. Refs naming one of the
  * ndrop commits in drop are treated as gone (what rotate --dry-run plans to
  * delete).
