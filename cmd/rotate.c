@@ -166,7 +166,8 @@ static int rotate_remote(struct ctx *ctx, const char *name, const char *const *m
 			strbuf_add_json(&js, when);
 		else
 			strbuf_addstr(&js, "null");
-		strbuf_addf(&js, ",\"young_packs\":%zu,\"unjudged\":%zu}", rr.young, rr.unjudged);
+		strbuf_addf(&js, ",\"young_packs\":%zu,\"unjudged\":%zu,\"packs_repacked\":%zu,\"packs_written\":%zu}",
+			    rr.young, rr.unjudged, rr.packs_repacked, rr.packs_written);
 		print_json(&js);
 	} else if (!ctx->quiet) {
 		for (i = 0; i < rr.nplans; i++)
@@ -177,6 +178,9 @@ static int rotate_remote(struct ctx *ctx, const char *name, const char *const *m
 			printf("remote '%s': %zu manifests and %zu packs deleted (%s), %zu slots moved\n",
 			       rm->name, rr.manifests_deleted, rr.packs_deleted,
 			       human_size(rr.bytes_deleted, b, sizeof(b)), rr.manifests_written);
+			if (rr.packs_repacked)
+				printf("remote '%s': %zu packs partly needed repacked into %zu\n", rm->name,
+				       rr.packs_repacked, rr.packs_written);
 			if (rr.locked)
 				printf("remote '%s': %zu objects left: Object Lock keeps them until %s at the latest\n",
 				       rm->name, rr.locked, rr.locked_until ? when : "a date the server did not say");

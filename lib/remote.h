@@ -158,14 +158,17 @@ struct remote_rotate {
 	size_t locked;			/* objects Object Lock kept */
 	time_t locked_until;		/* the latest of their locks */
 	size_t young;			/* packs no manifest names, left for a day */
+	size_t packs_repacked;		/* partly dead packs rewritten */
+	size_t packs_written;		/* the packs they were rewritten into */
 };
 
 /*
  * Retention on the S3 remote rm (rotate --remote): the seed's rules at
- * now, with each machine's weekly day from this repository's schedule,
+ * now, with each machine's weekly day from the bucket's service state,
  * decide which of the bucket's slot values stay (of the machines given,
  * every one when nmachines is 0); the manifests that are no slot's value
- * and the packs no remaining manifest names are deleted, unless Object Lock
+ * and the packs no remaining manifest names are deleted (a pack partly
+ * dead repacked first), unless Object Lock
  * keeps them (counted, never an error). A machine whose slot manifest says
  * neither when its backup was taken nor its kind, and whose backup this
  * repository lacks, is kept as it is, with a warning. With dry_run only the

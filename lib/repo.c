@@ -609,6 +609,20 @@ char *repo_state_get(struct repo *r, const char *key)
 	return v;
 }
 
+char *repo_state_text_get(const char *text, size_t len, const char *key)
+{
+	git_config *cfg = config_from_text(text, len);
+	git_buf buf = GIT_BUF_INIT;
+	char *v = NULL;
+
+	if (cfg && git_config_get_string_buf(&buf, cfg, key) == 0)
+		v = xstrdup(buf.ptr);
+	git_error_clear();
+	git_buf_dispose(&buf);
+	git_config_free(cfg);
+	return v;
+}
+
 int repo_state_get_bool(struct repo *r, const char *key, int def)
 {
 	git_config *cfg = open_state(r);

@@ -84,6 +84,10 @@ int repo_prepare_write(struct repo *r);
 /* Service state: a git-config text. Values are NULL/default when unset. */
 char *repo_state_get(struct repo *r, const char *key);
 int repo_state_get_bool(struct repo *r, const char *key, int def);
+/* The value of key in a service state's text (the blob `state` of a state
+ * commit that is not this repository's, such as an S3 bucket's); NULL when
+ * unset. */
+char *repo_state_text_get(const char *text, size_t len, const char *key);
 /* Each change is one durable commit of the state ref (format 1 is
  * upgraded first). */
 int repo_state_set(struct repo *r, const char *key, const char *value);

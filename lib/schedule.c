@@ -53,15 +53,11 @@ static char *key(const char *machine, const char *what)
 	return xasprintf("machine.%s.%s", machine, what);
 }
 
-int schedule_get(struct repo *r, const char *machine, struct schedule *out)
+/* The schedule of window w and day d (each NULL when unset); frees both. */
+static int schedule_from(char *w, char *d, const char *machine, struct schedule *out)
 {
-	char *k = key(machine, "window"), *w = repo_state_get(r, k);
-	char *d;
 	int ret = 0;
 
-	free(k);
-	k = key(machine, "day");
-	d = repo_state_get(r, k);
 	out->window = SCHEDULE_DEFAULT_WINDOW;
 	out->weekday = SCHEDULE_DEFAULT_WEEKDAY;
 	out->window_set = out->day_set = 0;
@@ -79,10 +75,29 @@ int schedule_get(struct repo *r, const char *machine, struct schedule *out)
 		else
 			out->day_set = 1;
 	}
-	free(k);
 	free(w);
 	free(d);
 	return ret;
+}
+
+int schedule_get(struct repo *r, const char *machine, struct schedule *out)
+{
+	char *kw = key(machine, "window"), *kd = key(machine, "day");
+	char *w = repo_state_get(r, kw), *d = repo_state_get(r, kd);
+
+	free(kw);
+	free(kd);
+	return schedule_from(w, d, machine, out);
+}
+
+int schedule_get_text(const char *text, size_t len, const char *machine, struct schedule *out)
+{
+	char *kw = key(machine, "window"), *kd = key(machine, "day");
+	char *w = repo_state_text_get(text, len, kw), *d = repo_state_text_get(text, len, kd);
+
+	free(kw);
+	free(kd);
+	return schedule_from(w, d, machine, out);
 }
 
 int schedule_set(struct repo *r, const char *machine, const struct schedule *s)

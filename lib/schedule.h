@@ -31,6 +31,9 @@ struct schedule {
  * that is not a window or a day.
  */
 int schedule_get(struct repo *r, const char *machine, struct schedule *out);
+/* The same from a service state's text (repo_state_text_get()): an S3
+ * bucket's, which retention on the bucket follows. */
+int schedule_get_text(const char *text, size_t len, const char *machine, struct schedule *out);
 
 /*
  * Stores the fields of s that are marked set (window_set, day_set) and

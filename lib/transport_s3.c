@@ -74,6 +74,7 @@
 #include "fsutil.h"
 #include "gc.h"
 #include "hash.h"
+#include "pack.h"
 #include "packidx.h"
 #include "remote.h"
 #include "s3.h"
@@ -1434,15 +1435,16 @@ out:
  * The bucket's kept backups are the commits of each slot's newest manifest.
  * The seed's rules (slots_plan_rules()) judge them by the created and kind
  * lines of those manifests, with the weekly day of the machine's schedule
- * here; a slot the rules move gets a new manifest, then every manifest no
+ * in the bucket's newest service state (none without one: weekly and
+ * biweekly then stay as they are); a slot the rules move gets a new manifest, then every manifest no
  * slot value is goes, oldest first within its slot, stopping at the first
  * one that cannot go (so that a slot never falls back to an older value),
  * and of the state manifests every one but the newest. The packs that no
  * remaining manifest names then go, each index before its pack (a fetch
  * takes a pack only with its index). A pack younger than PACK_GRACE stays:
  * a push may have sent it and not yet written the manifest that names it.
- * A pack that a remaining manifest names stays whole, even when some of
- * its objects were only an expired backup's: the bucket is not repacked.
+ * A pack that a remaining manifest names but that holds dead objects is
+ * repacked first (see repack()).
  * On a bucket with Object Lock a deletion removes the version itself, which
  * the server refuses while it is locked: that object stays, and is counted.
  */
@@ -1577,20 +1579,627 @@ static int live_add(struct names *live, const struct manifest *m)
 	return 0;
 }
 
+/*
+ * The bucket's objects, as retention reads them: the repository's own, and
+ * packs of the bucket brought when needed (verified against their indexes)
+ * into a temporary folder TMPDIR/backup-rotate-XXXXXX/pack/, removed at the
+ * end. A host that pushed to the bucket has most of them already; a new one
+ * downloads the packs that hold what it reads (the state, the commits and
+ * trees of the kept backups) and the packs it repacks.
+ */
+struct bpack {
+	char *name;		/* pack-H */
+	uint64_t size;		/* of its .pack on the bucket */
+	time_t mtime;
+	int loaded;		/* idx read */
+	char *path;		/* of its .pack here, once here */
+	struct strbuf raw;	/* its index's bytes, when read from the bucket */
+	struct packidx idx;
+	int named, blocked, repack;	/* see repack() */
+	size_t nlive;
+	uint64_t dead;
+};
+
+struct bucket_odb {
+	struct ts3 *t;
+	struct repo *r;
+	char *dir;
+	git_odb *odb;
+	git_repository *git;
+	struct bpack *p;
+	size_t np;
+};
+
+static void bodb_close(struct bucket_odb *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->np; i++) {
+		free(b->p[i].name);
+		free(b->p[i].path);
+		strbuf_release(&b->p[i].raw);
+		if (b->p[i].loaded)
+			packidx_release(&b->p[i].idx);
+	}
+	free(b->p);
+	git_repository_free(b->git);
+	git_odb_free(b->odb);
+	if (b->dir)
+		remove_tree(b->dir);
+	free(b->dir);
+	memset(b, 0, sizeof(*b));
+}
+
+/* The packs of the listing objs (objects/pack/) that have their index. */
+static int bodb_open(struct bucket_odb *b, struct ts3 *t, struct repo *r, const struct names *objs)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *objects = xstrndup(r->pack_dir, strlen(r->pack_dir) - strlen("/pack")), *sub;
+	size_t i;
+	int ret = -1;
+
+	memset(b, 0, sizeof(*b));
+	b->t = t;
+	b->r = r;
+	for (i = 0; i < objs->nr; i++) {
+		const char *n = objs->v[i].name, *dot = strrchr(n, '.');
+		char *idx;
+
+		if (strncmp(n, "pack-", 5) || !dot || strchr(n, '/') || strcmp(dot, ".pack"))
+			continue;
+		idx = xasprintf("%.*s.idx", (int)(dot - n), n);
+		if (names_has(objs, idx)) {
+			b->p = xrealloc(b->p, (b->np + 1) * sizeof(*b->p));
+			memset(&b->p[b->np], 0, sizeof(*b->p));
+			b->p[b->np].name = xstrndup(n, dot - n);
+			b->p[b->np].size = objs->v[i].size;
+			b->p[b->np].mtime = objs->v[i].mtime;
+			strbuf_init(&b->p[b->np].raw, 0);
+			b->np++;
+		}
+		free(idx);
+	}
+	b->dir = xasprintf("%s/backup-rotate-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(b->dir)) {
+		error("cannot create a temporary folder '%s': %s", b->dir, strerror(errno));
+		free(b->dir);
+		b->dir = NULL;
+		goto out;
+	}
+	sub = xasprintf("%s/pack", b->dir);
+	if (mkdir(sub, 0700) < 0) {
+		error("cannot create '%s': %s", sub, strerror(errno));
+		free(sub);
+		goto out;
+	}
+	free(sub);
+	if (git_odb_new(&b->odb) < 0 || git_odb_add_disk_alternate(b->odb, objects) < 0 ||
+	    git_odb_add_disk_alternate(b->odb, b->dir) < 0 || git_repository_wrap_odb(&b->git, b->odb) < 0) {
+		error_git("cannot read the repository's objects");
+		goto out;
+	}
+	ret = 0;
+out:
+	free(objects);
+	return ret;
+}
+
+static struct bpack *bodb_find(struct bucket_odb *b, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < b->np; i++)
+		if (!strcmp(b->p[i].name, name))
+			return &b->p[i];
+	return NULL;
+}
+
+/* Reads the index of p: the repository's copy when it has the pack (the
+ * name is the content's), else the bucket's. */
+static int bpack_load(struct bucket_odb *b, struct bpack *p)
+{
+	char *path, *key;
+	struct stat st;
+	int rc;
+
+	if (p->loaded)
+		return 0;
+	path = xasprintf("%s/%s.pack", b->r->pack_dir, p->name);
+	if (!stat(path, &st)) {
+		char *idx = xasprintf("%s/%s.idx", b->r->pack_dir, p->name);
+
+		rc = packidx_read(&p->idx, idx);
+		free(idx);
+		if (!rc) {
+			p->path = path;
+			p->loaded = 1;
+			return 0;
+		}
+	}
+	free(path);
+	key = xasprintf("%sobjects/pack/%s.idx", b->t->prefix, p->name);
+	rc = s3_get_buf(b->t->s3, key, 0, 0, &p->raw);
+	if (!rc && packidx_parse(&p->idx, p->raw.buf, p->raw.len) < 0)
+		rc = error("'%s' is not a valid pack index", s3_name(b->t->s3, key));
+	else if (rc == ERR_NOTFOUND)
+		rc = error("'%s' vanished from the bucket", s3_name(b->t->s3, key));
+	free(key);
+	if (!rc)
+		p->loaded = 1;
+	return rc;
+}
+
+/* Brings pack p here (with its index), verified, unless it is here. */
+static int bpack_fetch(struct bucket_odb *b, struct bpack *p)
+{
+	char *key = xasprintf("%sobjects/pack/%s.pack", b->t->prefix, p->name);
+	char *tmp = xasprintf("%s/pack/tmp_pack_XXXXXX", b->dir), *dst = NULL, *idx = NULL;
+	struct stat st;
+	int fd = -1, ret;
+
+	ret = bpack_load(b, p);
+	if (ret || p->path)
+		goto out;
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		ret = error("cannot create a file in '%s': %s", b->dir, strerror(errno));
+		goto out;
+	}
+	ret = s3_get_fd(b->t->s3, key, 0, 0, fd, NULL);
+	if (ret == ERR_NOTFOUND)
+		ret = error("'%s' vanished from the bucket", s3_name(b->t->s3, key));
+	if (!ret && (fstat(fd, &st) < 0 || !pack_intact(fd, st.st_size, p->idx.pack_sum)))
+		ret = error("'%s' does not match its index, or is damaged", s3_name(b->t->s3, key));
+	if (ret)
+		goto out;
+	dst = xasprintf("%s/pack/%s.pack", b->dir, p->name);
+	idx = xasprintf("%s/pack/%s.idx", b->dir, p->name);
+	if (rename(tmp, dst) < 0 || write_file_durable(idx, p->raw.buf, p->raw.len, 0400) < 0) {
+		ret = error("cannot write '%s': %s", dst, strerror(errno));
+		goto out;
+	}
+	p->path = dst;
+	dst = NULL;
+	if (git_odb_refresh(b->odb) < 0)
+		ret = error_git("cannot read the packs brought from the bucket");
+out:
+	if (fd >= 0)
+		close(fd);
+	if (tmp)
+		unlink(tmp);
+	free(tmp);
+	free(dst);
+	free(idx);
+	free(key);
+	return ret;
+}
+
+/* Makes object id readable: 0, or -1 after naming it. */
+static int bodb_need(struct bucket_odb *b, const git_oid *id)
+{
+	size_t i;
+
+	if (git_odb_exists(b->odb, id))
+		return 0;
+	for (i = 0; i < b->np; i++) {
+		if (bpack_load(b, &b->p[i]) < 0)
+			return -1;
+		if (packidx_find(&b->p[i].idx, id->id) < 0)
+			continue;
+		if (bpack_fetch(b, &b->p[i]) < 0)
+			return -1;
+		if (git_odb_exists(b->odb, id))
+			return 0;
+	}
+	return error("object %s is in no pack on the bucket; the bucket is damaged", git_oid_tostr_s(id));
+}
+
+static int bmark_tree(struct bucket_odb *b, struct dedup *live, const git_oid *id)
+{
+	git_tree *tr = NULL;
+	size_t i, n;
+	int ret = 0;
+
+	if (dedup_has_oid(live, id->id))
+		return 0;
+	if (bodb_need(b, id) < 0)
+		return -1;
+	if (git_tree_lookup(&tr, b->git, id) < 0)
+		return error("tree %s of a kept backup on the bucket cannot be read", git_oid_tostr_s(id));
+	dedup_add_oid(live, id->id);
+	n = git_tree_entrycount(tr);
+	for (i = 0; i < n && !ret; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(tr, i);
+
+		if (git_tree_entry_type(e) == GIT_OBJECT_TREE)
+			ret = bmark_tree(b, live, git_tree_entry_id(e));
+		else
+			dedup_add_oid(live, git_tree_entry_id(e)->id);
+	}
+	git_tree_free(tr);
+	return ret;
+}
+
+/* Adds commit hex and all it reaches to live, reading commits and trees. */
+static int bmark(struct bucket_odb *b, struct dedup *live, const char *hex)
+{
+	git_commit *c = NULL;
+	git_oid id;
+	int ret;
+
+	if (git_oid_fromstr(&id, hex) < 0)
+		return error("'%s' is no commit", hex);
+	if (dedup_has_oid(live, id.id))
+		return 0;
+	if (bodb_need(b, &id) < 0)
+		return -1;
+	if (git_commit_lookup(&c, b->git, &id) < 0)
+		return error("backup %s on the bucket cannot be read", hex);
+	dedup_add_oid(live, id.id);
+	ret = bmark_tree(b, live, git_commit_tree_id(c));
+	git_commit_free(c);
+	return ret;
+}
+
+/* The text of the service state whose commit is hex (its blob `state`). */
+static int bodb_state_text(struct bucket_odb *b, const char *hex, struct strbuf *out)
+{
+	git_commit *c = NULL;
+	git_tree *tr = NULL;
+	git_blob *blob = NULL;
+	const git_tree_entry *e;
+	git_oid id;
+	int ret = -1;
+
+	if (git_oid_fromstr(&id, hex) < 0 || bodb_need(b, &id) < 0)
+		return -1;
+	if (git_commit_lookup(&c, b->git, &id) < 0 || bodb_need(b, git_commit_tree_id(c)) < 0 ||
+	    git_tree_lookup(&tr, b->git, git_commit_tree_id(c)) < 0 || !(e = git_tree_entry_byname(tr, "state")) ||
+	    bodb_need(b, git_tree_entry_id(e)) < 0 || git_blob_lookup(&blob, b->git, git_tree_entry_id(e)) < 0) {
+		error("the service state %s on the bucket cannot be read", hex);
+		goto out;
+	}
+	strbuf_add(out, git_blob_rawcontent(blob), git_blob_rawsize(blob));
+	ret = 0;
+out:
+	git_blob_free(blob);
+	git_tree_free(tr);
+	git_commit_free(c);
+	return ret;
+}
+
+/*
+ * Repacking (the last step of retention on the bucket). A manifest names
+ * whole packs, and a pack holds what one run wrote, so once a backup has
+ * expired a pack may hold objects no kept backup needs beside ones a kept
+ * backup does. Such a pack is rewritten when at least REPACK_DEAD_PERCENT
+ * of its bytes are dead (restic's prune --max-unused plays that part): its
+ * live objects are copied, byte for byte, into new packs (with the other
+ * such packs'), which go up with their indexes; then each slot's manifest
+ * that names an old pack gets a new one naming the new packs instead (its
+ * other lines as they were), the old manifest goes, and the old packs go
+ * with every other pack no manifest names. A crash at any step leaves every
+ * manifest with all its packs on the bucket: old and new packs both hold
+ * the live objects until the last manifest naming an old one is gone. A
+ * pack is left whole when a state manifest or a manifest that is not its
+ * slot's value names it, when it or a manifest naming it is locked, and
+ * when it is younger than PACK_GRACE.
+ */
+#define REPACK_DEAD_PERCENT 20
+#define REPACK_PACK_MAX ((size_t)48 << 20)
+
+/* A manifest on the bucket, as the repack and the last deletions read it. */
+struct rman {
+	char *key;		/* the whole key */
+	char *ref;
+	int state;
+	int only;		/* the only manifest of its slot: it may be replaced */
+	struct manifest m;
+};
+
+static void rmans_release(struct rman *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].key);
+		free(v[i].ref);
+		manifest_release(&v[i].m);
+	}
+	free(v);
+}
+
+/* Lists slots/ and state/ and reads every manifest there. */
+static int read_rmans(struct ts3 *t, struct rman **out, size_t *nr)
+{
+	struct names slots = { 0 }, states = { 0 };
+	struct rman *v = NULL;
+	size_t n = 0, i;
+	int ret = -1;
+
+	*out = NULL;
+	*nr = 0;
+	if (list_names(t, "slots/", &slots) < 0 || list_names(t, "state/", &states) < 0)
+		goto out;
+	for (i = 0; i < slots.nr + states.nr; i++) {
+		int st = i >= slots.nr;
+		const char *name = st ? states.v[i - slots.nr].name : slots.v[i].name, *last = strrchr(name, '/');
+		struct rman *x;
+
+		if (st ? strchr(name, '/') || !ends_in_commit(name) : !slot_key(name))
+			continue;
+		v = xrealloc(v, (n + 1) * sizeof(*v));
+		x = &v[n++];
+		memset(x, 0, sizeof(*x));
+		x->state = st;
+		x->key = xasprintf("%s%s/%s", t->prefix, st ? "state" : "slots", name);
+		x->ref = st ? xstrdup(REPO_STATE_REF) : xasprintf("refs/backups/%.*s", (int)(last - name), name);
+		/* The only one of its slot: neither neighbour shares its folder. */
+		x->only = !st && !(i > 0 && !strncmp(slots.v[i - 1].name, name, last - name + 1)) &&
+			  !(i + 1 < slots.nr && !strncmp(slots.v[i + 1].name, name, last - name + 1));
+		if (manifest_get(t, x->key, x->ref, &x->m) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	names_release(&slots);
+	names_release(&states);
+	if (ret)
+		rmans_release(v, n);
+	else
+		*out = v, *nr = n;
+	return ret;
+}
+
+static int rman_names(const struct rman *x, const char *pack)
+{
+	size_t i;
+
+	for (i = 0; i < x->m.npacks; i++)
+		if (!strcmp(x->m.packs[i], pack))
+			return 1;
+	return 0;
+}
+
+struct repack_out {
+	struct pack_writer *pw;
+	char **names;
+	size_t n;
+};
+
+static int repack_flush(struct repack_out *o)
+{
+	char *name = NULL;
+	int ret = pack_writer_flush(o->pw, &name);
+
+	if (!ret && name) {
+		o->names = xrealloc(o->names, (o->n + 1) * sizeof(*o->names));
+		o->names[o->n++] = name;
+	}
+	return ret;
+}
+
+static int repack_moved(const unsigned char *oid, void *arg)
+{
+	struct repack_out *o = arg;
+
+	(void)oid;
+	return pack_writer_full(o->pw) ? repack_flush(o) : 0;
+}
+
+/* Tests: BACKUP_TEST_S3_KILL_REPACK=N dies like a power cut at step N. */
+static void repack_kill_point(int step)
+{
+	const char *v = getenv("BACKUP_TEST_S3_KILL_REPACK");
+
+	if (v && atoi(v) == step)
+		raise(SIGKILL);
+}
+
+/* 1 when key is locked at now, 0 when not, or an error. */
+static int key_locked(struct ts3 *t, const char *key, time_t now)
+{
+	struct s3_object o = { 0 };
+	int rc = s3_head(t->s3, key, &o);
+
+	if (!rc)
+		rc = o.lock_until > now;
+	else if (rc == ERR_NOTFOUND)
+		rc = 0;
+	s3_object_release(&o);
+	return rc;
+}
+
+static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, struct remote_rotate *out)
+{
+	struct rman *v = NULL;
+	struct dedup *live = NULL;
+	struct repack_out o = { 0 };
+	struct strbuf text = STRBUF_INIT;
+	char stamp[48], pushed[32], *outdir = NULL;
+	struct timespec wall;
+	struct tm tm;
+	size_t nv = 0, i, j, nrepack = 0;
+	int ret = -1, rc, written = 0;
+
+	if (read_rmans(t, &v, &nv) < 0)
+		return -1;
+	/* 1. What every manifest's backup (or state) reaches is live. */
+	dedup_load(&live, NULL, NULL);
+	for (i = 0; i < nv; i++) {
+		if (bmark(b, live, v[i].m.hex) < 0)
+			goto out;
+		for (j = 0; j < v[i].m.npacks; j++) {
+			struct bpack *p = bodb_find(b, v[i].m.packs[j]);
+
+			if (!p)
+				continue;
+			p->named = 1;
+			if (v[i].state || !v[i].only)
+				p->blocked = 1;
+		}
+	}
+	/* 2. The packs worth rewriting, and free to go afterwards. */
+	for (i = 0; i < b->np; i++) {
+		struct bpack *p = &b->p[i];
+		char *key;
+
+		if (!p->named || p->blocked || p->mtime <= 0 || now - p->mtime < grace)
+			continue;
+		if (bpack_load(b, p) < 0)
+			goto out;
+		for (j = 0, p->nlive = 0; j < p->idx.nr; j++)
+			p->nlive += dedup_has_oid(live, p->idx.oids + j * SHA1_LEN);
+		p->dead = gc_dead_bytes(&p->idx, live, p->size);
+		if (p->nlive && p->dead * 100 < (uint64_t)REPACK_DEAD_PERCENT * p->size)
+			continue;
+		key = xasprintf("%sobjects/pack/%s.pack", t->prefix, p->name);
+		rc = key_locked(t, key, now);
+		free(key);
+		if (rc < 0)
+			goto out;
+		p->repack = !rc;
+	}
+	/* A manifest that cannot go keeps its packs as they are. */
+	for (i = 0; i < nv; i++) {
+		for (j = 0; j < b->np && !(b->p[j].repack && rman_names(&v[i], b->p[j].name)); j++)
+			;
+		if (j == b->np)
+			continue;
+		rc = key_locked(t, v[i].key, now);
+		if (rc < 0)
+			goto out;
+		for (j = 0; rc && j < b->np; j++)
+			if (rman_names(&v[i], b->p[j].name))
+				b->p[j].repack = 0;
+	}
+	for (i = 0; i < b->np; i++)
+		nrepack += b->p[i].repack;
+	if (!nrepack) {
+		ret = 0;
+		goto out;
+	}
+
+	/* 3. The new packs, durable here, then on the bucket with their
+	 * indexes (each before its index). */
+	outdir = xasprintf("%s/out", b->dir);
+	if (mkdir(outdir, 0700) < 0) {
+		error("cannot create '%s': %s", outdir, strerror(errno));
+		goto out;
+	}
+	if (pack_writer_new(&o.pw, outdir, REPACK_PACK_MAX) < 0)
+		goto out;
+	for (i = 0; i < b->np; i++) {
+		struct bpack *p = &b->p[i];
+
+		if (!p->repack || !p->nlive)
+			continue;
+		verbose("repacking %s: %zu of its %zu objects are still needed", p->name, p->nlive, p->idx.nr);
+		if (bpack_fetch(b, p) < 0 || gc_copy_live(o.pw, b->odb, p->path, &p->idx, live, repack_moved, &o) < 0)
+			goto out;
+	}
+	if (repack_flush(&o) < 0)
+		goto out;
+	for (i = 0; i < o.n; i++) {
+		char *path = xasprintf("%s/%s.pack", outdir, o.names[i]);
+		char *key = xasprintf("%sobjects/pack/%s.pack", t->prefix, o.names[i]);
+
+		rc = put_file(t, path, key);
+		free(path);
+		free(key);
+		if (!rc) {
+			path = xasprintf("%s/%s.idx", outdir, o.names[i]);
+			key = xasprintf("%sobjects/pack/%s.idx", t->prefix, o.names[i]);
+			rc = put_file(t, path, key);
+			free(path);
+			free(key);
+		}
+		if (rc < 0)
+			goto out;
+	}
+	repack_kill_point(1);
+
+	/* 4. A new manifest for each slot that names an old pack; then the
+	 * old manifest goes. */
+	clock_gettime(CLOCK_REALTIME, &wall);
+	gmtime_r(&wall.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+	snprintf(stamp + strlen(stamp), sizeof(stamp) - strlen(stamp), ".%06ldZ", wall.tv_nsec / 1000);
+	strftime(pushed, sizeof(pushed), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	for (i = 0; i < nv; i++) {
+		struct manifest *m = &v[i].m;
+		const char *last = strrchr(v[i].key, '/');
+		char *key;
+		int any = 0;
+
+		for (j = 0; j < b->np; j++)
+			any |= b->p[j].repack && rman_names(&v[i], b->p[j].name);
+		if (!any)
+			continue;
+		strbuf_reset(&text);
+		strbuf_addf(&text, "backup slot 1\nref %s\ncommit %s\npushed %s\n", v[i].ref, m->hex, pushed);
+		if (m->created)
+			strbuf_addf(&text, "created %lld\n", (long long)m->created);
+		if (*m->kind)
+			strbuf_addf(&text, "kind %s\n", m->kind);
+		for (j = 0; j < m->npacks; j++) {
+			struct bpack *p = bodb_find(b, m->packs[j]);
+
+			if (!p || !p->repack)
+				strbuf_addf(&text, "pack %s\n", m->packs[j]);
+		}
+		for (j = 0; j < o.n; j++)
+			strbuf_addf(&text, "pack %s\n", o.names[j]);
+		key = xasprintf("%.*s/%s-%s", (int)(last - v[i].key), v[i].key, stamp, m->hex);
+		rc = !strcmp(key, v[i].key) ? 1 : put_manifest(t, key, &text);
+		if (rc == 1)
+			error("cannot write the manifest '%s': it is there already", s3_name(t->s3, key));
+		free(key);
+		if (rc)
+			goto out;
+		if (!written++)
+			repack_kill_point(2);
+	}
+	for (i = 0; i < nv; i++) {
+		for (j = 0; j < b->np && !(b->p[j].repack && rman_names(&v[i], b->p[j].name)); j++)
+			;
+		if (j < b->np && delete_for_good(t, v[i].key, out) < 0)
+			goto out;
+	}
+	repack_kill_point(3);
+	out->packs_repacked = nrepack;
+	out->packs_written = o.n;
+	ret = 0;
+out:
+	if (outdir)
+		remove_tree(outdir);
+	free(outdir);
+	for (i = 0; i < o.n; i++)
+		free(o.names[i]);
+	free(o.names);
+	pack_writer_free(o.pw);
+	strbuf_release(&text);
+	dedup_free(live);
+	rmans_release(v, nv);
+	return ret;
+}
+
 int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *const *machines,
 			size_t nmachines, time_t now, int dry_run, struct remote_rotate *out)
 {
 	struct ts3 t;
 	struct names slots = { 0 }, states = { 0 }, objs = { 0 }, live = { 0 };
 	struct slot_group *g = NULL;
-	struct manifest *extra = NULL;	/* the manifests step 2 writes */
-	size_t ng = 0, nextra = 0, i, j, k, newest;
-	char stamp[48], pushed[32];
+	struct bucket_odb b = { 0 };
+	struct strbuf state = STRBUF_INIT;
+	struct rman *rms = NULL;
+	size_t ng = 0, nrms = 0, i, j, k, newest;
+	char stamp[48], pushed[32], state_hex[41];
 	struct timespec wall;
 	struct tm tm;
 	long grace = PACK_GRACE;
 	char *lock = NULL;
-	int ret = -1, rc;
+	int ret = -1, rc, have_state = 0, warned = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (ts3_open(&t, r, rm) < 0)
@@ -1612,8 +2221,17 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 			goto out;
 		}
 	}
-	if (list_names(&t, "slots/", &slots) < 0 || list_names(&t, "state/", &states) < 0)
+	if (list_names(&t, "slots/", &slots) < 0 || list_names(&t, "state/", &states) < 0 ||
+	    list_names(&t, "objects/pack/", &objs) < 0 || bodb_open(&b, &t, r, &objs) < 0)
 		goto out;
+	/* The weekly days are the bucket's: those of its newest state, which
+	 * the host that pushed last wrote, whatever this host's say. */
+	newest_commit(&states, "", state_hex);
+	if (*state_hex) {
+		if (bodb_state_text(&b, state_hex, &state) < 0)
+			goto out;
+		have_state = 1;
+	}
 
 	/* 1. The slots and their newest manifests; each machine's plan. */
 	for (i = 0; i < slots.nr; i = j) {
@@ -1700,9 +2318,23 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 			continue;
 		}
 		qsort(p->c, p->n, sizeof(*p->c), cmp_change);
-		if (schedule_get(r, p->machine, &sched) < 0)
-			goto out;
-		slots_plan_rules(p, sched.weekday, now);
+		if (have_state) {
+			if (schedule_get_text(state.buf, state.len, p->machine, &sched) < 0)
+				goto out;
+			slots_plan_rules(p, sched.weekday, now);
+			continue;
+		}
+		/* No state on the bucket: no weekly day to judge by, so no
+		 * guess; weekly and biweekly stay as they are (but never past
+		 * the 14 days), daily follows the rules. */
+		if (!warned++)
+			warning("remote '%s' holds no service state (state/ is empty), so the machines' weekly days "
+				"are unknown: weekly and biweekly slots stay as they are; push the state from the "
+				"host that schedules them", rm->name);
+		slots_plan_rules(p, -1, now);
+		for (k = 0; k < p->n; k++)
+			if (now - p->c[k].created <= RET_MAX_AGE)
+				p->c[k].after |= p->c[k].before & (SLOT_BIT_WEEKLY | SLOT_BIT_BIWEEKLY);
 	}
 	for (i = 0; i < ng; i++) {
 		struct slot_plan *p;
@@ -1738,7 +2370,6 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 					src = &g[j].newest;
 			for (bit = SLOT_BIT_DAILY; bit <= SLOT_BIT_SNAPSHOT; bit <<= 1) {
 				struct strbuf text = STRBUF_INIT;
-				struct manifest *m;
 				char name[48], *key;
 				size_t x;
 
@@ -1757,13 +2388,6 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 				if (rc < 0)
 					goto out;
 				out->manifests_written++;
-				/* What it names is live. */
-				extra = xrealloc(extra, (nextra + 1) * sizeof(*extra));
-				m = &extra[nextra++];
-				memset(m, 0, sizeof(*m));
-				m->packs = xcalloc(src->npacks + 1, sizeof(*m->packs));
-				for (x = 0; x < src->npacks; x++)
-					m->packs[m->npacks++] = xstrdup(src->packs[x]);
 			}
 		}
 	}
@@ -1810,30 +2434,17 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 		out->manifests_deleted++;
 	}
 
-	/* 4. The packs the manifests that stay name, then the others go. */
-	for (i = 0; i < nextra; i++)
-		live_add(&live, &extra[i]);
-	for (i = 0; i < slots.nr + states.nr; i++) {
-		int st = i >= slots.nr;
-		struct name *n = st ? &states.v[i - slots.nr] : &slots.v[i];
-		struct manifest m;
-		char *key, *ref;
-		const char *last;
+	/* 4. The packs partly dead are repacked (see repack()). */
+	if (repack(&t, &b, wall.tv_sec, grace, out) < 0)
+		goto out;
 
-		if (n->size == UINT64_MAX || (!st && !slot_key(n->name)) || (st && !ends_in_commit(n->name)))
-			continue;
-		last = strrchr(n->name, '/');
-		key = xasprintf("%s%s/%s", t.prefix, st ? "state" : "slots", n->name);
-		ref = st ? xstrdup(REPO_STATE_REF) : xasprintf("refs/backups/%.*s", (int)(last - n->name), n->name);
-		rc = manifest_get(&t, key, ref, &m);
-		free(key);
-		free(ref);
-		if (rc)
-			goto out;
-		live_add(&live, &m);
-		manifest_release(&m);
-	}
+	/* 5. The packs the manifests that stay name, then the others go. */
+	if (read_rmans(&t, &rms, &nrms) < 0)
+		goto out;
+	for (i = 0; i < nrms; i++)
+		live_add(&live, &rms[i].m);
 	qsort(live.v, live.nr, sizeof(*live.v), cmp_name);
+	names_release(&objs);
 	if (list_names(&t, "objects/pack/", &objs) < 0)
 		goto out;
 	for (i = 0; i < objs.nr; i++) {
@@ -1874,9 +2485,9 @@ out:
 		manifest_release(&g[i].newest);
 	}
 	free(g);
-	for (i = 0; i < nextra; i++)
-		manifest_release(&extra[i]);
-	free(extra);
+	rmans_release(rms, nrms);
+	bodb_close(&b);
+	strbuf_release(&state);
 	names_release(&slots);
 	names_release(&states);
 	names_release(&objs);

@@ -735,6 +735,20 @@ setup_expired_bucket() {
 	backup push -q off
 	id=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
 	[ "$(git --git-dir="$REPO" rev-parse refs/backups/web1/weekly)" = "$id" ]
+	# A bucket without a service state: no weekly day to go by, so no
+	# guess; weekly stays as it is, and the run says why.
+	probe ls moved/state/ >"$T/states"
+	while read -r key _; do probe rm "$key"; done <"$T/states"
+	run --separate-stderr backup rotate --remote off --dry-run
+	assert_success
+	assert_line --regexp "^web1: keep   ${id:0:12} .*  daily,weekly \(8\.0 days old\)$"
+	one_line "backup: warning: remote 'off' holds no service state (state/ is empty), so the machines' weekly days are unknown: weekly and biweekly slots stay as they are; push the state from the host that schedules them"
+	backup push -q off
+	[ "$(probe ls moved/state/ | wc -l)" = 1 ]
+	# This host's weekly day differs from the bucket's (the state pushed):
+	# the bucket's rules, not this host's.
+	day=$(git --git-dir="$REPO" cat-file blob refs/backup/state:state | sed -n 's/^[[:space:]]*day = //p')
+	backup schedule -q web1 --day "$(date -d "@$(($(date -d "$old" +%s) + 86400))" +%A | tr 'A-Z' 'a-z')"
 	run backup rotate --remote off
 	assert_success
 	assert_line --regexp "^web1: keep   ${id:0:12} .*  daily,biweekly \(8\.0 days old\)$"
@@ -743,7 +757,8 @@ setup_expired_bucket() {
 	[ "${#lines[@]}" = 2 ]
 	assert_line --index 0 --regexp "^moved/slots/web1/biweekly/.*-$id "
 	assert_line --index 1 --regexp "^moved/slots/web1/daily/.*-$id "
-	# The local rotate agrees; the clone has the same slots.
+	# The local rotate, by the same day, agrees; the clone has the same slots.
+	backup schedule -q web1 --day "$day"
 	backup rotate -q web1
 	new_host
 	backup clone -q s3://probe-bucket/moved --endpoint "$S3_ENDPOINT"
@@ -794,6 +809,82 @@ setup_expired_bucket() {
 	backup clone -q s3://rot-short/s --endpoint "$S3_ENDPOINT"
 	run backup check --read-data
 	assert_success
+}
+
+# The bytes of the packs and indexes under prefix $1 of probe-bucket.
+pack_bytes() {
+	probe ls "$1/objects/pack/" | awk '{ s += $2 } END { print s + 0 }'
+}
+
+# clone_is_whole DIR URL: a clone of URL into new host DIR passes check
+# --read-data and restores web1's daily (and its snapshot, when there is
+# one) exactly as $T/src; then the old host's config is back.
+clone_is_whole() {
+	local conf=$BACKUP_CONFIG
+	new_host "$1"
+	backup clone -q "$2" --endpoint "$S3_ENDPOINT"
+	run backup check --read-data
+	assert_success
+	backup restore -q web1 --path / --to "$1/out"
+	run tree_diff "$T/src" "$1/out"
+	assert_output ""
+	if git --git-dir="$1/repo" rev-parse -q --verify refs/backups/web1/snapshot >/dev/null; then
+		backup restore -q web1:snapshot --path / --to "$1/snap"
+		run tree_diff "$T/src" "$1/snap"
+		assert_output ""
+	fi
+	export BACKUP_CONFIG=$conf
+}
+
+@test "rotate --remote repacks a pack an expired backup shared with a kept one; the bucket shrinks, a clone restores exact" {
+	setup_expired_bucket probe-bucket repack
+	# web1's old backup wrote one pack: old-only (which only it needs)
+	# beside f1..f3 and the hostname, which today's backup needs too.
+	before=$(pack_bytes repack)
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
+	assert_success
+	assert_line --regexp "^remote 'off': 3 manifests and [0-9]+ packs deleted .*, 0 slots moved$"
+	assert_line "remote 'off': 1 packs partly needed repacked into 1"
+	# db1's 1.5 MB and old-only's 1 MB are gone.
+	after=$(pack_bytes repack)
+	[ "$after" -lt $((before - 2400000)) ]
+	# web1's manifest names the new pack, and every pack it names is there.
+	run --separate-stderr probe ls repack/slots/
+	[ "${#lines[@]}" = 1 ]
+	probe get "${lines[0]%% *}" "$T/manifest"
+	while read -r _ p; do
+		probe head "repack/objects/pack/$p.pack" >/dev/null
+		probe head "repack/objects/pack/$p.idx" >/dev/null
+	done < <(grep '^pack ' "$T/manifest")
+	clone_is_whole "$T/c1" s3://probe-bucket/repack
+	# Nothing more to repack or delete.
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off --json
+	assert_success
+	[ "$(echo "$output" | json_field packs_repacked)" = 0 ]
+	[ "$(echo "$output" | json_field packs_deleted)" = 0 ]
+	[ "$(pack_bytes repack)" = "$after" ]
+}
+
+@test "rotate --remote killed at each step of a repack: every kept slot stays whole, and the next rotate completes" {
+	setup_expired_bucket probe-bucket repackkill
+	# A snapshot of today: its manifest, too, names the old shared pack.
+	backup run -q web1 --snapshot
+	backup push -q off
+	before=$(pack_bytes repackkill)
+	# Killed (SIGKILL, by a test hook) once the new pack is up, once the
+	# first new manifest is written (of two: daily's and snapshot's), once
+	# the old manifests are gone and the old pack not yet.
+	for step in 1 2 3; do
+		run -137 env BACKUP_TEST_S3_GRACE_SECONDS=0 BACKUP_TEST_S3_KILL_REPACK=$step "$BK" rotate --remote off
+		clone_is_whole "$T/k$step" s3://probe-bucket/repackkill
+		[ "$(probe ls repackkill/slots/web1/snapshot/ | wc -l)" -ge 1 ]
+		[ "$(probe ls repackkill/slots/web1/daily/ | wc -l)" -ge 1 ]
+	done
+	# The killed rotates' locks stay (a rotate does not wait for another's).
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
+	assert_success
+	[ "$(pack_bytes repackkill)" -lt $((before - 2400000)) ]
+	clone_is_whole "$T/k4" s3://probe-bucket/repackkill
 }
 
 # Waits (at most 60 s) until the file $1 exists and holds a line matching $2.
