@@ -1322,11 +1322,71 @@ static int read_manifest(struct ts3 *t, const char *key, const char *ref, char h
 	return ret;
 }
 
+/* One manifest, as read. */
+struct manifest {
+	char hex[41];
+	time_t created;		/* 0 when not given */
+	char kind[16];
+	char **packs;
+	size_t npacks;
+};
+
+static void manifest_release(struct manifest *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->npacks; i++)
+		free(m->packs[i]);
+	free(m->packs);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Reads the manifest at key (of ref) with its created, kind and packs. */
+static int manifest_get(struct ts3 *t, const char *key, const char *ref, struct manifest *m)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *line, *save = NULL;
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	ret = read_manifest(t, key, ref, m->hex);
+	if (!ret)
+		ret = s3_get_buf(t->s3, key, 0, 0, &sb);
+	if (ret) {
+		strbuf_release(&sb);
+		return ret == ERR_NOTFOUND ? error("'%s' vanished from the bucket", s3_name(t->s3, key)) : ret;
+	}
+	for (line = strtok_r(sb.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(line, "created ", 8))
+			m->created = (time_t)strtoll(line + 8, NULL, 10);
+		else if (!strncmp(line, "kind ", 5))
+			snprintf(m->kind, sizeof(m->kind), "%s", line + 5);
+		else if (!strncmp(line, "pack pack-", 10) && !strchr(line + 5, '/')) {
+			m->packs = xrealloc(m->packs, (m->npacks + 1) * sizeof(*m->packs));
+			m->packs[m->npacks++] = xstrdup(line + 5);
+		}
+	}
+	strbuf_release(&sb);
+	return 0;
+}
+
+/* Whether pack name ("pack-H") and its index are in the listing have. */
+static int pack_there(const struct names *have, const char *name)
+{
+	char *pack = xasprintf("%s.pack", name), *idx = xasprintf("%s.idx", name);
+	int ret = names_has(have, pack) && names_has(have, idx);
+
+	free(pack);
+	free(idx);
+	return ret;
+}
+
 static int ts3_fetch(struct repo *r, const struct remote *rm, int progress, struct transfer_result *res)
 {
 	struct ts3 t;
 	struct names have = { 0 }, slots = { 0 }, states = { 0 };
 	struct timespec t0, t1;
+	struct manifest m;
 	char **packs = NULL;
 	size_t npacks = 0, i, j;
 	int ret = -1, added = 0;
@@ -1401,11 +1461,26 @@ static int ts3_fetch(struct repo *r, const struct remote *rm, int progress, stru
 			u->ref = xasprintf("refs/backups/%.*s", (int)(last - n), n);
 			key = xasprintf("%sslots/%s", t.prefix, n);
 		}
-		ret = read_manifest(&t, key, u->ref, u->new_hex);
+		ret = n ? manifest_get(&t, key, u->ref, &m) : read_manifest(&t, key, u->ref, u->new_hex);
 		free(key);
 		if (ret)
 			goto out;
 		ret = -1;
+		if (n) {
+			/* A slot whose packs are not all there is not taken: its
+			 * objects would be missing here. */
+			memcpy(u->new_hex, m.hex, sizeof(u->new_hex));
+			for (j = 0; j < m.npacks && pack_there(&have, m.packs[j]); j++)
+				;
+			if (j < m.npacks) {
+				u->status = REF_REFUSED;
+				u->reason = xasprintf("its manifest slots/%s names %s, which is not on the bucket "
+						      "(with its index); the slot is skipped", n, m.packs[j]);
+				manifest_release(&m);
+				continue;
+			}
+			manifest_release(&m);
+		}
 		if (git_oid_fromstr(&oid, u->new_hex) < 0 || !git_odb_exists(r->odb, &oid)) {
 			error("remote '%s' names %s for %s, which none of its packs holds", rm->name,
 			      u->new_hex, u->ref);
@@ -1449,54 +1524,6 @@ out:
  * the server refuses while it is locked: that object stays, and is counted.
  */
 #define PACK_GRACE 86400
-
-/* One manifest, as read. */
-struct manifest {
-	char hex[41];
-	time_t created;		/* 0 when not given */
-	char kind[16];
-	char **packs;
-	size_t npacks;
-};
-
-static void manifest_release(struct manifest *m)
-{
-	size_t i;
-
-	for (i = 0; i < m->npacks; i++)
-		free(m->packs[i]);
-	free(m->packs);
-	memset(m, 0, sizeof(*m));
-}
-
-/* Reads the manifest at key (of ref) with its created, kind and packs. */
-static int manifest_get(struct ts3 *t, const char *key, const char *ref, struct manifest *m)
-{
-	struct strbuf sb = STRBUF_INIT;
-	char *line, *save = NULL;
-	int ret;
-
-	memset(m, 0, sizeof(*m));
-	ret = read_manifest(t, key, ref, m->hex);
-	if (!ret)
-		ret = s3_get_buf(t->s3, key, 0, 0, &sb);
-	if (ret) {
-		strbuf_release(&sb);
-		return ret == ERR_NOTFOUND ? error("'%s' vanished from the bucket", s3_name(t->s3, key)) : ret;
-	}
-	for (line = strtok_r(sb.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (!strncmp(line, "created ", 8))
-			m->created = (time_t)strtoll(line + 8, NULL, 10);
-		else if (!strncmp(line, "kind ", 5))
-			snprintf(m->kind, sizeof(m->kind), "%s", line + 5);
-		else if (!strncmp(line, "pack pack-", 10) && !strchr(line + 5, '/')) {
-			m->packs = xrealloc(m->packs, (m->npacks + 1) * sizeof(*m->packs));
-			m->packs[m->npacks++] = xstrdup(line + 5);
-		}
-	}
-	strbuf_release(&sb);
-	return 0;
-}
 
 /*
  * Deletes key for good: on a bucket with versions (Object Lock) the

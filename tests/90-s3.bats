@@ -507,6 +507,37 @@ CONF
 	assert_success
 }
 
+@test "fetch and clone from S3 skip a slot whose manifest names a pack the bucket lacks, with one line" {
+	setup_pushed_repo probe-bucket miss
+	backup run -q web1 --snapshot
+	backup push -q off
+	ls "$REPO"/objects/pack/*.pack >"$T/packs1"
+	echo more >"$T/src/more"
+	backup run -q web1
+	backup push -q off
+	daily=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	new=$(ls "$REPO"/objects/pack/*.pack | comm -13 "$T/packs1" - | head -1)
+	new=${new##*/}
+	[ -n "$new" ]
+	probe rm "miss/objects/pack/$new"
+	new_host
+	run --separate-stderr backup clone s3://probe-bucket/miss --endpoint "$S3_ENDPOINT"
+	assert_failure 1
+	one_line "backup: refs/backups/web1/daily (web1 daily) from remote 'origin' not taken: its manifest slots/web1/daily/*-$daily names ${new%.pack}, which is not on the bucket (with its index); the slot is skipped"
+	assert_line --regexp "^web1 snapshot [0-9a-f]{12} fetched$"
+	# The rest came whole: the snapshot, the state; no daily.
+	run git --git-dir="$T/new/repo" for-each-ref --format='%(refname)' refs/backups
+	assert_output refs/backups/web1/snapshot
+	run backup check --read-data
+	assert_success
+	# A fetch says the same, and changes nothing.
+	run --separate-stderr backup fetch origin
+	assert_failure 1
+	one_line "backup: refs/backups/web1/daily (web1 daily) from remote 'origin' not taken: *the slot is skipped"
+	run git --git-dir="$T/new/repo" for-each-ref --format='%(refname)' refs/backups
+	assert_output refs/backups/web1/snapshot
+}
+
 @test "push of one machine to S3 sends only the packs its slots need" {
 	setup_pushed_repo probe-bucket one
 	before=$(ls "$REPO"/objects/pack/*.pack)
