@@ -1,8 +1,11 @@
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,8 +22,42 @@ static const char *const usage[] = {
 /*
  * Makes the repository in a temporary folder beside dir and renames it
  * into place at the end: a clone cut short leaves only that folder
- * (".NAME.clone-XXXXXX"), which no command takes for a repository.
+ * (".NAME.clone-XXXXXX"), which no command takes for a repository. The
+ * clone holds an flock on the folder while it runs (a lock that dies with
+ * its process), taken before it writes anything in it; the next clone into
+ * the same parent removes the folders of that name whose lock it can take
+ * and that are not empty: those a killed clone left.
  */
+static void remove_stale_clones(const char *parent, const char *name)
+{
+	char *prefix = xasprintf(".%s.clone-", name);
+	DIR *d = opendir(parent);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char *path;
+		int fd;
+
+		if (strncmp(de->d_name, prefix, strlen(prefix)))
+			continue;
+		path = xasprintf("%s/%s", parent, de->d_name);
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && dir_is_empty(path) == 0) {
+			if (remove_tree(path) == 0)
+				warning("removed '%s', which a clone that was killed left", path);
+			else
+				warning("cannot remove '%s', which a clone that was killed left: %s", path,
+					strerror(errno));
+		}
+		if (fd >= 0)
+			close(fd);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+	free(prefix);
+}
+
 /* Sets remote.NAME.key in the new repository's config. */
 static int set_remote_key(struct repo *r, const char *name, const char *key, const char *value)
 {
@@ -49,7 +86,7 @@ static int clone_into(struct ctx *ctx, const char *url, const char *dir, const c
 	struct remote *rm = NULL;
 	struct repo *r = NULL;
 	char *copy = xstrdup(dir), *base = xstrdup(dir), *parent, *tmp = NULL;
-	int ret = EXIT_ERROR, empty = dir_is_empty(dir);
+	int ret = EXIT_ERROR, empty = dir_is_empty(dir), lockfd = -1;
 	size_t i;
 	struct stat st;
 
@@ -62,11 +99,18 @@ static int clone_into(struct ctx *ctx, const char *url, const char *dir, const c
 		error("cannot create '%s': %s", parent, strerror(errno));
 		goto out;
 	}
+	remove_stale_clones(parent, basename(base));
 	tmp = xasprintf("%s/.%s.clone-XXXXXX", parent, basename(base));
 	if (!mkdtemp(tmp)) {
 		error("cannot create a folder beside '%s': %s", dir, strerror(errno));
 		free(tmp);
 		tmp = NULL;
+		goto out;
+	}
+	/* Ours while we run: no other clone takes it for a leftover. */
+	lockfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX) < 0) {
+		error("cannot lock '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
 	/* Where an S3 service is goes into the clone's config (never a secret). */
@@ -105,6 +149,8 @@ out:
 		error("interrupted: no repository was made at '%s'", dir);
 		ret = EXIT_INTERRUPTED;
 	}
+	if (lockfd >= 0)
+		close(lockfd);
 	strbuf_release(&js);
 	transfer_result_release(&res);
 	remote_free(rm);

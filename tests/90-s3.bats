@@ -499,8 +499,26 @@ CONF
 	[ "$(ls "$leftover"/objects/pack/*.pack | wc -l)" = 1 ]
 	run -1 backup list
 	assert_output --partial "no repository at '$T/new/repo'"
-	run backup clone -q s3://probe-bucket/clone2 --endpoint "$S3_ENDPOINT"
+	# A clone running now holds its folder (an flock, as a clone does):
+	# that one stays; the killed one's goes, and the next clone says so.
+	mkdir "$T/new/.repo.clone-running"
+	echo x >"$T/new/.repo.clone-running/f"
+	python3 -c 'import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(120)' "$T/new/.repo.clone-running" "$T/held" &
+	holder=$!
+	for _ in $(seq 1 1200); do [ -e "$T/held" ] && break; sleep 0.05; done
+	[ -e "$T/held" ]
+	run --separate-stderr backup clone s3://probe-bucket/clone2 --endpoint "$S3_ENDPOINT"
+	kill "$holder"
+	wait "$holder" || true
 	assert_success
+	one_line "backup: warning: removed '$leftover', which a clone that was killed left"
+	[ ! -e "$leftover" ]
+	[ -e "$T/new/.repo.clone-running/f" ]
+	[ "$(compgen -G "$T/new/.repo.clone-*")" = "$T/new/.repo.clone-running" ]
 	[ "$(git --git-dir="$T/new/repo" rev-parse refs/backups/web1/daily)" = \
 	  "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
 	run backup check --read-data
