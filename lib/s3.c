@@ -403,6 +403,39 @@ int s3_open(struct s3 **out, const struct s3_options *opt, const struct s3_cred 
 	return 0;
 }
 
+int s3_dup(struct s3 **out, const struct s3 *s3)
+{
+	struct s3 *d;
+
+	*out = NULL;
+	d = xcalloc(1, sizeof(*d));
+	d->curl = curl_easy_init();
+	if (!d->curl) {
+		free(d);
+		return error("cannot start libcurl");
+	}
+	d->scheme = xstrdup(s3->scheme);
+	d->hostport = xstrdup(s3->hostport);
+	d->path = xstrdup(s3->path);
+	d->endpoint = xstrdup(s3->endpoint);
+	d->bucket = xstrdup(s3->bucket);
+	d->sigv4 = xstrdup(s3->sigv4);
+	d->vhost = s3->vhost;
+	d->cred.access_key = xstrdup(s3->cred.access_key);
+	d->cred.secret_key = xstrdup(s3->cred.secret_key);
+	d->cred.session_token = s3->cred.session_token ? xstrdup(s3->cred.session_token) : NULL;
+	d->cred.source = s3->cred.source ? xstrdup(s3->cred.source) : NULL;
+	d->retries = s3->retries;
+	d->backoff_ms = s3->backoff_ms;
+	d->stall_seconds = s3->stall_seconds;
+	d->max_keys = s3->max_keys;
+	strbuf_init(&d->name, 0);
+	/* Its own jitter: two clients backing off together spread out. */
+	d->seed = s3->seed ^ (unsigned int)(uintptr_t)d;
+	*out = d;
+	return 0;
+}
+
 void s3_free(struct s3 *s3)
 {
 	if (!s3)

@@ -77,6 +77,10 @@ struct s3;
  * a bucket name S3 cannot hold). Nothing goes on the network yet. */
 int s3_open(struct s3 **out, const struct s3_options *opt, const struct s3_cred *cred);
 void s3_free(struct s3 *s3);
+/* A second client of the same service, bucket and credentials, with its
+ * own connection and counters: for another thread. Returns 0, or -1 after
+ * a message. */
+int s3_dup(struct s3 **out, const struct s3 *s3);
 
 /* "s3://BUCKET/KEY", for messages; valid until the next call. */
 const char *s3_name(struct s3 *s3, const char *key);

@@ -44,9 +44,11 @@
  * and sends it before the state manifest. Of two hosts pushing their state
  * to one bucket, the newer manifest is the bucket's state.
  *
- * A fetch reads it back: every complete pack the repository lacks, each
- * verified against its index before it is renamed into place (pack, then
- * index, as a backup writes them), then each slot's newest manifest and the
+ * A fetch reads it back: every complete pack the repository lacks, over
+ * up to three connections at once (each pack streamed to a temporary file,
+ * so memory does not grow with the packs), each verified against its index
+ * before it is renamed into place (pack, then index, as a backup writes
+ * them, one pack at a time), then each slot's newest manifest and the
  * newest state manifest, whose commits must be in those packs. It moves no
  * ref: the caller does.
  *
@@ -62,6 +64,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1182,9 +1185,9 @@ static int pack_intact(int fd, uint64_t size, const unsigned char sum[SHA1_LEN])
 	return !left && !memcmp(got, trailer, SHA1_LEN);
 }
 
-/* Downloads key into a new temporary file of the pack folder, fsynced;
- * sets *tmp (the caller removes or renames it). */
-static int get_tmp(struct ts3 *t, struct repo *r, const char *key, const char *kind,
+/* Downloads key with client s3 into a new temporary file of the pack
+ * folder, fsynced; sets *tmp (the caller removes or renames it). */
+static int get_tmp(struct s3 *s3, struct repo *r, const char *key, const char *kind,
 		   char **tmp, int *fdp)
 {
 	int fd, ret;
@@ -1197,11 +1200,11 @@ static int get_tmp(struct ts3 *t, struct repo *r, const char *key, const char *k
 		*tmp = NULL;
 		return ret;
 	}
-	ret = s3_get_fd(t->s3, key, 0, 0, fd, NULL);
+	ret = s3_get_fd(s3, key, 0, 0, fd, NULL);
 	if (!ret && (fchmod(fd, 0400) < 0 || fsync(fd) < 0))
 		ret = error("cannot write '%s': %s", *tmp, strerror(errno));
 	if (ret == ERR_NOTFOUND)
-		ret = error("'%s' vanished from the bucket during the fetch", s3_name(t->s3, key));
+		ret = error("'%s' vanished from the bucket during the fetch", s3_name(s3, key));
 	if (ret) {
 		close(fd);
 		unlink(*tmp);
@@ -1214,13 +1217,65 @@ static int get_tmp(struct ts3 *t, struct repo *r, const char *key, const char *k
 }
 
 /*
+ * The packs a fetch receives, shared by its download streams: each takes
+ * the next name, downloads and verifies it with its own client, then puts
+ * it in place holding the lock, so that packs land one at a time (and a
+ * test's kill after N packs finds exactly N in place).
+ */
+#define FETCH_STREAMS 3
+
+struct fetch_queue {
+	struct ts3 *t;
+	struct repo *r;
+	char **names;
+	size_t n, next;
+	int progress;
+	int failed;
+	pthread_mutex_t lock;
+	struct transfer_result *res;
+	/* Tests (BACKUP_TEST_S3_FETCH_BARRIER): each stream, its first pack
+	 * received and verified, waits until every stream has one (or a
+	 * minute), so that a kill after one pack finds the others received
+	 * and not yet in place. */
+	int barrier;
+	size_t streams, arrived;
+	pthread_cond_t cond;
+};
+
+struct fetch_stream {
+	struct fetch_queue *q;
+	struct s3 *s3;
+	pthread_t thread;
+	int waited;
+};
+
+static void fetch_barrier(struct fetch_queue *q)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 60;
+	pthread_mutex_lock(&q->lock);
+	q->arrived++;
+	pthread_cond_broadcast(&q->cond);
+	while (q->arrived < q->streams && !q->failed)
+		if (pthread_cond_timedwait(&q->cond, &q->lock, &until))
+			break;
+	pthread_mutex_unlock(&q->lock);
+}
+
+/*
  * Brings pack name (and its index) from the bucket, in the local write
  * order: both downloaded and fsynced under temporary names, the index's
  * checksum and structure and the pack's checksum verified against each
  * other, then the pack renamed into place, then its index.
  */
-static int fetch_pack(struct ts3 *t, struct repo *r, const char *name, struct transfer_result *res)
+static int fetch_pack(struct fetch_stream *fs, const char *name)
 {
+	struct fetch_queue *q = fs->q;
+	struct s3 *s3 = fs->s3;
+	struct ts3 *t = q->t;
+	struct repo *r = q->r;
 	char *pkey = xasprintf("%sobjects/pack/%s.pack", t->prefix, name);
 	char *ikey = xasprintf("%sobjects/pack/%s.idx", t->prefix, name);
 	char *ptmp = NULL, *itmp = NULL, *pfinal = NULL, *ifinal = NULL;
@@ -1229,32 +1284,41 @@ static int fetch_pack(struct ts3 *t, struct repo *r, const char *name, struct tr
 	struct stat st;
 
 	memset(&idx, 0, sizeof(idx));
-	ret = get_tmp(t, r, pkey, "pack", &ptmp, &pfd);
+	ret = get_tmp(s3, r, pkey, "pack", &ptmp, &pfd);
 	if (!ret)
-		ret = get_tmp(t, r, ikey, "idx", &itmp, &ifd);
+		ret = get_tmp(s3, r, ikey, "idx", &itmp, &ifd);
 	if (ret)
 		goto out;
 	if (packidx_read(&idx, itmp) < 0) {
-		ret = error("'%s' is not a valid pack index", s3_name(t->s3, ikey));
+		ret = error("'%s' is not a valid pack index", s3_name(s3, ikey));
 		goto out;
 	}
 	have_idx = 1;
 	if (fstat(pfd, &st) < 0 || !pack_intact(pfd, st.st_size, idx.pack_sum)) {
-		ret = error("'%s' does not match its index, or is damaged", s3_name(t->s3, pkey));
+		ret = error("'%s' does not match its index, or is damaged", s3_name(s3, pkey));
 		goto out;
+	}
+	if (q->barrier && !fs->waited) {
+		fs->waited = 1;
+		fetch_barrier(q);
 	}
 	pfinal = xasprintf("%s/%s.pack", r->pack_dir, name);
 	ifinal = xasprintf("%s/%s.idx", r->pack_dir, name);
+	pthread_mutex_lock(&q->lock);
 	if (rename(ptmp, pfinal) < 0 || fsync_dir(r->pack_dir) < 0 || rename(itmp, ifinal) < 0 ||
 	    fsync_dir(r->pack_dir) < 0) {
 		ret = error("cannot put '%s' in '%s': %s", name, r->pack_dir, strerror(errno));
+		pthread_mutex_unlock(&q->lock);
 		goto out;
 	}
 	free(ptmp);
 	free(itmp);
 	ptmp = itmp = NULL;
-	res->objects += idx.nr;
-	res->bytes += st.st_size;
+	q->res->objects += idx.nr;
+	q->res->bytes += st.st_size;
+	if (++t->packs_fetched == t->kill_after_packs)
+		raise(SIGKILL);
+	pthread_mutex_unlock(&q->lock);
 out:
 	if (have_idx)
 		packidx_release(&idx);
@@ -1273,6 +1337,100 @@ out:
 	free(pkey);
 	free(ikey);
 	return ret;
+}
+
+/* One download stream: packs from the queue until it is empty, one fails
+ * or an interrupt comes. */
+static void *fetch_stream_run(void *arg)
+{
+	struct fetch_stream *fs = arg;
+	struct fetch_queue *q = fs->q;
+
+	for (;;) {
+		const char *name = NULL;
+
+		pthread_mutex_lock(&q->lock);
+		if (!q->failed && !interrupted && q->next < q->n)
+			name = q->names[q->next++];
+		pthread_mutex_unlock(&q->lock);
+		if (!name)
+			break;
+		if (q->progress)
+			fprintf(stderr, "receiving %s\n", name);
+		if (fetch_pack(fs, name) < 0) {
+			pthread_mutex_lock(&q->lock);
+			q->failed = 1;
+			pthread_cond_broadcast(&q->cond);
+			pthread_mutex_unlock(&q->lock);
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* The number of download streams: FETCH_STREAMS, or for measurements
+ * BACKUP_TEST_S3_STREAMS (1 to 8). */
+static size_t fetch_streams(void)
+{
+	const char *e = getenv("BACKUP_TEST_S3_STREAMS");
+	long v = e ? strtol(e, NULL, 10) : 0;
+
+	return v >= 1 && v <= 8 ? (size_t)v : FETCH_STREAMS;
+}
+
+/*
+ * Receives the packs names[0..n) over up to fetch_streams() connections
+ * at once (each a client of its own; this thread drives the first with
+ * t's). Memory stays bounded: every pack streams to its file. Returns 0,
+ * or -1 once every stream has stopped, after the first failure's message.
+ */
+static int fetch_packs(struct ts3 *t, struct repo *r, char **names, size_t n, int progress,
+		       struct transfer_result *res)
+{
+	struct fetch_queue q = { .t = t, .r = r, .names = names, .n = n, .progress = progress, .res = res };
+	struct fetch_stream fs[8];
+	size_t want = fetch_streams(), k, started = 1;
+	sigset_t all, old;
+
+	if (!n)
+		return 0;
+	if (want > n)
+		want = n;
+	q.barrier = getenv("BACKUP_TEST_S3_FETCH_BARRIER") != NULL;
+	q.streams = want;
+	pthread_mutex_init(&q.lock, NULL);
+	pthread_cond_init(&q.cond, NULL);
+	fs[0] = (struct fetch_stream){ .q = &q, .s3 = t->s3 };
+	/* Signals stay with this thread: the streams only see the flag. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (k = 1; k < want; k++) {
+		fs[k] = (struct fetch_stream){ .q = &q };
+		if (s3_dup(&fs[k].s3, t->s3) < 0)
+			break;
+		if (pthread_create(&fs[k].thread, NULL, fetch_stream_run, &fs[k])) {
+			s3_free(fs[k].s3);
+			break;
+		}
+		started++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_lock(&q.lock);
+	q.streams = started;
+	pthread_cond_broadcast(&q.cond);
+	pthread_mutex_unlock(&q.lock);
+	fetch_stream_run(&fs[0]);
+	for (k = 1; k < started; k++) {
+		pthread_join(fs[k].thread, NULL);
+		s3_free(fs[k].s3);
+	}
+	pthread_mutex_destroy(&q.lock);
+	pthread_cond_destroy(&q.cond);
+	if (q.failed)
+		return -1;
+	if (interrupted)
+		return error("interrupted; the packs received stay, the next fetch continues");
+	return 0;
 }
 
 /* A name as a machine's or a slot's: [A-Za-z0-9_.-], not first '.'. */
@@ -1387,8 +1545,8 @@ static int ts3_fetch(struct repo *r, const struct remote *rm, int progress, stru
 	struct names have = { 0 }, slots = { 0 }, states = { 0 };
 	struct timespec t0, t1;
 	struct manifest m;
-	char **packs = NULL;
-	size_t npacks = 0, i, j;
+	char **packs = NULL, **want = NULL;
+	size_t npacks = 0, nwant = 0, i, j;
 	int ret = -1, added = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1412,24 +1570,16 @@ static int ts3_fetch(struct repo *r, const struct remote *rm, int progress, stru
 		for (j = 0; j < npacks && strcmp(packs[j], name); j++)
 			;
 		if (j == npacks && names_has(&have, idx)) {
-			if (progress)
-				fprintf(stderr, "receiving %s\n", name);
-			if (fetch_pack(&t, r, name, res) < 0) {
-				free(name);
-				free(idx);
-				goto out;
-			}
-			added = 1;
-			if (++t.packs_fetched == t.kill_after_packs)
-				raise(SIGKILL);
+			want = xrealloc(want, (nwant + 1) * sizeof(*want));
+			want[nwant++] = name;
+			name = NULL;
 		}
 		free(name);
 		free(idx);
-		if (interrupted) {
-			error("interrupted; the packs received stay, the next fetch continues");
-			goto out;
-		}
 	}
+	if (fetch_packs(&t, r, want, nwant, progress, res) < 0)
+		goto out;
+	added = nwant > 0;
 	if (added && git_odb_refresh(r->odb) < 0) {
 		error_git("cannot read the new packs");
 		goto out;
@@ -1495,6 +1645,9 @@ out:
 	for (i = 0; i < npacks; i++)
 		free(packs[i]);
 	free(packs);
+	for (i = 0; i < nwant; i++)
+		free(want[i]);
+	free(want);
 	names_release(&have);
 	names_release(&slots);
 	names_release(&states);

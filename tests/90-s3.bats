@@ -383,6 +383,55 @@ CONF
 	[ -z "$(ls "$T/b/repo/objects/pack/" | grep -v '^pack-')" ]
 }
 
+@test "fetch from S3 receives packs over several connections at once; killed mid-way, the next completes" {
+	setup_pushed_repo probe-bucket par1
+	for i in 1 2 3; do
+		head -c 400000 /dev/urandom >"$T/src/n$i"
+		backup run -q web1
+	done
+	backup push -q off
+	want=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	npacks=$(probe ls par1/objects/pack/ | grep -c '\.pack ')
+	[ "$npacks" -ge 4 ]
+	mkdir -p "$T/b"
+	printf '[repository]\n\tpath = %s\n[machines]\n\tdir = %s\n\troot = %s\n' \
+		"$T/b/repo" "$MACHINES" "$T/b/mroot" >"$T/b/conf"
+	export BACKUP_CONFIG=$T/b/conf
+	backup init -q
+	backup remote add -q off s3://probe-bucket/par1
+	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	# Three streams each receive a pack, then one is put in place and the
+	# fetch is killed (SIGKILL, a test hook): the other two were received
+	# at the same time and are only temporary files, which nothing names.
+	run -137 env BACKUP_TEST_S3_FETCH_BARRIER=1 BACKUP_TEST_S3_KILL_AFTER_PACKS=1 "$BK" fetch -q off
+	[ "$(ls "$T/b/repo"/objects/pack/*.pack | wc -l)" = 1 ]
+	[ "$(ls "$T/b/repo"/objects/pack/*.idx | wc -l)" = 1 ]
+	[ "$(ls "$T/b/repo"/objects/pack/ | grep -c '^tmp_pack_')" = 2 ]
+	[ "$(ls "$T/b/repo"/objects/pack/ | grep -c '^tmp_idx_')" = 2 ]
+	run git --git-dir="$T/b/repo" rev-parse -q --verify refs/backups/web1/daily
+	assert_failure
+	run backup check -q
+	assert_success
+	run git --git-dir="$T/b/repo" fsck --full --no-progress
+	assert_success
+	# One stream, the same kill: nothing but the one pack was received.
+	rm -f "$T/b/repo"/objects/pack/tmp_*
+	run -137 env BACKUP_TEST_S3_STREAMS=1 BACKUP_TEST_S3_FETCH_BARRIER=1 BACKUP_TEST_S3_KILL_AFTER_PACKS=1 \
+		"$BK" fetch -q off
+	[ "$(ls "$T/b/repo"/objects/pack/*.pack | wc -l)" = 2 ]
+	[ -z "$(ls "$T/b/repo"/objects/pack/ | grep '^tmp_')" ]
+	# The next fetch brings the rest, and the copy is whole.
+	run backup fetch off
+	assert_success
+	assert_output --regexp "^web1 daily ${want:0:12} fetched"
+	[ "$(ls "$T/b/repo"/objects/pack/*.pack | wc -l)" = "$npacks" ]
+	run backup check --read-data
+	assert_success
+	backup restore -q web1 --path / --to "$T/out"
+	run tree_diff "$T/src" "$T/out"
+	assert_output ""
+}
+
 @test "push to S3 with objectLock: every object it writes is locked" {
 	setup_pushed_repo push-locked r
 	probe --bucket push-locked mb --lock
