@@ -320,52 +320,6 @@ struct remote_ref {
 	char *name;
 };
 
-/* Lists the remote's refs with git ls-remote. */
-static int ls_remote(const struct remote *rm, const char *gitdir, struct remote_ref **out, size_t *nr)
-{
-	char *gd = xasprintf("--git-dir=%s", gitdir);
-	const char *argv[] = { "git", gd, "ls-remote", "--", rm->name, NULL };
-	struct strbuf o = STRBUF_INIT, e = STRBUF_INIT, why = STRBUF_INIT;
-	struct remote_ref *list = NULL;
-	size_t n = 0;
-	const char *p;
-	int st, ret = -1;
-
-	*out = NULL;
-	*nr = 0;
-	st = run_git(rm, argv, NULL, &o, &e, 0);
-	if (st < 0)
-		goto out;
-	if (st) {
-		failure_reason(&e, &why);
-		error("cannot reach remote '%s' (%s): %s", rm->name, rm->url, why.buf);
-		goto out;
-	}
-	for (p = o.buf; *p;) {
-		const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
-
-		if (end - p > 41 && p[40] == '\t') {
-			list = xrealloc(list, (n + 1) * sizeof(*list));
-			memcpy(list[n].hex, p, 40);
-			list[n].hex[40] = '\0';
-			list[n].name = xstrndup(p + 41, end - p - 41);
-			n++;
-		}
-		p = nl ? nl + 1 : end;
-	}
-	*out = list;
-	*nr = n;
-	list = NULL;
-	ret = 0;
-out:
-	free(list);
-	free(gd);
-	strbuf_release(&o);
-	strbuf_release(&e);
-	strbuf_release(&why);
-	return ret;
-}
-
 static void free_remote_refs(struct remote_ref *list, size_t n)
 {
 	size_t i;
@@ -486,14 +440,18 @@ static void parse_porcelain(const char *out, struct transfer_result *res)
 }
 
 /*
- * The refs the remote advertised to git push, read from git's packet trace
- * (GIT_TRACE_PACKET): lines "... packet: push< ID REFNAME", the first with
- * "\0capabilities" after the name (the trace writes the NUL as "\0").
+ * The refs the remote advertised to git push or fetch, read from git's
+ * packet trace (GIT_TRACE_PACKET): lines "... packet: SIDE ID REFNAME"
+ * (side "push< " or "fetch< "), in protocol v0 the first with
+ * "\0capabilities" after the name (the trace writes the NUL as "\0"), in
+ * v2 (ls-refs) some with " ATTRIBUTE" after it.
  * Sets *reached when the remote said anything at all. Returns 0, or -1
  * when the trace cannot be read.
  */
-static int advertised_refs(const char *trace, struct remote_ref **out, size_t *nr, int *reached)
+static int advertised_refs(const char *trace, const char *side, struct remote_ref **out, size_t *nr,
+			   int *reached)
 {
+	size_t side_len = strlen(side);
 	struct strbuf sb = STRBUF_INIT;
 	struct remote_ref *list = NULL;
 	size_t n = 0;
@@ -508,14 +466,14 @@ static int advertised_refs(const char *trace, struct remote_ref **out, size_t *n
 	}
 	for (p = sb.buf; *p;) {
 		const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
-		const char *m = memmem(p, end - p, "push< ", 6);
+		const char *m = memmem(p, end - p, side, side_len);
 
 		if (m) {
 			*reached = 1;
-			m += 6;
+			m += side_len;
 			if (end - m > 46 && strspn(m, "0123456789abcdef") == 40 && m[40] == ' ' &&
 			    !strncmp(m + 41, "refs/", 5)) {
-				size_t len = strcspn(m + 41, "\\\n");
+				size_t len = strcspn(m + 41, " \\\n");
 
 				list = xrealloc(list, (n + 1) * sizeof(*list));
 				memcpy(list[n].hex, m, 40);
@@ -530,6 +488,30 @@ static int advertised_refs(const char *trace, struct remote_ref **out, size_t *n
 	*out = list;
 	*nr = n;
 	return 0;
+}
+
+/*
+ * A new empty file for git's packet trace, under backup/locks/ (an
+ * absolute path: git runs elsewhere), or NULL after a message.
+ */
+static char *trace_file(struct repo *r, const char *what)
+{
+	char *trace, *cwd = r->path[0] == '/' ? NULL : getcwd(NULL, 0);
+	int fd;
+
+	if (r->path[0] == '/')
+		trace = xasprintf("%s/backup/locks/.%s-trace-XXXXXX", r->path, what);
+	else
+		trace = xasprintf("%s/%s/backup/locks/.%s-trace-XXXXXX", cwd ? cwd : ".", r->path, what);
+	free(cwd);
+	fd = mkstemp(trace);
+	if (fd < 0) {
+		error("cannot create '%s': %s", trace, strerror(errno));
+		free(trace);
+		return NULL;
+	}
+	close(fd);
+	return trace;
 }
 
 /*
@@ -548,7 +530,7 @@ static int tg_push(struct repo *r, const struct remote *rm, const char *const *r
 	char *gd = xasprintf("--git-dir=%s", r->path), *trace = NULL, *trace_env = NULL;
 	struct timespec t0;
 	size_t argc = 0, spec0 = 0;
-	int ret = -1, st, fd, reached = 0;
+	int ret = -1, st, reached = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(res, 0, sizeof(*res));
@@ -569,21 +551,9 @@ static int tg_push(struct repo *r, const struct remote *rm, const char *const *r
 		ret = 0;
 		goto out;
 	}
-	trace = r->path[0] == '/' ? xasprintf("%s/backup/locks/.push-trace-XXXXXX", r->path) : NULL;
-	if (!trace) {
-		char *cwd = getcwd(NULL, 0);
-
-		trace = xasprintf("%s/%s/backup/locks/.push-trace-XXXXXX", cwd ? cwd : ".", r->path);
-		free(cwd);
-	}
-	fd = mkstemp(trace);
-	if (fd < 0) {
-		error("cannot create '%s': %s", trace, strerror(errno));
-		free(trace);
-		trace = NULL;
+	trace = trace_file(r, "push");
+	if (!trace)
 		goto out;
-	}
-	close(fd);
 	trace_env = xasprintf("GIT_TRACE_PACKET=%s", trace);
 	argv = xcalloc(16 + nrefs, sizeof(*argv));
 	argv[argc++] = "git";
@@ -608,7 +578,7 @@ static int tg_push(struct repo *r, const struct remote *rm, const char *const *r
 	st = run_git_env(rm, trace_env, argv, NULL, &o, &e, progress);
 	if (st < 0)
 		goto out;
-	if (advertised_refs(trace, &theirs, &ntheirs, &reached) < 0)
+	if (advertised_refs(trace, "push< ", &theirs, &ntheirs, &reached) < 0)
 		warning("cannot read what git push was told of the remote's refs; its statistics are left out");
 	parse_porcelain(o.buf, res);
 	for (i = 0; i < res->nrefs; i++) {
@@ -808,27 +778,46 @@ static char *shallow_file(struct repo *r)
 	return path;
 }
 
+/*
+ * One connection: git fetch lists the remote's refs and fetches in the same
+ * session, and tells us the refs through its packet trace. A fetch refspec
+ * with a pattern must name where the refs go, so it runs as --dry-run:
+ * git receives the objects (pack, index, fsync, connectivity check of what
+ * the refs need) and writes no ref; the slots are the caller's to move.
+ * Only slot refs are asked for (their objects alone are sent) and the
+ * service state.
+ */
 static int tg_fetch(struct repo *r, const struct remote *rm, int progress, struct transfer_result *res)
 {
+	static const char *const specs[] = {
+		"+refs/backups/*/daily:refs/backup-fetch/*/daily",
+		"+refs/backups/*/weekly:refs/backup-fetch/*/weekly",
+		"+refs/backups/*/biweekly:refs/backup-fetch/*/biweekly",
+		"+refs/backups/*/snapshot:refs/backup-fetch/*/snapshot",
+		/* A pattern: a remote without the state is no error. */
+		"+" REPO_STATE_REF "*:refs/backup-fetch/state*",
+	};
 	struct remote_ref *theirs = NULL;
-	size_t ntheirs = 0, i, j, nwant = 0;
+	size_t ntheirs = 0, i;
 	struct strbuf o = STRBUF_INIT, e = STRBUF_INIT, why = STRBUF_INIT;
-	const char **argv = NULL;
-	char *gd = xasprintf("--git-dir=%s", r->path), *shallow = NULL;
+	const char *argv[48];
+	char *gd = xasprintf("--git-dir=%s", r->path), *shallow = NULL, *trace = NULL, *trace_env = NULL;
 	struct pack_seen before = { 0 };
 	struct timespec t0;
-	size_t argc = 0, want0;
-	int ret = -1, st;
+	size_t argc = 0;
+	int ret = -1, st, reached = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(res, 0, sizeof(*res));
-	if (ls_remote(rm, r->path, &theirs, &ntheirs) < 0)
+	shallow = shallow_file(r);
+	trace = shallow ? trace_file(r, "fetch") : NULL;
+	if (!trace)
 		goto out;
-	argv = xcalloc(32 + ntheirs, sizeof(*argv));
+	trace_env = xasprintf("GIT_TRACE_PACKET=%s", trace);
 	argv[argc++] = "git";
 	argv[argc++] = gd;
 	argv[argc++] = "--shallow-file";
-	argv[argc++] = NULL;	/* set below */
+	argv[argc++] = shallow;
 	argv[argc++] = "-c";
 	argv[argc++] = "core.fsync=all";
 	argv[argc++] = "-c";
@@ -842,6 +831,7 @@ static int tg_fetch(struct repo *r, const struct remote *rm, int progress, struc
 	argv[argc++] = "-c";
 	argv[argc++] = "gc.auto=0";
 	argv[argc++] = "fetch";
+	argv[argc++] = "--dry-run";
 	argv[argc++] = "--no-tags";
 	argv[argc++] = "--no-write-fetch-head";
 	argv[argc++] = "--no-auto-maintenance";
@@ -850,7 +840,31 @@ static int tg_fetch(struct repo *r, const struct remote *rm, int progress, struc
 	argv[argc++] = progress ? "--progress" : "--quiet";
 	argv[argc++] = "--";
 	argv[argc++] = rm->name;
-	want0 = argc;
+	for (i = 0; i < sizeof(specs) / sizeof(*specs); i++)
+		argv[argc++] = specs[i];
+	argv[argc] = NULL;
+	list_packs(r->pack_dir, &before);
+	st = run_git_env(rm, trace_env, argv, NULL, &o, &e, progress);
+	if (st < 0)
+		goto out;
+	if (advertised_refs(trace, "fetch< ", &theirs, &ntheirs, &reached) < 0) {
+		error("cannot read what git fetch was told of the remote's refs");
+		goto out;
+	}
+	if (st) {
+		failure_reason(&e, &why);
+		if (reached)
+			error("cannot fetch from remote '%s' (%s): %s", rm->name, rm->url, why.buf);
+		else
+			error("cannot reach remote '%s' (%s): %s", rm->name, rm->url, why.buf);
+		goto out;
+	}
+	/* git fsyncs the pack and its index, not their folder. */
+	if (fsync_dir(r->pack_dir) < 0) {
+		error("cannot sync '%s': %s", r->pack_dir, strerror(errno));
+		goto out;
+	}
+	count_new_packs(r->pack_dir, &before, res);
 	for (i = 0; i < ntheirs; i++) {
 		struct ref_update *u;
 		git_oid oid;
@@ -860,46 +874,11 @@ static int tg_fetch(struct repo *r, const struct remote *rm, int progress, struc
 		u = add_update(res, theirs[i].name);
 		memcpy(u->new_hex, theirs[i].hex, 41);
 		u->status = REF_UPDATED;
-		if (git_odb_exists(r->odb, &oid))
-			continue;
-		for (j = want0; j < argc; j++)
-			if (!strcmp(argv[j], theirs[i].hex))
-				break;
-		if (j == argc) {
-			argv[argc++] = theirs[i].hex;
-			nwant++;
+		/* Whatever git did, a slot names only what is here. */
+		if (!git_odb_exists(r->odb, &oid)) {
+			u->status = REF_REFUSED;
+			u->reason = xstrdup("its objects did not come; fetch again");
 		}
-	}
-	argv[argc] = NULL;
-	if (nwant) {
-		shallow = shallow_file(r);
-		if (!shallow)
-			goto out;
-		argv[3] = shallow;
-		list_packs(r->pack_dir, &before);
-		st = run_git(rm, argv, NULL, &o, &e, progress);
-		if (st < 0)
-			goto out;
-		if (st) {
-			failure_reason(&e, &why);
-			error("cannot fetch from remote '%s' (%s): %s", rm->name, rm->url, why.buf);
-			goto out;
-		}
-		/* git fsyncs the pack and its index, not their folder. */
-		if (fsync_dir(r->pack_dir) < 0) {
-			error("cannot sync '%s': %s", r->pack_dir, strerror(errno));
-			goto out;
-		}
-		count_new_packs(r->pack_dir, &before, res);
-	}
-	/* What the remote named can have moved in between: take only what came. */
-	for (i = 0; i < res->nrefs; i++) {
-		git_oid oid;
-
-		if (git_oid_fromstr(&oid, res->refs[i].new_hex) == 0 && git_odb_exists(r->odb, &oid))
-			continue;
-		res->refs[i].status = REF_REFUSED;
-		res->refs[i].reason = xstrdup("it moved on the remote during the fetch; fetch again");
 	}
 	ret = 0;
 out:
@@ -907,8 +886,12 @@ out:
 		unlink(shallow);
 		free(shallow);
 	}
+	if (trace) {
+		unlink(trace);
+		free(trace);
+	}
+	free(trace_env);
 	free_packs(&before);
-	free(argv);
 	free(gd);
 	free_remote_refs(theirs, ntheirs);
 	strbuf_release(&o);

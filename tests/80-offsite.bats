@@ -193,6 +193,53 @@ assert d["pushed"] == 1 and 1 <= d["objects"] <= 8 and d["bytes"] > 0, d' <<<"$o
 	both_clean "$T/far.git"
 }
 
+@test "a clone and a fetch make one ssh connection each, and take only slots and the state" {
+	setup_backed_up
+	git init -q --bare "$T/far.git"
+	backup remote add off "$(sshd_url "$T/far.git")"
+	backup push -q off
+	# A ref that is no slot, with an object of its own: it does not come.
+	junk=$(echo junk-only-here | git --git-dir="$T/far.git" hash-object -w --stdin)
+	git --git-dir="$T/far.git" update-ref refs/heads/junk "$(git --git-dir="$T/far.git" -c user.name=t -c user.email=t@t commit-tree \
+		"$(printf '100644 blob %s\tj\n' "$junk" | git --git-dir="$T/far.git" mktree)" -m junk)"
+	new_host
+	before=$(logins)
+	run backup clone "$(sshd_url "$T/far.git")"
+	assert_success
+	[ "$(logins)" = $((before + 1)) ]
+	[ "$(git --git-dir="$T/new/repo" rev-parse refs/backups/web1/daily)" = \
+	  "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
+	[ "$(git --git-dir="$T/new/repo" rev-parse refs/backup/state)" = \
+	  "$(git --git-dir="$REPO" rev-parse refs/backup/state)" ]
+	run git --git-dir="$T/new/repo" cat-file -e "$junk"
+	assert_failure
+	[ -z "$(git --git-dir="$T/new/repo" for-each-ref refs/backup-fetch refs/heads)" ]
+	# A new backup on the remote: the fetch brings it over one connection.
+	(export BACKUP_CONFIG=$T/backup.conf
+	 echo changed >"$T/src/f1"
+	 backup run -q web1 --snapshot
+	 backup push -q off)
+	before=$(logins)
+	run backup fetch --json origin
+	assert_success
+	[ "$(logins)" = $((before + 1)) ]
+	python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["fetched"]==1 and d["objects"]>=1 and d["bytes"]>0, d' <<<"$output"
+	[ "$(git --git-dir="$T/new/repo" rev-parse refs/backups/web1/snapshot)" = \
+	  "$(git --git-dir="$REPO" rev-parse refs/backups/web1/snapshot)" ]
+	# Nothing new: one connection, nothing fetched.
+	before=$(logins)
+	run backup fetch origin
+	assert_success
+	assert_output "up to date with remote 'origin'"
+	[ "$(logins)" = $((before + 1)) ]
+	[ -z "$(git --git-dir="$T/new/repo" for-each-ref refs/backup-fetch refs/heads)" ]
+	[ -z "$(ls -A "$T/new/repo/backup/locks" | grep trace)" ]
+	run backup check --read-data
+	assert_success
+	run git --git-dir="$T/new/repo" fsck --full --no-progress
+	assert_success
+}
+
 @test "a ref the remote refuses is named, exit 1, and not reported pushed" {
 	setup_backed_up
 	backup run -q web1 --snapshot
