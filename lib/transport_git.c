@@ -41,6 +41,7 @@
 
 #include "fsutil.h"
 #include "machine.h"
+#include "packidx.h"
 #include "remote.h"
 #include "strbuf.h"
 #include "usage.h"
@@ -337,43 +338,171 @@ static double seconds_since(const struct timespec *t0)
 	return (t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* Sizes and object counts of the packs in dir, to tell what a fetch added. */
+struct pack_seen {
+	char **names;
+	size_t n;
+};
+
+static void list_packs(const char *dir, struct pack_seen *ps)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	ps->names = NULL;
+	ps->n = 0;
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+
+		if (len > 5 && !strcmp(de->d_name + len - 5, ".pack")) {
+			ps->names = xrealloc(ps->names, (ps->n + 1) * sizeof(*ps->names));
+			ps->names[ps->n++] = xstrdup(de->d_name);
+		}
+	}
+	closedir(d);
+}
+
+static void free_packs(struct pack_seen *ps)
+{
+	size_t i;
+
+	for (i = 0; i < ps->n; i++)
+		free(ps->names[i]);
+	free(ps->names);
+}
+
+/* A local pack's index, with its objects' offsets in pack order. */
+struct sized_pack {
+	struct packidx idx;
+	uint64_t *sorted;	/* nr + 1: the offsets, then the trailer's */
+	time_t mtime;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Newest first, the order git looks in. */
+static int cmp_pack_mtime(const void *a, const void *b)
+{
+	const struct sized_pack *x = a, *y = b;
+
+	return x->mtime > y->mtime ? -1 : x->mtime < y->mtime;
+}
+
+/* The bytes an object at off takes in pack p: up to the next one. */
+static uint64_t packed_size(const struct sized_pack *p, uint64_t off)
+{
+	size_t lo = 0, hi = p->idx.nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (p->sorted[mid] < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < p->idx.nr && p->sorted[lo] == off ? p->sorted[lo + 1] - off : 0;
+}
+
+/* The local packs with their indexes (a pack without a readable index is
+ * left out: git does not read it either). */
+static void load_sized_packs(struct repo *r, struct sized_pack **out, size_t *nr)
+{
+	struct pack_seen ps;
+	struct sized_pack *v = NULL;
+	size_t i, n = 0, k;
+
+	list_packs(r->pack_dir, &ps);
+	for (i = 0; i < ps.n; i++) {
+		char *pack = xasprintf("%s/%s", r->pack_dir, ps.names[i]);
+		char *idx = xasprintf("%.*s.idx", (int)(strlen(pack) - 5), pack);
+		struct sized_pack sp = { 0 };
+		struct stat st;
+
+		if (stat(pack, &st) == 0 && st.st_size >= 32 && packidx_read(&sp.idx, idx) == 0) {
+			sp.mtime = st.st_mtime;
+			sp.sorted = xmalloc((sp.idx.nr + 1) * sizeof(*sp.sorted));
+			for (k = 0; k < sp.idx.nr; k++)
+				sp.sorted[k] = sp.idx.offset[k];
+			qsort(sp.sorted, sp.idx.nr, sizeof(*sp.sorted), cmp_u64);
+			sp.sorted[sp.idx.nr] = st.st_size - SHA1_LEN;
+			v = xrealloc(v, (n + 1) * sizeof(*v));
+			v[n++] = sp;
+		}
+		free(idx);
+		free(pack);
+	}
+	free_packs(&ps);
+	qsort(v, n, sizeof(*v), cmp_pack_mtime);
+	*out = v;
+	*nr = n;
+}
+
 /*
  * Counts the objects (and their bytes in the packs) that git will send for
  * revs (lines of "ID" and "^ID"), walking as git's pack-objects does under
- * --objects-edge-aggressive. Returns 0, or -1 (the numbers stay 0).
+ * --objects-edge-aggressive: one rev-list pass lists them, and their sizes
+ * come from the pack indexes (what git's --disk-usage reports: the bytes
+ * up to the next object of the pack; a loose object's file size). Returns
+ * 0, or -1 (the numbers stay 0).
  */
-static int count_to_send(const char *gitdir, const char *revs, uint64_t *objects, uint64_t *bytes)
+static int count_to_send(struct repo *r, const char *revs, uint64_t *objects, uint64_t *bytes)
 {
-	char *gd = xasprintf("--git-dir=%s", gitdir);
+	char *gd = xasprintf("--git-dir=%s", r->path);
 	const char *list[] = { "git", gd, "rev-list", "--objects", "--objects-edge-aggressive",
 			       "--no-object-names", "--stdin", NULL };
-	const char *du[] = { "git", gd, "rev-list", "--objects", "--objects-edge-aggressive",
-			     "--disk-usage", "--stdin", NULL };
 	struct strbuf o = STRBUF_INIT, e = STRBUF_INIT;
+	struct sized_pack *packs = NULL;
+	size_t npacks = 0, i;
 	const char *p;
 	int ret = -1;
 
 	*objects = *bytes = 0;
 	if (run_git(NULL, list, revs, &o, &e, 0) != 0)
 		goto out;
-	for (p = o.buf; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
-		if (*p != '-' && *p != '\n')
-			(*objects)++;
-	strbuf_reset(&o);
-	if (run_git(NULL, du, revs, &o, &e, 0) != 0)
-		goto out;
-	/* Edges come first, as "-ID" lines; the sum is the last line. */
-	while (o.len && o.buf[o.len - 1] == '\n')
-		strbuf_setlen(&o, o.len - 1);
-	p = strrchr(o.buf, '\n') ? strrchr(o.buf, '\n') + 1 : o.buf;
-	if (*p < '0' || *p > '9')
-		goto out;
-	*bytes = strtoull(p, NULL, 10);
+	load_sized_packs(r, &packs, &npacks);
+	/* Edges come as "-ID" lines: git sends nothing for them. */
+	for (p = o.buf; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p)) {
+		unsigned char id[SHA1_LEN];
+		git_oid oid;
+		ssize_t pos = -1;
+
+		if (*p == '-' || *p == '\n')
+			continue;
+		(*objects)++;
+		if (git_oid_fromstrn(&oid, p, 40) < 0)
+			continue;
+		memcpy(id, oid.id, SHA1_LEN);
+		for (i = 0; i < npacks && (pos = packidx_find(&packs[i].idx, id)) < 0; i++)
+			;
+		if (pos >= 0) {
+			*bytes += packed_size(&packs[i], packs[i].idx.offset[pos]);
+		} else {
+			char *loose = xasprintf("%s/objects/%.2s/%.38s", r->path, p, p + 2);
+			struct stat st;
+
+			if (stat(loose, &st) == 0)
+				*bytes += st.st_size;
+			free(loose);
+		}
+	}
 	/* The pack's header and trailer. */
 	if (*objects)
 		*bytes += 12 + 20;
 	ret = 0;
 out:
+	for (i = 0; i < npacks; i++) {
+		packidx_release(&packs[i].idx);
+		free(packs[i].sorted);
+	}
+	free(packs);
 	free(gd);
 	strbuf_release(&o);
 	strbuf_release(&e);
@@ -622,7 +751,7 @@ static int tg_push(struct repo *r, const struct remote *rm, const char *const *r
 			if (git_oid_fromstr(&oid, theirs[j].hex) == 0 && git_odb_exists(r->odb, &oid))
 				strbuf_addf(&revs, "^%s\n", theirs[j].hex);
 		}
-		if (count_to_send(r->path, revs.buf, &res->objects, &res->bytes) < 0)
+		if (count_to_send(r, revs.buf, &res->objects, &res->bytes) < 0)
 			warning("cannot count what the push sent; its statistics are left out");
 	}
 	ret = 0;
@@ -644,41 +773,6 @@ out:
 	strbuf_release(&why);
 	res->seconds = seconds_since(&t0);
 	return ret;
-}
-
-/* Sizes and object counts of the packs in dir, to tell what a fetch added. */
-struct pack_seen {
-	char **names;
-	size_t n;
-};
-
-static void list_packs(const char *dir, struct pack_seen *ps)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-
-	ps->names = NULL;
-	ps->n = 0;
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-
-		if (len > 5 && !strcmp(de->d_name + len - 5, ".pack")) {
-			ps->names = xrealloc(ps->names, (ps->n + 1) * sizeof(*ps->names));
-			ps->names[ps->n++] = xstrdup(de->d_name);
-		}
-	}
-	closedir(d);
-}
-
-static void free_packs(struct pack_seen *ps)
-{
-	size_t i;
-
-	for (i = 0; i < ps->n; i++)
-		free(ps->names[i]);
-	free(ps->names);
 }
 
 /* Adds the packs in dir that are not in before to res (objects, bytes). */
