@@ -88,24 +88,81 @@ int crypto_hkdf(unsigned char *out, size_t outlen, const void *key, size_t keyle
 	return ok ? 0 : error("HKDF failed in libcrypto");
 }
 
+/* Tells keys apart in the threads' contexts: an address may be reused. */
+static uint64_t keys_serial;
+
 static int derive(struct crypto_keys *k)
 {
-	OSSL_PARAM params[2];
 	int i;
 
 	pthread_once(&fetch_once, fetch);
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	for (i = 0; i < CRYPTO_NUSES; i++) {
+	k->serial = __atomic_add_fetch(&keys_serial, 1, __ATOMIC_RELAXED);
+	for (i = 0; i < CRYPTO_NUSES; i++)
 		if (crypto_hkdf(k->sub[i], CRYPTO_KEY_LEN, k->master, CRYPTO_KEY_LEN, NULL, 0,
 				use_label[i], strlen(use_label[i])) < 0)
 			return -1;
-		k->mac[i] = EVP_MAC_CTX_new(hmac);
-		if (!k->mac[i] || !EVP_MAC_init(k->mac[i], k->sub[i], CRYPTO_KEY_LEN, params))
-			return error("HMAC-SHA-256 failed in libcrypto");
-	}
 	return crypto_hkdf(k->check, CRYPTO_CHECK_LEN, k->master, CRYPTO_KEY_LEN, NULL, 0,
 			   check_label, strlen(check_label));
+}
+
+/*
+ * Each thread keeps libcrypto contexts keyed with the subkeys of the keys
+ * it used last, made on first use: a sealed name is an HMAC and an
+ * AES-CTR of a few dozen bytes, and making their contexts anew (the HMAC
+ * pads, the AES key schedule, a dozen allocations) cost more than the work
+ * itself. The contexts are freed, and libcrypto wipes the key material in
+ * them, when the thread exits, when it uses other keys, and when it frees
+ * these keys (crypto_keys_free()).
+ */
+struct thread_ctx {
+	uint64_t serial;		/* of the keys, 0 for none yet */
+	EVP_MAC_CTX *mac[CRYPTO_NUSES];
+	EVP_CIPHER_CTX *ctr[CRYPTO_NUSES];
+};
+static __thread struct thread_ctx *tctx;
+static pthread_key_t tctx_key;
+static pthread_once_t tctx_once = PTHREAD_ONCE_INIT;
+
+static void tctx_clear(struct thread_ctx *t)
+{
+	int i;
+
+	for (i = 0; i < CRYPTO_NUSES; i++) {
+		EVP_MAC_CTX_free(t->mac[i]);
+		EVP_CIPHER_CTX_free(t->ctr[i]);
+		t->mac[i] = NULL;
+		t->ctr[i] = NULL;
+	}
+	t->serial = 0;
+}
+
+/* At the exit of a thread that used keys. */
+static void tctx_destroy(void *p)
+{
+	tctx_clear(p);
+	free(p);
+	tctx = NULL;
+}
+
+static void tctx_key_create(void)
+{
+	if (pthread_key_create(&tctx_key, tctx_destroy))
+		die("cannot create a thread-specific key");
+}
+
+static struct thread_ctx *thread_ctx(const struct crypto_keys *k)
+{
+	if (!tctx) {
+		pthread_once(&tctx_once, tctx_key_create);
+		tctx = xcalloc(1, sizeof(*tctx));
+		if (pthread_setspecific(tctx_key, tctx))
+			die("cannot set a thread-specific value");
+	}
+	if (tctx->serial != k->serial) {
+		tctx_clear(tctx);
+		tctx->serial = k->serial;
+	}
+	return tctx;
 }
 
 int crypto_keys_from_master(struct crypto_keys **out, const unsigned char master[CRYPTO_KEY_LEN])
@@ -137,12 +194,10 @@ int crypto_keys_new(struct crypto_keys **out)
 
 void crypto_keys_free(struct crypto_keys *k)
 {
-	int i;
-
 	if (!k)
 		return;
-	for (i = 0; i < CRYPTO_NUSES; i++)
-		EVP_MAC_CTX_free(k->mac[i]);
+	if (tctx && tctx->serial == k->serial)
+		tctx_clear(tctx);
 	crypto_wipe(k, sizeof(*k));
 	free(k);
 }
@@ -167,13 +222,47 @@ void crypto_mac(unsigned char out[CRYPTO_MAC_LEN], const unsigned char *key, siz
 void crypto_keys_mac(unsigned char out[CRYPTO_MAC_LEN], const struct crypto_keys *k, enum crypto_use use,
 		     const void *data, size_t len)
 {
-	EVP_MAC_CTX *c = EVP_MAC_CTX_dup(k->mac[use]);
+	struct thread_ctx *t = thread_ctx(k);
+	EVP_MAC_CTX *c = t->mac[use];
 	size_t outlen;
+	int ok;
 
-	if (!c || !EVP_MAC_update(c, data, len) || !EVP_MAC_final(c, out, &outlen, CRYPTO_MAC_LEN) ||
+	if (!c) {
+		OSSL_PARAM params[2];
+
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+		params[1] = OSSL_PARAM_construct_end();
+		c = t->mac[use] = EVP_MAC_CTX_new(hmac);
+		ok = c && EVP_MAC_init(c, k->sub[use], CRYPTO_KEY_LEN, params);
+	} else {
+		/* No key: the same one again, from the pads kept. */
+		ok = EVP_MAC_init(c, NULL, 0, NULL);
+	}
+	if (!ok || !EVP_MAC_update(c, data, len) || !EVP_MAC_final(c, out, &outlen, CRYPTO_MAC_LEN) ||
 	    outlen != CRYPTO_MAC_LEN)
 		die("HMAC-SHA-256 failed in libcrypto");
-	EVP_MAC_CTX_free(c);
+}
+
+int crypto_keys_ctr(unsigned char *out, const struct crypto_keys *k, enum crypto_use use,
+		    const unsigned char iv[16], const void *in, size_t len)
+{
+	struct thread_ctx *t = thread_ctx(k);
+	EVP_CIPHER_CTX *c = t->ctr[use];
+	int outl, ok;
+
+	if (len > (1 << 30))
+		return error("AES-256-CTR of more than 1 GiB at once");
+	if (!c) {
+		c = t->ctr[use] = EVP_CIPHER_CTX_new();
+		if (!c)
+			die("out of memory");
+		ok = EVP_EncryptInit_ex2(c, aes_ctr, k->sub[use], iv, NULL);
+	} else {
+		/* The key schedule kept: only the counter block is new. */
+		ok = EVP_EncryptInit_ex2(c, NULL, NULL, iv, NULL);
+	}
+	ok = ok && (!len || EVP_EncryptUpdate(c, out, &outl, in, (int)len));
+	return ok ? 0 : error("AES-256-CTR failed in libcrypto");
 }
 
 /* EVP_*Update() takes an int length: long buffers go in steps. */

@@ -65,9 +65,9 @@ struct crypto_keys {
 	/* A public value that names the master key without revealing it: a
 	 * key file and an exported key are matched against it. */
 	unsigned char check[CRYPTO_CHECK_LEN];
-	/* HMAC contexts keyed with each subkey, copied by crypto_keys_mac()
-	 * so that a MAC costs no key setup (libcrypto's EVP_MAC_CTX). */
-	void *mac[CRYPTO_NUSES];
+	/* Names these keys in each thread's libcrypto contexts, which
+	 * crypto_keys_mac() and crypto_keys_ctr() key once per thread. */
+	uint64_t serial;
 };
 
 /* Overwrites len bytes of p with zeros in a way the compiler keeps. */
@@ -91,8 +91,11 @@ int crypto_keys_new(struct crypto_keys **out);
 int crypto_keys_from_master(struct crypto_keys **out, const unsigned char master[CRYPTO_KEY_LEN]);
 void crypto_keys_free(struct crypto_keys *k);
 
-/* HMAC-SHA-256 of data under subkey use of k: crypto_mac() with
- * k->sub[use], several times faster for short data. Thread-safe. */
+/*
+ * HMAC-SHA-256 of data under subkey use of k: crypto_mac() with
+ * k->sub[use], several times faster for short data. Thread-safe: each
+ * thread keys its own context once (freed when it exits or frees k).
+ */
 void crypto_keys_mac(unsigned char out[CRYPTO_MAC_LEN], const struct crypto_keys *k, enum crypto_use use,
 		     const void *data, size_t len);
 
@@ -127,6 +130,11 @@ int crypto_open(struct strbuf *out, const unsigned char key[CRYPTO_KEY_LEN],
  */
 int crypto_ctr(unsigned char *out, const unsigned char key[CRYPTO_KEY_LEN], const unsigned char iv[16],
 	       const void *in, size_t len);
+
+/* crypto_ctr() under subkey use of k, with the key schedule kept per
+ * thread as crypto_keys_mac() keeps its context: for short inputs. */
+int crypto_keys_ctr(unsigned char *out, const struct crypto_keys *k, enum crypto_use use,
+		    const unsigned char iv[16], const void *in, size_t len);
 
 /* 1 when the len bytes at a and b are equal, in time independent of where they differ. */
 int crypto_equal(const void *a, const void *b, size_t len);
@@ -186,9 +194,6 @@ struct crypto_key_info {
 	time_t created;
 	struct scrypt_params kdf;
 	unsigned char check[CRYPTO_CHECK_LEN];
-	/* HMAC contexts keyed with each subkey, copied by crypto_keys_mac()
-	 * so that a MAC costs no key setup (libcrypto's EVP_MAC_CTX). */
-	void *mac[CRYPTO_NUSES];
 };
 
 /* Parses a wrapped key; ERR_CORRUPT (printing nothing) when malformed or

@@ -147,9 +147,13 @@ static void b64_add(struct strbuf *out, const unsigned char *p, size_t n)
 
 static int b64_val(char c)
 {
-	const char *p = c ? strchr(b64url, c) : NULL;
-
-	return p ? (int)(p - b64url) : -1;
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '-' ? 62 : c == '_' ? 63 : -1;
 }
 
 /* Decodes canonical unpadded base64url (no stray bits); -1 otherwise. */
@@ -204,7 +208,7 @@ int name_seal(struct strbuf *out, const struct crypto_keys *k, const unsigned ch
 	if (len > NAME_MAX_LEN)
 		return error("name '%s' is longer than %d bytes", name, NAME_MAX_LEN);
 	name_siv(buf, k, ctx, mode, oid, name, len);
-	if (crypto_ctr(buf + NAME_SIV_LEN, k->sub[CRYPTO_NAME_CIPHER], buf, name, len) < 0)
+	if (crypto_keys_ctr(buf + NAME_SIV_LEN, k, CRYPTO_NAME_CIPHER, buf, name, len) < 0)
 		return -1;
 	b64_add(out, buf, NAME_SIV_LEN + len);
 	return 0;
@@ -221,7 +225,7 @@ int name_unseal(struct strbuf *out, const struct crypto_keys *k, const unsigned 
 	    n <= NAME_SIV_LEN || n > NAME_SIV_LEN + NAME_MAX_LEN)
 		return ERR_CORRUPT;
 	n -= NAME_SIV_LEN;
-	if (crypto_ctr((unsigned char *)name, k->sub[CRYPTO_NAME_CIPHER], buf, buf + NAME_SIV_LEN, n) < 0)
+	if (crypto_keys_ctr((unsigned char *)name, k, CRYPTO_NAME_CIPHER, buf, buf + NAME_SIV_LEN, n) < 0)
 		return -1;
 	name[n] = '\0';
 	name_siv(siv, k, ctx, mode, oid, name, n);

@@ -2,7 +2,9 @@
  * 5869 HKDF, RFC 7914 scrypt, RFC 4231 HMAC, the GCM specification's AES-256
  * cases), then what our use of them must guarantee: a changed byte, another
  * key or another id never opens; nonces never repeat, across fork() too; a
- * wrong passphrase opens nothing; a mistyped exported key is caught. */
+ * wrong passphrase opens nothing; a mistyped exported key is caught; the
+ * contexts each thread keeps for keys give what fresh ones give. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +423,68 @@ static void test_export(void)
 	crypto_keys_free(k);
 }
 
+/* 1 when crypto_keys_mac() and crypto_keys_ctr() of k give, for every use
+ * and a few lengths, what crypto_mac() and crypto_ctr() give with k's
+ * subkeys: twice, so that kept contexts are checked as well as new ones. */
+static int keyed_same(const struct crypto_keys *k)
+{
+	static const size_t lens[] = { 0, 1, 55, 64, 255, 3000 };
+	unsigned char data[3000], iv[16], a[3000], b[3000];
+	size_t i, l;
+	int use, round, same = 1;
+
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 7 + 3);
+	for (round = 0; round < 2; round++)
+		for (use = 0; use < CRYPTO_NUSES; use++)
+			for (l = 0; l < sizeof(lens) / sizeof(*lens); l++) {
+				crypto_keys_mac(a, k, use, data, lens[l]);
+				crypto_mac(b, k->sub[use], CRYPTO_KEY_LEN, data, lens[l]);
+				same &= !memcmp(a, b, CRYPTO_MAC_LEN);
+				memset(iv, (int)(l + 16 * round), sizeof(iv));
+				same &= crypto_keys_ctr(a, k, use, iv, data, lens[l]) == 0;
+				same &= crypto_ctr(b, k->sub[use], iv, data, lens[l]) == 0;
+				same &= !memcmp(a, b, lens[l]);
+			}
+	return same;
+}
+
+static void *keyed_thread(void *k)
+{
+	return keyed_same(k) ? k : NULL;
+}
+
+static void test_thread_contexts(void)
+{
+	unsigned char master[CRYPTO_KEY_LEN] = { 1 };
+	struct crypto_keys *k1, *k2, *k3;
+	pthread_t t[3];
+	void *ret;
+	int i;
+
+	CHECK(crypto_keys_from_master(&k1, master) == 0);
+	CHECK(crypto_keys_new(&k2) == 0);
+	/* Two keys in turn on one thread: each gets its own subkeys. */
+	CHECK(keyed_same(k1));
+	CHECK(keyed_same(k2));
+	CHECK(keyed_same(k1));
+	/* Keys freed and others made, perhaps at the same address: never
+	 * the contexts of the keys before. */
+	crypto_keys_free(k1);
+	master[0] = 2;
+	CHECK(crypto_keys_from_master(&k3, master) == 0);
+	CHECK(keyed_same(k3));
+	/* Threads at once, each with its own contexts, freed as it exits. */
+	for (i = 0; i < 3; i++)
+		CHECK(pthread_create(&t[i], NULL, keyed_thread, i ? k2 : k3) == 0);
+	for (i = 0; i < 3; i++) {
+		CHECK(pthread_join(t[i], &ret) == 0);
+		CHECK(ret == (i ? (void *)k2 : (void *)k3));
+	}
+	crypto_keys_free(k2);
+	crypto_keys_free(k3);
+}
+
 int main(void)
 {
 	test_hkdf();
@@ -431,6 +495,7 @@ int main(void)
 	test_peek();
 	test_fork_nonces();
 	test_subkeys();
+	test_thread_contexts();
 	test_wrap();
 	test_export();
 	if (failed)
