@@ -42,6 +42,16 @@ struct entry {
 	unsigned mode;				/* K_REUSE: MODE_BLOB or MODE_TREE */
 	unsigned char oid[SHA1_LEN];		/* K_REUSE */
 	struct scan *scan;			/* a folder handed to the scanner */
+	/*
+	 * Encrypted repository: the entry's sealed name in the previous
+	 * backup, which opened, and the type and id it is bound to there.
+	 * Sealing is deterministic, so when the folder's .meta and the
+	 * entry's type and id are the same again, this is the name
+	 * name_seal() would compute: build_tree() takes it as it is.
+	 */
+	char *psealed;
+	unsigned pmode;
+	unsigned char poid[SHA1_LEN];
 };
 
 /*
@@ -84,6 +94,8 @@ struct pdir {
 	size_t n;
 	int pending;		/* chunks not yet stored; under the pool lock */
 	int dequeued;		/* taken off the queue (built, or failed to) */
+	int has_pmeta;		/* pmeta is the previous backup's .meta of it */
+	unsigned char pmeta[SHA1_LEN];
 	struct pdir *next;	/* the queue of directories, in post-order */
 	unsigned char tree[SHA1_LEN];
 };
@@ -240,6 +252,7 @@ static void release_entries(struct pdir *d)
 	for (i = 0; i < d->n; i++) {
 		meta_clear(&d->e[i].m);
 		free(d->e[i].chunks);
+		free(d->e[i].psealed);
 	}
 	free(d->e);
 	d->e = NULL;
@@ -314,6 +327,13 @@ static int build_tree(struct walker *w, struct pdir *d)
 			if (ret < 0)
 				goto out;
 			ret = -1;
+		}
+		if (keys && e->psealed && d->has_pmeta && !memcmp(meta_oid, d->pmeta, SHA1_LEN) &&
+		    t->mode == e->pmode && !memcmp(t->oid, e->poid, SHA1_LEN)) {
+			/* Bound to the same as before: sealed the same. */
+			t->name = e->psealed;
+			e->psealed = NULL;
+			continue;
 		}
 		strbuf_reset(&name);
 		if (!keys)
@@ -918,6 +938,11 @@ static void walk_entry(struct walker *w, int dfd, struct pdir *d, struct entry *
 		e->kind = K_SKIP;
 		return;
 	}
+	if (pte && prev->names) {
+		e->psealed = xstrdup(git_tree_entry_name(pte));
+		e->pmode = git_tree_entry_type(pte) == GIT_OBJECT_TREE ? MODE_TREE : MODE_BLOB;
+		memcpy(e->poid, git_tree_entry_id(pte)->id, SHA1_LEN);
+	}
 	meta_from_stat(&e->m, &st);
 	e->m.uname = xstrdup(uid_name(st.st_uid));
 	e->m.gname = xstrdup(gid_name(st.st_gid));
@@ -1055,6 +1080,12 @@ static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
 	}
 	d->e = xcalloc(n + 1, sizeof(*d->e));
 	d->n = n + 1;
+	if (prev.names) {
+		const git_tree_entry *pme = git_tree_entry_byname(prev.tree, META_NAME);
+
+		d->has_pmeta = 1;
+		memcpy(d->pmeta, git_tree_entry_id(pme)->id, SHA1_LEN);
+	}
 	d->e[0].m.name = xstrdup(".");
 	meta_from_stat(&d->e[0].m, self);
 	d->e[0].m.uname = xstrdup(uid_name(self->st_uid));

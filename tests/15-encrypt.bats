@@ -322,6 +322,44 @@ damaged() {
 	assert_success
 }
 
+@test "a run after a run takes the sealed names of what is bound as before; what changed is sealed anew, exact" {
+	make_corpus
+	mkdir -p "$T/src/a/b/c"
+	printf 'kept as it is\n' >"$T/src/a/keep.txt"
+	printf 'kept too\n' >"$T/src/a/b/keep2.txt"
+	seq 1 500 >"$T/src/a/b/c/deep.txt"
+	backup run -q web1
+	# Changed in place, deep down: the .meta of a and a/b stay as they
+	# were, but the trees of b and c are new, so their names are sealed
+	# anew while those of keep.txt and keep2.txt are taken as they were.
+	echo 501 >>"$T/src/a/b/c/deep.txt"
+	# A rename, and content changed under the same name and size.
+	mv "$T/src/docs/secret.txt" "$T/src/docs/renamed.txt"
+	printf 'A SMALL PRIVATE NOTE, ONE CHUNK ONLY\n' >"$T/src/note"
+	backup run -q --snapshot web1
+	run backup check --read-data
+	assert_success
+	backup restore -q web1:snapshot --new r2
+	run tree_diff "$T/src" "$MROOT/r2/disks/root"
+	assert_output ""
+	# And nothing changed (the atimes of folders aside, which reading
+	# them moved): the names of the files taken again.
+	backup run -q web1
+	backup restore -q web1 --new r3
+	run tree_diff "$T/src" "$MROOT/r3/disks/root"
+	assert_output ""
+	# A name taken from the backup before is authenticated as any other:
+	# keep.txt's, in folder a (the folder of root that holds a folder).
+	S=refs/backups/web1/daily
+	for d in $(folders "$S:root"); do
+		[ -n "$(folders "$S:root/$d")" ] && a=$d
+	done
+	n=$(blobs "$S:root/$a")
+	case $n in A*) m=B${n#A} ;; *) m=A${n#?} ;; esac
+	rewrite "$S" "root/$a/$n" "$(git --git-dir="$REPO" rev-parse "$S:root/$a/$n")" "$m"
+	damaged daily /a/keep.txt
+}
+
 @test "push to a path remote and clone carry an encrypted repository; the clone restores with the key" {
 	make_corpus
 	backup run -q web1
