@@ -177,6 +177,12 @@ int ctx_prepare(struct ctx *ctx)
 		return 0;
 	if (repo_open(&ctx->repo, ctx->cfg->repo_path) < 0)
 		return -1;
+	/* Whoever holds a key expects an encrypted repository: one that is not
+	 * was not made with that key (a copy whose state was replaced, or the
+	 * wrong repository), and nothing is done in it. */
+	if (ctx->key_file && !repo_is_encrypted(ctx->repo))
+		return error("repository '%s' is not encrypted, so --key-file '%s' is not its key; "
+			     "check that it is the repository you meant", ctx->repo->path, ctx->key_file);
 	if ((flags & NEED_KEY) && repo_is_encrypted(ctx->repo)) {
 		char opened[CRYPTO_KEYID_HEX + 1];
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "keys.h"
 #include "proc.h"
 #include "schedule.h"
 #include "service.h"
@@ -260,6 +261,28 @@ static int push_after(struct ctx *ctx, const struct run_opts *o, const char *con
 	return ret;
 }
 
+/*
+ * A repository whose state says it is not encrypted while its slots name
+ * encrypted backups had its state replaced or lost (a copy of a remote that
+ * served another state): a run would write plaintext beside them. Returns
+ * 0, or -1 after refusing.
+ */
+static int refuse_lowered(struct repo *r)
+{
+	char *ref = NULL;
+	int found;
+
+	if (repo_is_encrypted(r))
+		return 0;
+	found = snapshot_find_sealed(r, &ref);
+	if (found > 0)
+		error("repository '%s' says it is not encrypted (format %d), yet %s names an encrypted backup: "
+		      "its state was replaced or lost; no backup taken (take the repository from a copy you trust)",
+		      r->path, r->version, ref);
+	free(ref);
+	return found ? -1 : 0;
+}
+
 int cmd_run(int argc, const char **argv, struct ctx *ctx)
 {
 	struct run_opts o = { .wait = 0 };
@@ -288,7 +311,7 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 		return opt_usage_error(usage, "--label goes with --snapshot"), EXIT_USAGE;
 	if (o.push && *o.push && !valid_name(o.push))
 		return opt_usage_error(usage, "'%s' cannot name a remote", o.push), EXIT_USAGE;
-	if (ctx_prepare(ctx) < 0 || repo_prepare_write(ctx->repo) < 0)
+	if (ctx_prepare(ctx) < 0 || repo_prepare_write(ctx->repo) < 0 || refuse_lowered(ctx->repo) < 0)
 		return EXIT_ERROR;
 	if (o.all) {
 		if (machine_list(&names, &n, ctx->cfg) < 0)

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "machine.h"
+#include "keys.h"
 #include "remote.h"
 #include "snapshot.h"
 #include "strbuf.h"
@@ -521,6 +522,16 @@ static int take_slot(struct repo *r, const struct remote *rm, struct ref_update 
 	int lock = -1, ret = 0, err;
 
 	git_oid_fromstr(&id, u->new_hex);
+	/* Never an encrypted backup into a plain repository (nothing here could
+	 * read it, and a run would write plaintext beside it), nor a plain one
+	 * into an encrypted repository. */
+	err = snapshot_sealed(r, id.id, 1);
+	if (err >= 0 && err != repo_is_encrypted(r)) {
+		refuse(u, REF_REFUSED, xasprintf(err ? "%s is an encrypted backup, and this repository is not encrypted"
+					       : "%s is a backup of an unencrypted repository, and this one is encrypted",
+					       u->new_hex));
+		goto out;
+	}
 	err = snapshot_read(r, id.id, &theirs);
 	if (err < 0) {
 		refuse(u, REF_REFUSED, xasprintf(err == ERR_NEWER ? "%s is a backup of a newer version of backup"
@@ -571,7 +582,7 @@ out:
 }
 
 /* Clone: the remote's state replaces the fresh one of the new repository. */
-static int take_state(struct repo *r, struct ref_update *u)
+static int take_state(struct repo *r, const struct remote *rm, struct ref_update *u)
 {
 	git_reference *ref = NULL;
 	git_commit *c = NULL;
@@ -587,6 +598,12 @@ static int take_state(struct repo *r, struct ref_update *u)
 		error_git("cannot set the service state");
 		goto out;
 	}
+	if (repo_state_lowered(r)) {
+		error("not cloned: the service state of remote '%s' says its repository is not encrypted but holds "
+		      "the 'encryption' entry of an encrypted one: its format was lowered; clone from a copy you trust",
+		      rm->name);
+		goto out;
+	}
 	if (repo_state_check(r) < 0)
 		goto out;
 	ret = 0;
@@ -594,6 +611,33 @@ out:
 	git_reference_free(ref);
 	git_commit_free(c);
 	return ret;
+}
+
+/*
+ * A clone whose state says "not encrypted", or that got no state, must hold
+ * no encrypted backup: else whoever serves the remote replaced or dropped
+ * the state of an encrypted repository, and the clone's first run would
+ * write plaintext. state: 1 when the remote's state was taken.
+ */
+static int clone_check_plain(struct repo *r, const struct remote *rm, const struct transfer_result *res,
+			     int state)
+{
+	size_t i;
+
+	if (repo_is_encrypted(r))
+		return 0;
+	for (i = 0; i < res->nrefs; i++) {
+		const struct ref_update *u = &res->refs[i];
+		git_oid id;
+
+		if (u->status != REF_UPDATED || !strcmp(u->ref, REPO_STATE_REF) ||
+		    git_oid_fromstr(&id, u->new_hex) < 0 || snapshot_sealed(r, id.id, 1) != 1)
+			continue;
+		return error("not cloned: %s on remote '%s' is an encrypted backup, but the remote's service state %s: "
+			     "it was replaced or lost; clone from a copy you trust", u->ref, rm->name,
+			     state ? "says the repository is not encrypted" : "is missing");
+	}
+	return 0;
 }
 
 int remote_fetch(struct repo *r, const struct remote *rm, int progress, int clone, long wait,
@@ -609,16 +653,29 @@ int remote_fetch(struct repo *r, const struct remote *rm, int progress, int clon
 		return -1;
 	if (rm->ops->fetch(r, rm, progress, res) < 0)
 		goto out;
+	if (clone) {
+		/* The state first: it says whether the slots may be encrypted. */
+		int state = 0;
+
+		for (i = 0; i < res->nrefs; i++) {
+			struct ref_update *u = &res->refs[i];
+
+			if (u->status != REF_UPDATED || strcmp(u->ref, REPO_STATE_REF))
+				continue;
+			if (take_state(r, rm, u) < 0)
+				goto out;
+			state = 1;
+		}
+		if (clone_check_plain(r, rm, res, state) < 0)
+			goto out;
+	}
+	/* A fetch never takes the remote's state: nor its format, which
+	 * therefore never goes down from encrypted. */
 	for (i = 0; i < res->nrefs; i++) {
 		struct ref_update *u = &res->refs[i];
 
-		if (u->status != REF_UPDATED)
+		if (u->status != REF_UPDATED || !strcmp(u->ref, REPO_STATE_REF))
 			continue;
-		if (!strcmp(u->ref, REPO_STATE_REF)) {
-			if (clone && take_state(r, u) < 0)
-				goto out;
-			continue;
-		}
 		if (take_slot(r, rm, u, wait) < 0)
 			goto out;
 	}

@@ -74,6 +74,31 @@ static int tree_read(git_repository *git, git_tree *tree, const char *path, stru
 	return 0;
 }
 
+/*
+ * 1 when a state tree whose format says "not encrypted" holds what only an
+ * encrypted repository's has, `encryption` (an unknown `keys` is kept, as
+ * any entry of a later version): its format line was lowered by whoever
+ * served or edited it, and a run would write plaintext beside sealed data.
+ */
+static int lowered(git_tree *tree, int version)
+{
+	return version < REPO_FORMAT_ENCRYPTED && git_tree_entry_byname(tree, "encryption") != NULL;
+}
+
+int repo_state_lowered(struct repo *r)
+{
+	struct strbuf sb = STRBUF_INIT;
+	git_tree *t = NULL;
+	git_oid id;
+	int ret = 0;
+
+	if (!state_tree(r->git, &id, &t) && !tree_read(r->git, t, "format", &sb))
+		ret = lowered(t, parse_format(sb.buf, sb.len));
+	git_tree_free(t);
+	strbuf_release(&sb);
+	return ret;
+}
+
 int repo_state_read(struct repo *r, const char *name, struct strbuf *out)
 {
 	git_oid id;
@@ -471,6 +496,12 @@ int repo_open(struct repo **out, const char *path)
 		if (version < 2) {
 			error("repository '%s' is damaged: %s holds no valid format; "
 			      "restore the repository from a copy", path, REPO_STATE_REF);
+			goto out;
+		}
+		if (lowered(tree, version)) {
+			error("repository '%s' is damaged: %s says format %d (not encrypted) but holds the "
+			      "'encryption' entry of an encrypted one: its format was lowered; take the repository "
+			      "from a copy you trust", path, REPO_STATE_REF, version);
 			goto out;
 		}
 	} else if (strbuf_read_file(&sb, fmt) == 0) {
@@ -879,6 +910,11 @@ int repo_state_check(struct repo *r)
 	v = tree_read(r->git, t, "format", &sb) < 0 ? 0 : parse_format(sb.buf, sb.len);
 	if (v < 2 || v > REPO_FORMAT_ENCRYPTED) {
 		error("damaged: the format of %s cannot be read", REPO_STATE_REF);
+		goto out;
+	}
+	if (lowered(t, v)) {
+		error("damaged: %s says format %d (not encrypted) but holds the 'encryption' entry of an encrypted one: "
+		      "its format was lowered", REPO_STATE_REF, v);
 		goto out;
 	}
 	/* A clone takes the remote's state, and its format with it: an

@@ -124,6 +124,12 @@ int repo_state_update(struct repo *r, const struct repo_state_entry *e, size_t n
  * or -1 after reporting the damage.
  */
 int repo_state_check(struct repo *r);
+/*
+ * 1 when the state tree says a format below 3 (not encrypted) but holds an
+ * encrypted repository's `encryption` entry: a format lowered by whoever
+ * served the state. repo_open() and repo_state_check() refuse it.
+ */
+int repo_state_lowered(struct repo *r);
 
 /*
  * Takes the lock of one machine's jobs (flock; it dies with the process).

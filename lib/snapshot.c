@@ -440,6 +440,79 @@ int snapshot_parse(const char *msg, struct backup_info **out)
 	return ret;
 }
 
+/* 1 when the blob id is not a bare zstd frame (an encrypted repository's
+ * blobs start with their 32-byte dedup key), 0 when it is, -1 unreadable. */
+static int blob_not_zstd(struct repo *r, const git_oid *id)
+{
+	static const unsigned char magic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
+	git_odb_object *o = NULL;
+	int ret;
+
+	if (git_odb_read(&o, r->odb, id) < 0)
+		return -1;
+	ret = git_odb_object_size(o) < sizeof(magic) || memcmp(git_odb_object_data(o), magic, sizeof(magic));
+	git_odb_object_free(o);
+	return ret;
+}
+
+int snapshot_sealed(struct repo *r, const unsigned char id[SHA1_LEN], int deep)
+{
+	struct backup_info *b = xcalloc(1, sizeof(*b));
+	git_commit *c = NULL;
+	git_tree *t = NULL, *disk = NULL;
+	git_oid oid;
+	size_t i;
+	int ret = -1, sealed = 0;
+
+	memcpy(oid.id, id, SHA1_LEN);
+	if (git_commit_lookup(&c, r->git, &oid) < 0)
+		goto out;
+	if (parse_message(b, git_commit_message_raw(c), NULL, NULL, &sealed) == 0)
+		ret = sealed;
+	if (ret == 1 || !deep || git_commit_tree(&t, c) < 0)
+		goto out;
+	/* Each disk's top folder: its .meta is a zstd frame unless sealed
+	 * (also under a commit whose fields were made to look plain). */
+	for (i = 0; i < git_tree_entrycount(t) && ret != 1; i++) {
+		const git_tree_entry *te = git_tree_entry_byindex(t, i), *meta;
+
+		if (git_tree_entry_type(te) != GIT_OBJECT_TREE || git_tree_lookup(&disk, r->git, git_tree_entry_id(te)) < 0)
+			continue;
+		meta = git_tree_entry_byname(disk, META_NAME);
+		if (meta && blob_not_zstd(r, git_tree_entry_id(meta)) == 1)
+			ret = 1;
+		git_tree_free(disk);
+		disk = NULL;
+	}
+out:
+	git_tree_free(t);
+	git_commit_free(c);
+	backup_info_free(b);
+	return ret;
+}
+
+int snapshot_find_sealed(struct repo *r, char **ref)
+{
+	git_reference_iterator *it = NULL;
+	git_reference *gr;
+	int found = 0;
+
+	*ref = NULL;
+	if (git_reference_iterator_glob_new(&it, r->git, "refs/backups/*") < 0)
+		return error_git("cannot list the backups");
+	while (!found && git_reference_next(&gr, it) == 0) {
+		const git_oid *id = git_reference_target(gr);
+
+		if (id && snapshot_sealed(r, id->id, 0) == 1) {
+			*ref = xstrdup(git_reference_name(gr));
+			found = 1;
+		}
+		git_reference_free(gr);
+	}
+	git_reference_iterator_free(it);
+	return found;
+}
+
 int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backup_info **out)
 {
 	struct backup_info *b = xcalloc(1, sizeof(*b));

@@ -72,6 +72,18 @@ int snapshot_set_slot(struct repo *r, const char *machine, const char *slot,
 /* Reads one backup; ERR_CORRUPT when its commit is not one of ours. */
 int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backup_info **out);
 void backup_info_free(struct backup_info *b);
+/*
+ * 1 when the backup id is one of an encrypted repository: its commit has
+ * sealed fields or, with deep, the .meta of a disk's top folder is not a
+ * bare zstd frame (a sealed blob); 0 when it is a plain backup, -1 when its
+ * commit is unreadable or not a backup. Needs no key: it is how a
+ * repository whose state says "not encrypted" finds that it holds
+ * encrypted backups (a state replaced by whoever served it).
+ */
+int snapshot_sealed(struct repo *r, const unsigned char id[SHA1_LEN], int deep);
+/* 1 when a ref under refs/backups/ names a backup with sealed fields,
+ * *ref (the caller frees it) being the first; 0 when none; -1 on error. */
+int snapshot_find_sealed(struct repo *r, char **ref);
 /* Parses a backup's commit message alone (no disk trees); for tests. */
 int snapshot_parse(const char *msg, struct backup_info **out);
 

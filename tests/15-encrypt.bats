@@ -482,3 +482,84 @@ damaged() {
 	assert_output --partial "cannot restore 'data': its data in the repository is damaged"
 	[ ! -e "$T/out/data" ]
 }
+
+# lower_state GITDIR [keep-keys]: the state of GITDIR rewritten with stock
+# git as a hostile remote could: its format line says 2 (not encrypted),
+# with the `encryption` and `keys` entries kept or dropped.
+lower_state() {
+	local g=$1 keep=${2:-} fmt tree commit
+	fmt=$(printf 'backup repository format 2\n' | git --git-dir="$g" hash-object -w --stdin)
+	tree=$(git --git-dir="$g" ls-tree refs/backup/state |
+		awk -v f="$fmt" -v k="$keep" 'BEGIN { FS = OFS = "\t" }
+			$2 == "format" { split($1, a, " "); $1 = a[1] " " a[2] " " f }
+			($2 == "encryption" || $2 == "keys") && k == "" { next } { print }' |
+		git --git-dir="$g" mktree)
+	commit=$(git --git-dir="$g" -c user.name=t -c user.email=t@t commit-tree "$tree" </dev/null)
+	git --git-dir="$g" update-ref refs/backup/state "$commit"
+}
+
+@test "a remote that serves an encrypted repository as unencrypted: clone refuses it, fetch never lowers the format" {
+	make_corpus
+	backup run -q web1
+	git init -q --bare "$T/far.git"
+	backup remote add far "$T/far.git"
+	backup push -q far
+	cp -a "$T/far.git" "$T/far.orig"
+	# The format line lowered, the keys kept.
+	lower_state "$T/far.git" keep-keys
+	run -1 backup clone "$T/far.git" "$T/clone"
+	assert_output "backup: not cloned: the service state of remote 'origin' says its repository is not encrypted but holds the 'encryption' entry of an encrypted one: its format was lowered; clone from a copy you trust"
+	[ ! -e "$T/clone" ] && [ -z "$(ls -d "$T"/.clone.clone-* 2>/dev/null)" ]
+	# A copy made with stock git is refused as it opens.
+	git clone -q --mirror --no-local "$T/far.git" "$T/mirror1.git"
+	run -1 backup --repo "$T/mirror1.git" run web1
+	assert_output "backup: repository '$T/mirror1.git' is damaged: refs/backup/state says format 2 (not encrypted) but holds the 'encryption' entry of an encrypted one: its format was lowered; take the repository from a copy you trust"
+	# The keys dropped as well: the sealed backups give it away.
+	rm -rf "$T/far.git" && cp -a "$T/far.orig" "$T/far.git"
+	lower_state "$T/far.git"
+	run -1 backup clone "$T/far.git" "$T/clone"
+	assert_output "backup: not cloned: refs/backups/web1/daily on remote 'origin' is an encrypted backup, but the remote's service state says the repository is not encrypted: it was replaced or lost; clone from a copy you trust"
+	[ ! -e "$T/clone" ]
+	# A stock git copy of it opens, but no run writes plaintext into it.
+	git clone -q --mirror --no-local "$T/far.git" "$T/mirror2.git"
+	before=$(ls -R "$T/mirror2.git/objects" | sha256sum)
+	run -1 backup --repo "$T/mirror2.git" run web1
+	assert_output "backup: repository '$T/mirror2.git' says it is not encrypted (format 2), yet refs/backups/web1/daily names an encrypted backup: its state was replaced or lost; no backup taken (take the repository from a copy you trust)"
+	[ "$before" = "$(ls -R "$T/mirror2.git/objects" | sha256sum)" ]
+	# Whoever has the key learns it is not the repository meant.
+	backup key export >"$T/exp" 2>/dev/null
+	run -1 backup --repo "$T/mirror2.git" --key-file "$T/exp" restore web1 --path /note --to "$T/out"
+	assert_output "backup: repository '$T/mirror2.git' is not encrypted, so --key-file '$T/exp' is not its key; check that it is the repository you meant"
+	[ ! -e "$T/out" ]
+	# The commit made to look plain too: the sealed .meta still tells.
+	commit=$(git --git-dir="$T/far.git" cat-file commit refs/backups/web1/daily | sed 's/^sealed .*/label -/' |
+		git --git-dir="$T/far.git" hash-object -t commit -w --stdin)
+	git --git-dir="$T/far.git" update-ref refs/backups/web1/daily "$commit"
+	run -1 backup clone "$T/far.git" "$T/clone"
+	assert_output --partial "backup: not cloned: refs/backups/web1/daily on remote 'origin' is an encrypted backup"
+	# No state at all.
+	git --git-dir="$T/far.git" update-ref -d refs/backup/state
+	run -1 backup clone "$T/far.git" "$T/clone"
+	assert_output --partial "but the remote's service state is missing: it was replaced or lost; clone from a copy you trust"
+	[ ! -e "$T/clone" ]
+
+	# A fetch takes no state: a remote serving format 2 and a plain
+	# backup leaves this repository encrypted and its slot where it was.
+	P=$T/plain
+	backup --repo "$P" init -q
+	backup --repo "$P" enable -q web1
+	backup --repo "$P" run -q web1
+	git --git-dir="$P" push -q -f "$T/far.git" refs/backups/web1/daily refs/backup/state
+	daily=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
+	run -1 backup fetch far
+	assert_line --regexp "^backup: refs/backups/web1/daily \(web1 daily\) from remote 'far' not taken: [0-9a-f]{40} is a backup of an unencrypted repository, and this one is encrypted$"
+	[ "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" = "$daily" ]
+	run git --git-dir="$REPO" cat-file blob refs/backup/state:format
+	assert_output "backup repository format 3"
+	run backup check --read-data
+	assert_success
+	# And a plain repository takes no encrypted backup.
+	backup --repo "$P" remote add enc "$T/far.orig"
+	run -1 backup --repo "$P" fetch enc
+	assert_line --regexp "^backup: refs/backups/web1/daily \(web1 daily\) from remote 'enc' not taken: [0-9a-f]{40} is an encrypted backup, and this repository is not encrypted$"
+}
