@@ -69,6 +69,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1784,11 +1785,40 @@ struct bucket_odb {
 	struct ts3 *t;
 	struct repo *r;
 	char *dir;
+	int lockfd;		/* an flock on dir while we run */
 	git_odb *odb;
 	git_repository *git;
 	struct bpack *p;
 	size_t np;
 };
+
+/*
+ * Removes the folders backup-rotate-* in tmp that a killed rotation left:
+ * each rotation holds an flock on its folder, taken before it writes in
+ * it, so a folder not empty whose lock can be taken is a leftover.
+ */
+static void remove_stale_rotate_dirs(const char *tmp)
+{
+	DIR *d = opendir(tmp);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char *path;
+		int fd;
+
+		if (strncmp(de->d_name, "backup-rotate-", 14))
+			continue;
+		path = xasprintf("%s/%s", tmp, de->d_name);
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && dir_is_empty(path) == 0 && remove_tree(path) == 0)
+			verbose("removed '%s', which a rotation that was killed left", path);
+		if (fd >= 0)
+			close(fd);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+}
 
 static void bodb_close(struct bucket_odb *b)
 {
@@ -1806,8 +1836,11 @@ static void bodb_close(struct bucket_odb *b)
 	git_odb_free(b->odb);
 	if (b->dir)
 		remove_tree(b->dir);
+	if (b->lockfd >= 0)
+		close(b->lockfd);
 	free(b->dir);
 	memset(b, 0, sizeof(*b));
+	b->lockfd = -1;
 }
 
 /* The packs of the listing objs (objects/pack/) that have their index. */
@@ -1819,6 +1852,7 @@ static int bodb_open(struct bucket_odb *b, struct ts3 *t, struct repo *r, const 
 	int ret = -1;
 
 	memset(b, 0, sizeof(*b));
+	b->lockfd = -1;
 	b->t = t;
 	b->r = r;
 	for (i = 0; i < objs->nr; i++) {
@@ -1839,11 +1873,18 @@ static int bodb_open(struct bucket_odb *b, struct ts3 *t, struct repo *r, const 
 		}
 		free(idx);
 	}
-	b->dir = xasprintf("%s/backup-rotate-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	tmp = tmp && *tmp ? tmp : "/tmp";
+	remove_stale_rotate_dirs(tmp);
+	b->dir = xasprintf("%s/backup-rotate-XXXXXX", tmp);
 	if (!mkdtemp(b->dir)) {
 		error("cannot create a temporary folder '%s': %s", b->dir, strerror(errno));
 		free(b->dir);
 		b->dir = NULL;
+		goto out;
+	}
+	b->lockfd = open(b->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (b->lockfd < 0 || flock(b->lockfd, LOCK_EX) < 0) {
+		error("cannot lock '%s': %s", b->dir, strerror(errno));
 		goto out;
 	}
 	sub = xasprintf("%s/pack", b->dir);
@@ -2370,7 +2411,7 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 	struct ts3 t;
 	struct names slots = { 0 }, states = { 0 }, objs = { 0 }, live = { 0 };
 	struct slot_group *g = NULL;
-	struct bucket_odb b = { 0 };
+	struct bucket_odb b = { .lockfd = -1 };
 	struct strbuf state = STRBUF_INIT;
 	struct rman *rms = NULL;
 	size_t ng = 0, nrms = 0, i, j, k, newest;

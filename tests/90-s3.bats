@@ -969,18 +969,23 @@ clone_is_whole() {
 	backup run -q web1 --snapshot
 	backup push -q off
 	before=$(pack_bytes repackkill)
+	# The rotations' temporary folders, where the test sees them.
+	mkdir "$T/tmp"
 	# Killed (SIGKILL, by a test hook) once the new pack is up, once the
 	# first new manifest is written (of two: daily's and snapshot's), once
 	# the old manifests are gone and the old pack not yet.
 	for step in 1 2 3; do
-		run -137 env BACKUP_TEST_S3_GRACE_SECONDS=0 BACKUP_TEST_S3_KILL_REPACK=$step "$BK" rotate --remote off
+		run -137 env TMPDIR="$T/tmp" BACKUP_TEST_S3_GRACE_SECONDS=0 BACKUP_TEST_S3_KILL_REPACK=$step "$BK" rotate --remote off
 		clone_is_whole "$T/k$step" s3://probe-bucket/repackkill
 		[ "$(probe ls repackkill/slots/web1/snapshot/ | wc -l)" -ge 1 ]
 		[ "$(probe ls repackkill/slots/web1/daily/ | wc -l)" -ge 1 ]
+		# The killed one's folder is left; the next rotation removes it.
+		[ "$(ls "$T/tmp" | grep -c '^backup-rotate-')" = 1 ]
 	done
 	# The killed rotates' locks stay (a rotate does not wait for another's).
-	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
+	run env TMPDIR="$T/tmp" BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
 	assert_success
+	[ -z "$(ls -A "$T/tmp")" ]
 	[ "$(pack_bytes repackkill)" -lt $((before - 2400000)) ]
 	clone_is_whole "$T/k4" s3://probe-bucket/repackkill
 }
