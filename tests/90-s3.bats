@@ -432,6 +432,43 @@ CONF
 	assert_output ""
 }
 
+@test "a damaged pack among several received at once is refused with one line; nothing half-made stays" {
+	setup_pushed_repo probe-bucket par2
+	for i in 1 2 3; do
+		head -c 400000 /dev/urandom >"$T/src/n$i"
+		backup run -q web1
+	done
+	backup push -q off
+	[ "$(probe ls par2/objects/pack/ | grep -c '\.pack ')" -ge 4 ]
+	key=$(probe ls par2/objects/pack/ | grep '\.pack ' | sort -k2 -n | tail -1 | cut -d' ' -f1)
+	probe get "$key" "$T/p"
+	flip_byte "$T/p" middle
+	probe put "$key" "$T/p" >/dev/null
+	mkdir -p "$T/b"
+	printf '[repository]\n\tpath = %s\n[machines]\n\tdir = %s\n\troot = %s\n' \
+		"$T/b/repo" "$MACHINES" "$T/b/mroot" >"$T/b/conf"
+	export BACKUP_CONFIG=$T/b/conf
+	backup init -q
+	backup remote add -q off s3://probe-bucket/par2
+	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	run --separate-stderr backup fetch off
+	assert_failure 1
+	one_line "backup: 's3://probe-bucket/$key' does not match its index, or is damaged"
+	# The damaged pack is not here, no temporary file stays, every pack
+	# here has its index, and no slot moved.
+	[ ! -e "$T/b/repo/objects/pack/${key##*/}" ]
+	[ -z "$(ls "$T/b/repo/objects/pack/" | grep -v '^pack-')" ]
+	for p in "$T/b/repo"/objects/pack/*.pack; do
+		[ -e "$p" ] || continue
+		[ -e "${p%.pack}.idx" ]
+	done
+	[ -z "$(git --git-dir="$T/b/repo" for-each-ref refs/backups)" ]
+	run backup check -q
+	assert_success
+	run git --git-dir="$T/b/repo" fsck --full --no-progress
+	assert_success
+}
+
 @test "push to S3 with objectLock: every object it writes is locked" {
 	setup_pushed_repo push-locked r
 	probe --bucket push-locked mb --lock
