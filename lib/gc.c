@@ -174,6 +174,7 @@ struct rewriter {
 	struct pack_writer *pw;
 	struct dedup_entry *side;
 	size_t nside, aside;
+	struct dedup *copied;	/* what is in the new packs already */
 };
 
 static int rewriter_flush(struct rewriter *w)
@@ -207,7 +208,8 @@ static int cmp_side(const void *a, const void *b)
 }
 
 int gc_copy_live(struct pack_writer *pw, git_odb *odb, const char *pack_path, const struct packidx *idx,
-		 struct dedup *live, int (*moved)(const unsigned char *oid, void *arg), void *arg)
+		 struct dedup *live, struct dedup *copied, int (*moved)(const unsigned char *oid, void *arg),
+		 void *arg)
 {
 	size_t *order = xcalloc(idx->nr + 1, sizeof(*order)), i, k;
 	int fd = open(pack_path, O_RDONLY | O_CLOEXEC), ret = 0;
@@ -228,7 +230,7 @@ int gc_copy_live(struct pack_writer *pw, git_odb *odb, const char *pack_path, co
 		uint64_t start = idx->offset[i], stop = k + 1 < idx->nr ? idx->offset[order[k + 1]] : end;
 		int type;
 
-		if (!dedup_has_oid(live, oid))
+		if (!dedup_has_oid(live, oid) || (copied && dedup_has_oid(copied, oid)))
 			continue;
 		if (stop <= start || stop - start > ((uint64_t)1 << 32)) {
 			ret = error("pack '%s' is damaged near object %zu; run 'backup check --read-data'", pack_path, i);
@@ -260,6 +262,8 @@ int gc_copy_live(struct pack_writer *pw, git_odb *odb, const char *pack_path, co
 		} else if (pack_writer_add_raw(pw, oid, raw.buf, raw.len, idx->crc[i]) < 0) {
 			ret = -1;
 		}
+		if (!ret && copied)
+			dedup_add_oid(copied, oid);
 		if (!ret && moved)
 			ret = moved(oid, arg);
 	}
@@ -299,7 +303,7 @@ static int copy_live(struct rewriter *w, const char *pack_path, const struct pac
 {
 	struct copy_side cs = { w, side, nside };
 
-	return gc_copy_live(w->pw, w->repo->odb, pack_path, idx, live, moved_side, &cs);
+	return gc_copy_live(w->pw, w->repo->odb, pack_path, idx, live, w->copied, moved_side, &cs);
 }
 
 /* The packed bytes of a pack's dead objects. */
@@ -413,6 +417,7 @@ int gc_run(struct repo *r, int dry_run, const unsigned char (*drop)[SHA1_LEN], s
 	memset(st, 0, sizeof(*st));
 	dedup_load(&live, NULL, NULL);
 	dedup_load(&dropset, NULL, NULL);
+	dedup_load(&w.copied, NULL, NULL);
 	for (i = 0; i < ndrop; i++)
 		dedup_add_oid(dropset, drop[i]);
 	if (mark(r, live, dropset) < 0)
@@ -559,6 +564,7 @@ out:
 	free(old);
 	free(w.side);
 	pack_writer_free(w.pw);
+	dedup_free(w.copied);
 	dedup_free(live);
 	dedup_free(dropset);
 	return ret;

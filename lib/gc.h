@@ -49,14 +49,19 @@ int gc_mark_backup(struct repo *r, struct dedup *live, const git_oid *id);
  * recompression, except an object stored as a delta (a pack stock git
  * wrote), which is read whole through odb and stored whole. After each,
  * moved (unless NULL) is called with its id; it may flush pw, and a
- * non-zero return stops the copy with it. Returns 0, or -1 after
+ * non-zero return stops the copy with it. Unless copied is NULL, an object
+ * it holds is skipped, and each object copied is added to it: two packs
+ * may hold one object (two hosts' runs, a rewrite uploaded later), and a
+ * pack index must not list one id twice, so a caller copying several
+ * packs passes one set for all of them. Returns 0, or -1 after
  * reporting. Space reclamation moves live objects with it, and so does the
  * repack of an S3 remote (transport_s3.c).
  */
 struct pack_writer;
 struct packidx;
 int gc_copy_live(struct pack_writer *pw, git_odb *odb, const char *pack_path, const struct packidx *idx,
-		 struct dedup *live, int (*moved)(const unsigned char *oid, void *arg), void *arg);
+		 struct dedup *live, struct dedup *copied, int (*moved)(const unsigned char *oid, void *arg),
+		 void *arg);
 
 /* The bytes that a pack of pack_size bytes, with index idx, spends on the
  * objects live lacks (entries only: header and trailer not counted). */

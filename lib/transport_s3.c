@@ -2231,10 +2231,40 @@ static int key_locked(struct ts3 *t, const char *key, time_t now)
 	return rc;
 }
 
+/* Reads a new pack of the repack back as a fetch will: its index parses
+ * (ids strictly increasing) and the pack ends in the sum it names. */
+static int repack_check(const char *dir, const char *name)
+{
+	struct packidx idx;
+	char *ipath = xasprintf("%s/%s.idx", dir, name), *ppath = xasprintf("%s/%s.pack", dir, name);
+	struct stat st;
+	int fd, ret = -1;
+
+	memset(&idx, 0, sizeof(idx));
+	if (packidx_read(&idx, ipath) < 0) {
+		error("the repack wrote an index that does not read back ('%s'); the repack is "
+		      "abandoned before anything of it went up", ipath);
+		goto out;
+	}
+	fd = open(ppath, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !pack_intact(fd, (uint64_t)st.st_size, idx.pack_sum))
+		error("the repack wrote a pack that does not read back ('%s'); the repack is "
+		      "abandoned before anything of it went up", ppath);
+	else
+		ret = 0;
+	if (fd >= 0)
+		close(fd);
+	packidx_release(&idx);
+out:
+	free(ipath);
+	free(ppath);
+	return ret;
+}
+
 static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, struct remote_rotate *out)
 {
 	struct rman *v = NULL;
-	struct dedup *live = NULL;
+	struct dedup *live = NULL, *copied = NULL;
 	struct repack_out o = { 0 };
 	struct strbuf text = STRBUF_INIT;
 	char stamp[48], pushed[32], *outdir = NULL;
@@ -2310,17 +2340,25 @@ static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, s
 	}
 	if (pack_writer_new(&o.pw, outdir, REPACK_PACK_MAX) < 0)
 		goto out;
+	/* Two packs may hold one object (two hosts' runs, the empty blob):
+	 * it is copied once, or the new index would list it twice. */
+	dedup_load(&copied, NULL, NULL);
 	for (i = 0; i < b->np; i++) {
 		struct bpack *p = &b->p[i];
 
 		if (!p->repack || !p->nlive)
 			continue;
 		verbose("repacking %s: %zu of its %zu objects are still needed", p->name, p->nlive, p->idx.nr);
-		if (bpack_fetch(b, p) < 0 || gc_copy_live(o.pw, b->odb, p->path, &p->idx, live, repack_moved, &o) < 0)
+		if (bpack_fetch(b, p) < 0 ||
+		    gc_copy_live(o.pw, b->odb, p->path, &p->idx, live, copied, repack_moved, &o) < 0)
 			goto out;
 	}
 	if (repack_flush(&o) < 0)
 		goto out;
+	/* Each new pack as a reader will take it, before any goes up. */
+	for (i = 0; i < o.n; i++)
+		if (repack_check(outdir, o.names[i]) < 0)
+			goto out;
 	for (i = 0; i < o.n; i++) {
 		char *path = xasprintf("%s/%s.pack", outdir, o.names[i]);
 		char *key = xasprintf("%sobjects/pack/%s.pack", t->prefix, o.names[i]);
@@ -2400,6 +2438,7 @@ out:
 	free(o.names);
 	pack_writer_free(o.pw);
 	strbuf_release(&text);
+	dedup_free(copied);
 	dedup_free(live);
 	rmans_release(v, nv);
 	return ret;

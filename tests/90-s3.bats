@@ -1000,6 +1000,53 @@ clone_is_whole() {
 	[ "$(pack_bytes repack)" = "$after" ]
 }
 
+@test "rotate --remote repacks two packs that hold one object into a pack that lists it once; a clone restores exact" {
+	setup_expired_bucket probe-bucket repackdup
+	conf=$BACKUP_CONFIG
+	# Host b, a repository of its own, backs up db2, which holds web1's
+	# f1 too: b's old pack and web1's old pack both hold f1's blob, and
+	# both are partly dead once the old backups expire.
+	new_host "$T/b"
+	backup init -q
+	mkdir -p "$T/bsrc"
+	cp "$T/src/f1" "$T/bsrc/f1"
+	head -c 1000000 /dev/urandom >"$T/bsrc/old-only"
+	MACHINES=$T/b/machines define_machine db2 "$T/bsrc"
+	backup enable -q db2
+	backup remote add -q off s3://probe-bucket/repackdup
+	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	faketime "$(date -d '19 days ago' '+%Y-%m-%d %H:%M:%S')" "$BK" run -q db2
+	backup push -q off
+	rm "$T/bsrc/old-only"
+	backup run -q db2
+	backup push -q off
+	export BACKUP_CONFIG=$conf
+	# The shared blob is in a pack of each host.
+	blob=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily:root/f1)
+	n=0
+	for d in "$REPO" "$T/b/repo"; do
+		for f in "$d"/objects/pack/pack-*.idx; do
+			! git show-index <"$f" | grep -q " $blob " || n=$((n + 1))
+		done
+	done
+	[ "$n" = 2 ]
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
+	assert_success
+	assert_line "remote 'off': 2 packs partly needed repacked into 1"
+	# Each index on the bucket lists each id once, and the clone is whole.
+	mkdir "$T/idx"
+	while read -r key _; do
+		probe get "$key" "$T/idx/${key##*/}"
+		[ -z "$(git show-index <"$T/idx/${key##*/}" | cut -d' ' -f2 | sort | uniq -d)" ]
+	done < <(probe ls repackdup/objects/pack/ | grep '\.idx ')
+	clone_is_whole "$T/c1" s3://probe-bucket/repackdup
+	new_host "$T/c1"
+	backup restore -q db2 --path / --to "$T/c1/db2"
+	run tree_diff "$T/bsrc" "$T/c1/db2"
+	assert_output ""
+	export BACKUP_CONFIG=$conf
+}
+
 @test "rotate --remote killed at each step of a repack: every kept slot stays whole, and the next rotate completes" {
 	setup_expired_bucket probe-bucket repackkill
 	# A snapshot of today: its manifest, too, names the old shared pack.
