@@ -114,7 +114,7 @@ static int clone_into(struct ctx *ctx, const char *url, const char *dir, const c
 		goto out;
 	}
 	/* Where an S3 service is goes into the clone's config (never a secret). */
-	if (repo_init(tmp) < 0 || repo_open(&r, tmp) < 0 || remote_add(r, name, url) < 0 ||
+	if (repo_init_for_clone(tmp) < 0 || repo_open(&r, tmp) < 0 || remote_add(r, name, url) < 0 ||
 	    (s3->endpoint && set_remote_key(r, name, "endpoint", s3->endpoint) < 0) ||
 	    (s3->region && set_remote_key(r, name, "region", s3->region) < 0) ||
 	    remote_open(&rm, r, name) < 0)

@@ -594,6 +594,10 @@ static int take_state(struct repo *r, const struct remote *rm, struct ref_update
 		error("the remote's %s (%s) is not a service state; it was not taken", REPO_STATE_REF, u->new_hex);
 		goto out;
 	}
+	/* The clone takes the state's format: from its first reflog entry,
+	 * an encrypted one's name no host. */
+	if (repo_state_format(r, &id) == REPO_FORMAT_ENCRYPTED)
+		repo_set_version(r, REPO_FORMAT_ENCRYPTED);
 	if (git_reference_create(&ref, r->git, REPO_STATE_REF, &id, 1, "backup: clone") < 0) {
 		error_git("cannot set the service state");
 		goto out;

@@ -85,6 +85,31 @@ static int lowered(git_tree *tree, int version)
 	return version < REPO_FORMAT_ENCRYPTED && git_tree_entry_byname(tree, "encryption") != NULL;
 }
 
+int repo_state_format(struct repo *r, const git_oid *commit)
+{
+	struct strbuf sb = STRBUF_INIT;
+	git_commit *c = NULL;
+	git_tree *t = NULL;
+	int v = 0;
+
+	if (git_commit_lookup(&c, r->git, commit) == 0 && git_commit_tree(&t, c) == 0 &&
+	    tree_read(r->git, t, "format", &sb) == 0)
+		v = parse_format(sb.buf, sb.len);
+	git_tree_free(t);
+	git_commit_free(c);
+	strbuf_release(&sb);
+	return v;
+}
+
+void repo_set_version(struct repo *r, int version)
+{
+	char *email = repo_ident_email(version);
+
+	r->version = version;
+	git_repository_set_ident(r->git, "backup", email);
+	free(email);
+}
+
 int repo_state_lowered(struct repo *r)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -225,13 +250,20 @@ out:
 	return ret;
 }
 
-static git_signature *signature(void)
+char *repo_ident_email(int version)
 {
-	char host[256] = "localhost", *email;
+	char host[256] = "localhost";
+
+	if (version < REPO_FORMAT_ENCRYPTED)
+		gethostname(host, sizeof(host) - 1);
+	return xasprintf("backup@%s", host);
+}
+
+static git_signature *signature(int version)
+{
+	char *email = repo_ident_email(version);
 	git_signature *sig = NULL;
 
-	gethostname(host, sizeof(host) - 1);
-	email = xasprintf("backup@%s", host);
 	if (git_signature_now(&sig, "backup", email) < 0)
 		sig = NULL;
 	free(email);
@@ -286,7 +318,7 @@ static int state_commit(struct repo *r, const git_oid *old, const struct repo_st
 	if (tree_put(r->git, basep, paths, blobs, n, &base, &w) < 0)
 		goto out;
 	basep = &base;
-	sig = signature();
+	sig = signature(r->version);
 	if (!sig || git_tree_lookup(&tree, r->git, basep) < 0 ||
 	    git_commit_create(&id, r->git, NULL, sig, sig, NULL, msg, tree, 0, NULL) < 0) {
 		error_git("cannot write the service state");
@@ -329,12 +361,27 @@ out:
 	return ret;
 }
 
+static int init(const char *path, int version, int ident_version, const struct repo_state_entry *extra,
+		size_t n);
+
 int repo_init(const char *path)
 {
-	return repo_init_with(path, REPO_FORMAT, NULL, 0);
+	return init(path, REPO_FORMAT, REPO_FORMAT, NULL, 0);
+}
+
+int repo_init_for_clone(const char *path)
+{
+	return init(path, REPO_FORMAT, REPO_FORMAT_ENCRYPTED, NULL, 0);
 }
 
 int repo_init_with(const char *path, int version, const struct repo_state_entry *extra, size_t n)
+{
+	return init(path, version, version, extra, n);
+}
+
+/* ident_version: the format whose identity the first state commit takes. */
+static int init(const char *path, int version, int ident_version, const struct repo_state_entry *extra,
+		size_t n)
 {
 	git_repository *git = NULL;
 	git_repository_init_options opts;
@@ -342,7 +389,7 @@ int repo_init_with(const char *path, int version, const struct repo_state_entry 
 	struct strbuf sb = STRBUF_INIT;
 	struct repo tmp = { 0 };
 	struct repo_state_entry *e = xcalloc(2 + n, sizeof(*e));
-	char *p = NULL;
+	char *p = NULL, *email;
 	int ret = -1, empty = dir_is_empty(path);
 	struct stat st;
 
@@ -386,6 +433,11 @@ int repo_init_with(const char *path, int version, const struct repo_state_entry 
 		memcpy(e + 2, extra, n * sizeof(*e));
 	tmp.path = (char *)path;
 	tmp.git = git;
+	tmp.version = ident_version;
+	/* The reflog's identity, as repo_open() sets it. */
+	email = repo_ident_email(ident_version);
+	git_repository_set_ident(git, "backup", email);
+	free(email);
 	if (state_commit(&tmp, NULL, e, 2 + n, "backup: init") < 0)
 		goto out;
 	ret = 0;
@@ -527,10 +579,8 @@ int repo_open(struct repo **out, const char *path)
 	r->version = version;
 	mend_config(r->git);
 	{
-		char host[256] = "localhost", *email;
+		char *email = repo_ident_email(version);
 
-		gethostname(host, sizeof(host) - 1);
-		email = xasprintf("backup@%s", host);
 		git_repository_set_ident(r->git, "backup", email);
 		free(email);
 	}

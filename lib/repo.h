@@ -59,6 +59,10 @@ int repo_init(const char *path);
  * (lib/keys.h makes those of an encrypted repository). */
 struct repo_state_entry;
 int repo_init_with(const char *path, int version, const struct repo_state_entry *extra, size_t n);
+/* A repository for `backup clone`, whose state the remote's replaces: as
+ * repo_init(), but its first state commit and reflog entry name no host
+ * (the clone may turn out encrypted). */
+int repo_init_for_clone(const char *path);
 /*
  * Opens the repository at path; refuses a missing, foreign or newer one,
  * and a copy of a format-1 repository (git did not carry its backup/),
@@ -130,6 +134,17 @@ int repo_state_check(struct repo *r);
  * served the state. repo_open() and repo_state_check() refuse it.
  */
 int repo_state_lowered(struct repo *r);
+/* The format a state commit's `format` line says, or 0 when none. */
+int repo_state_format(struct repo *r, const git_oid *commit);
+/*
+ * The e-mail of every commit and reflog entry backup writes:
+ * backup@HOSTNAME, but backup@localhost in an encrypted repository (format
+ * 3), whose files must not say where it was made. The caller frees it.
+ */
+char *repo_ident_email(int version);
+/* Sets r->version, and the reflog identity with it (a clone that takes an
+ * encrypted repository's state). */
+void repo_set_version(struct repo *r, int version);
 
 /*
  * Takes the lock of one machine's jobs (flock; it dies with the process).

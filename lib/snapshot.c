@@ -158,30 +158,50 @@ static int encode_message(struct strbuf *sb, const struct backup_info *b, const 
 	return ret;
 }
 
+/*
+ * The context of the names of a root tree, which has no .meta: none. A
+ * disk's sealed label is still bound to its tree, and the commit's seal
+ * binds the root tree.
+ */
+static const unsigned char root_ctx[SHA1_LEN];
+
 int snapshot_commit(struct store *s, struct backup_info *b)
 {
 	struct strbuf tree = STRBUF_INIT, commit = STRBUF_INIT;
 	struct tree_entry *te = xcalloc(b->ndisks, sizeof(*te));
+	struct strbuf *sealed = xcalloc(b->ndisks, sizeof(*sealed));
+	const struct crypto_keys *keys = store_repo(s)->keys;
 	unsigned char tree_id[SHA1_LEN];
-	char hex[2 * SHA1_LEN + 1], host[256] = "localhost";
+	char hex[2 * SHA1_LEN + 1], *email = repo_ident_email(store_repo(s)->version);
 	size_t i;
-	int ret;
+	int ret = 0;
 
-	for (i = 0; i < b->ndisks; i++) {
+	/* In an encrypted repository the disks' labels are sealed as names. */
+	for (i = 0; i < b->ndisks && !ret; i++) {
 		te[i].name = b->disks[i].label;
 		te[i].mode = MODE_TREE;
 		memcpy(te[i].oid, b->disks[i].tree, SHA1_LEN);
+		strbuf_init(&sealed[i], 0);
+		if (keys) {
+			ret = name_seal(&sealed[i], keys, root_ctx, MODE_TREE, te[i].oid, te[i].name);
+			te[i].name = sealed[i].buf;
+		}
 	}
-	tree_encode(&tree, te, b->ndisks);
+	if (!ret)
+		tree_encode(&tree, te, b->ndisks);
+	for (size_t k = 0; k < i; k++)
+		strbuf_release(&sealed[k]);
+	free(sealed);
 	free(te);
+	if (ret < 0)
+		goto out;
 	ret = store_put_object(s, PACK_TREE, tree.buf, tree.len, tree_id);
 	if (ret < 0)
 		goto out;
-	gethostname(host, sizeof(host) - 1);
 	hex_encode(hex, tree_id, SHA1_LEN);
 	strbuf_addf(&commit, "tree %s\n", hex);
-	strbuf_addf(&commit, "author backup <backup@%s> %lld +0000\n", host, (long long)b->start.tv_sec);
-	strbuf_addf(&commit, "committer backup <backup@%s> %lld +0000\n\n", host, (long long)b->end.tv_sec);
+	strbuf_addf(&commit, "author backup <%s> %lld +0000\n", email, (long long)b->start.tv_sec);
+	strbuf_addf(&commit, "committer backup <%s> %lld +0000\n\n", email, (long long)b->end.tv_sec);
 	ret = encode_message(&commit, b, store_repo(s)->keys, hex);
 	if (ret < 0)
 		goto out;
@@ -191,6 +211,7 @@ int snapshot_commit(struct store *s, struct backup_info *b)
 	hex_encode(b->hex, b->id, SHA1_LEN);
 	ret = store_flush(s);
 out:
+	free(email);
 	strbuf_release(&tree);
 	strbuf_release(&commit);
 	return ret;
@@ -513,6 +534,34 @@ int snapshot_find_sealed(struct repo *r, char **ref)
 	return found;
 }
 
+/* The characters of a sealed name (base64url). */
+#define B64URL_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+/*
+ * The disk labelled label in root tree t: the entry of that name (every
+ * backup of an unencrypted repository, and those of an encrypted one made
+ * before labels were sealed), else, with keys, the tree entry whose sealed
+ * name opens to it. NULL when none.
+ */
+static const git_tree_entry *root_disk(const git_tree *t, const struct crypto_keys *keys, const char *label)
+{
+	const git_tree_entry *te = git_tree_entry_byname(t, label);
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+
+	for (i = 0; !te && keys && i < git_tree_entrycount(t); i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(t, i);
+
+		strbuf_reset(&sb);
+		if (git_tree_entry_type(e) == GIT_OBJECT_TREE &&
+		    name_unseal(&sb, keys, root_ctx, MODE_TREE, git_tree_entry_id(e)->id, git_tree_entry_name(e)) == 0 &&
+		    !strcmp(sb.buf, label))
+			te = e;
+	}
+	strbuf_release(&sb);
+	return te;
+}
+
 int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backup_info **out)
 {
 	struct backup_info *b = xcalloc(1, sizeof(*b));
@@ -538,12 +587,15 @@ int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backu
 	if (r->version == REPO_FORMAT_ENCRYPTED && !sealed)
 		goto out;
 	if (b->sealed) {
-		/* The disks are sealed: each tree of the root is one. */
+		/* The disks are sealed: each tree of the root is one, its label
+		 * the stored name (sealed, or a label of an older version). */
 		for (i = 0; i < git_tree_entrycount(t); i++) {
 			const git_tree_entry *te = git_tree_entry_byindex(t, i);
+			const char *n = git_tree_entry_name(te);
 			struct backup_disk *d;
 
-			if (git_tree_entry_type(te) != GIT_OBJECT_TREE || !valid_name(git_tree_entry_name(te)))
+			if (git_tree_entry_type(te) != GIT_OBJECT_TREE ||
+			    (!valid_name(n) && strspn(n, B64URL_CHARS) != strlen(n)))
 				goto out;
 			b->disks = xrealloc(b->disks, (b->ndisks + 1) * sizeof(*b->disks));
 			d = &b->disks[b->ndisks++];
@@ -555,7 +607,7 @@ int snapshot_read(struct repo *r, const unsigned char id[SHA1_LEN], struct backu
 		}
 	}
 	for (i = 0; i < b->ndisks; i++) {
-		const git_tree_entry *te = git_tree_entry_byname(t, b->disks[i].label);
+		const git_tree_entry *te = root_disk(t, r->keys, b->disks[i].label);
 
 		if (!te || git_tree_entry_type(te) != GIT_OBJECT_TREE)
 			goto out;

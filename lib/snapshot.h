@@ -11,8 +11,11 @@
  * In an encrypted repository (the store's repository has keys) only the
  * machine, kind, start and end stay in the clear, what a receiver needs to
  * apply retention; every other field is sealed under the commit subkey,
- * bound to the commit's tree and clear fields. snapshot_read() opens it
- * with r->keys; without them the backup reads as `sealed`.
+ * bound to the commit's tree and clear fields. The root tree's names, the
+ * disks' labels, are sealed as a folder's names are (lib/tree.h), with no
+ * .meta (20 zero bytes) as their folder, and the commit names no host.
+ * snapshot_read() opens it with r->keys; without them the backup reads as
+ * `sealed`, each disk labelled by its stored name.
  */
 #ifndef SNAPSHOT_H
 #define SNAPSHOT_H

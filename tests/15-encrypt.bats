@@ -63,7 +63,7 @@ no_leak() {
 }
 
 # rewrite REF PATH OID [NAME]: the backup REF names, with the tree entry
-# PATH (stored names: "root/$note") pointing at OID (and named NAME),
+# PATH (stored names: "$(disk REF)/$note") pointing at OID (and named NAME),
 # committed as stock git could with the same message, and REF moved to it.
 rewrite() {
 	local ref=$1 path=$2 oid=$3 name=${4:-} commit tree
@@ -86,6 +86,17 @@ rewrite_tree() {
 		awk -v n="$first" -v o="$new" -v nn="$name" 'BEGIN { FS = OFS = "\t" }
 			$2 == n { split($1, a, " "); $1 = a[1] " " a[2] " " o; if (nn != "") $2 = nn } { print }' |
 		git --git-dir="$REPO" mktree
+}
+
+# Stored names are sealed, the disks' labels too: entries are found by
+# what they are. disk REF: the stored name of the backup's one disk;
+# top REF: its tree, as "REF:NAME".
+disk() {
+	git --git-dir="$REPO" ls-tree "$1" | awk -F'\t' 'NR == 1 { print $2 }'
+}
+
+top() {
+	echo "$1:$(disk "$1")"
 }
 
 # Stored names are sealed: entries are found by what they are.
@@ -193,7 +204,7 @@ damaged() {
 		! od -An -tx1 -v "$f" | tr -d ' \n' | grep -q "$sum"
 	done
 	# The key is the first 32 bytes of the blob, and the sidecar has it.
-	oid=$(git --git-dir="$REPO" rev-parse "refs/backups/web1/daily:root/$(smallest refs/backups/web1/daily:root)")
+	oid=$(git --git-dir="$REPO" rev-parse "$(top refs/backups/web1/daily)/$(smallest "$(top refs/backups/web1/daily)")")
 	key=$(git --git-dir="$REPO" cat-file blob "$oid" | head -c 32 | od -An -tx1 -v | tr -d ' \n')
 	cat "$REPO"/backup/dedup/*.sdx | od -An -tx1 -v | tr -d ' \n' | grep -q "$key$oid"
 }
@@ -236,13 +247,13 @@ damaged() {
 	make_corpus
 	backup run -q web1
 	S=refs/backups/web1/daily
-	n=$(smallest "$S:root")
-	d=$(folders "$S:root")
-	note=$(git --git-dir="$REPO" rev-parse "$S:root/$n")
+	n=$(smallest "$(top "$S")")
+	d=$(folders "$(top "$S")")
+	note=$(git --git-dir="$REPO" rev-parse "$(top "$S")/$n")
 	# One byte of the sealed frame changed: a valid git object.
 	git --git-dir="$REPO" cat-file blob "$note" >"$T/blob"
 	flip_byte "$T/blob" 50
-	rewrite "$S" "root/$n" "$(blob_with "$T/blob")"
+	rewrite "$S" "$(disk "$S")/$n" "$(blob_with "$T/blob")"
 	git --git-dir="$REPO" fsck --full
 	damaged daily /note
 	# check without the key sees only that every object is there.
@@ -251,27 +262,27 @@ damaged() {
 
 	# The note's sealed frame behind the dedup key of another blob.
 	backup run -q web1
-	n=$(smallest "$S:root")
-	other=$(git --git-dir="$REPO" rev-parse "$S:root/$d/.meta")
+	n=$(smallest "$(top "$S")")
+	other=$(git --git-dir="$REPO" rev-parse "$(top "$S")/$d/.meta")
 	{ git --git-dir="$REPO" cat-file blob "$other" | head -c 32
 	  git --git-dir="$REPO" cat-file blob "$note" | tail -c +33; } >"$T/moved"
-	rewrite "$S" "root/$n" "$(blob_with "$T/moved")"
+	rewrite "$S" "$(disk "$S")/$n" "$(blob_with "$T/moved")"
 	damaged daily /note
 
 	# The disk's top folder's .meta with a byte changed.
 	backup run -q web1
-	meta=$(git --git-dir="$REPO" rev-parse "$S:root/.meta")
+	meta=$(git --git-dir="$REPO" rev-parse "$(top "$S")/.meta")
 	git --git-dir="$REPO" cat-file blob "$meta" >"$T/meta"
 	flip_byte "$T/meta" middle
-	rewrite "$S" "root/.meta" "$(blob_with "$T/meta")"
+	rewrite "$S" "$(disk "$S")/.meta" "$(blob_with "$T/meta")"
 	damaged daily /docs
 	# A folder below with its .meta changed.
 	backup run -q web1
-	d=$(folders "$S:root")
-	meta=$(git --git-dir="$REPO" rev-parse "$S:root/$d/.meta")
+	d=$(folders "$(top "$S")")
+	meta=$(git --git-dir="$REPO" rev-parse "$(top "$S")/$d/.meta")
 	git --git-dir="$REPO" cat-file blob "$meta" >"$T/meta"
 	flip_byte "$T/meta" middle
-	rewrite "$S" "root/$d/.meta" "$(blob_with "$T/meta")"
+	rewrite "$S" "$(disk "$S")/$d/.meta" "$(blob_with "$T/meta")"
 	damaged daily /docs/secret.txt
 }
 
@@ -290,21 +301,21 @@ damaged() {
 	done
 	git --git-dir="$REPO" fsck --full --strict
 	# Nothing changed: the folders keep their trees, names included.
-	[ "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily:root)" = \
-	  "$(git --git-dir="$REPO" rev-parse refs/backups/web1/snapshot:root)" ]
+	[ "$(git --git-dir="$REPO" rev-parse "$(top refs/backups/web1/daily)")" = \
+	  "$(git --git-dir="$REPO" rev-parse "$(top refs/backups/web1/snapshot)")" ]
 	run backup check --read-data
 	assert_success
 
 	S=refs/backups/web1/daily
 	# The two files of equal size in the private folder swap their blobs.
-	for d in $(folders "$S:root"); do
-		[ "$(blobs "$S:root/$d" | wc -l)" = 2 ] && p=$d
+	for d in $(folders "$(top "$S")"); do
+		[ "$(blobs "$(top "$S")/$d" | wc -l)" = 2 ] && p=$d
 	done
-	set -- $(blobs "$S:root/$p")
-	a=$(git --git-dir="$REPO" rev-parse "$S:root/$p/$1")
-	b=$(git --git-dir="$REPO" rev-parse "$S:root/$p/$2")
-	rewrite "$S" "root/$p/$1" "$b"
-	rewrite "$S" "root/$p/$2" "$a"
+	set -- $(blobs "$(top "$S")/$p")
+	a=$(git --git-dir="$REPO" rev-parse "$(top "$S")/$p/$1")
+	b=$(git --git-dir="$REPO" rev-parse "$(top "$S")/$p/$2")
+	rewrite "$S" "$(disk "$S")/$p/$1" "$b"
+	rewrite "$S" "$(disk "$S")/$p/$2" "$a"
 	git --git-dir="$REPO" fsck --full
 	# The folder's tree changed, so its own sealed name, bound to its
 	# tree, no longer opens: the damage is named there.
@@ -312,9 +323,9 @@ damaged() {
 
 	# A stored name with one character changed.
 	S=refs/backups/web1/snapshot
-	n=$(smallest "$S:root")
+	n=$(smallest "$(top "$S")")
 	case $n in A*) m=B${n#A} ;; *) m=A${n#?} ;; esac
-	rewrite "$S" "root/$n" "$(git --git-dir="$REPO" rev-parse "$S:root/$n")" "$m"
+	rewrite "$S" "$(disk "$S")/$n" "$(git --git-dir="$REPO" rev-parse "$(top "$S")/$n")" "$m"
 	git --git-dir="$REPO" fsck --full
 	damaged snapshot /note
 	# Without the key, check sees every object present.
@@ -351,12 +362,12 @@ damaged() {
 	# A name taken from the backup before is authenticated as any other:
 	# keep.txt's, in folder a (the folder of root that holds a folder).
 	S=refs/backups/web1/daily
-	for d in $(folders "$S:root"); do
-		[ -n "$(folders "$S:root/$d")" ] && a=$d
+	for d in $(folders "$(top "$S")"); do
+		[ -n "$(folders "$(top "$S")/$d")" ] && a=$d
 	done
-	n=$(blobs "$S:root/$a")
+	n=$(blobs "$(top "$S")/$a")
 	case $n in A*) m=B${n#A} ;; *) m=A${n#?} ;; esac
-	rewrite "$S" "root/$a/$n" "$(git --git-dir="$REPO" rev-parse "$S:root/$a/$n")" "$m"
+	rewrite "$S" "$(disk "$S")/$a/$n" "$(git --git-dir="$REPO" rev-parse "$(top "$S")/$a/$n")" "$m"
 	damaged daily /a/keep.txt
 }
 
@@ -562,4 +573,55 @@ lower_state() {
 	backup --repo "$P" remote add enc "$T/far.orig"
 	run -1 backup --repo "$P" fetch enc
 	assert_line --regexp "^backup: refs/backups/web1/daily \(web1 daily\) from remote 'enc' not taken: [0-9a-f]{40} is an encrypted backup, and this repository is not encrypted$"
+}
+
+@test "no disk label and no host name is in any file of the repository, of a copy or of its clone" {
+	mkdir -p "$T/src2"
+	echo "the second machine's file" >"$T/src2/f"
+	cat >"$MACHINES/web2.conf" <<-CONF
+	[machine]
+		plan = 10G
+	[disk "private-disk-label"]
+		source = $T/src2
+		size = 1G
+		filesystem = ext4
+	[profile "default"]
+		root = sda
+		sda = private-disk-label
+	CONF
+	backup enable -q web2
+	make_corpus
+	backup run -q web1
+	backup run -q web2
+	backup run -q --snapshot web2
+	git init -q --bare "$T/far.git"
+	backup remote add far "$T/far.git"
+	backup push -q far
+	backup clone -q "$T/far.git" "$T/clone"
+	host=$(hostname)
+	for r in "$REPO" "$T/far.git" "$T/clone"; do
+		git --git-dir="$r" cat-file --batch-all-objects --batch >"$T/objects"
+		for f in "$T/objects" $(find "$r" -type f); do
+			! grep -qaF "private-disk-label" "$f" || fail "the disk label is in $f"
+			# (On a host named localhost there is nothing to tell apart.)
+			[ "$host" = localhost ] || ! grep -qaF "backup@$host" "$f" || fail "the host name is in $f"
+		done
+	done
+	# With the key the label is read back, and the backup restores.
+	run backup --json list web2
+	assert_success
+	assert_output --partial '"disks":["private-disk-label"]'
+	for r in "$REPO" "$T/clone"; do
+		rm -rf "$T/out"
+		backup --repo "$r" restore -q web2 --path /f --to "$T/out"
+		cmp "$T/src2/f" "$T/out/f"
+		run backup --repo "$r" check --read-data
+		assert_success
+	done
+	# Without it, check and rotate see each disk's tree.
+	run env -u BACKUP_PASSWORD_FILE "$BK" check
+	assert_success
+	run env -u BACKUP_PASSWORD_FILE "$BK" rotate
+	assert_success
+	git --git-dir="$REPO" fsck --full --strict
 }
