@@ -2444,6 +2444,52 @@ out:
 	return ret;
 }
 
+/* Whether a service state's text lists machine: it has its day, or says
+ * whether it is enrolled (the host that pushed it schedules it). */
+static int state_lists(const struct strbuf *text, const char *machine)
+{
+	char *kd = xasprintf("machine.%s.day", machine), *ke = xasprintf("machine.%s.enabled", machine);
+	char *d = repo_state_text_get(text->buf, text->len, kd), *e = repo_state_text_get(text->buf, text->len, ke);
+	int ret = d || e;
+
+	free(kd);
+	free(ke);
+	free(d);
+	free(e);
+	return ret;
+}
+
+/*
+ * The schedule of machine by the newest state on the bucket that lists it
+ * (newest, of commit newest_hex, is the bucket's newest state, which the
+ * host that pushed last wrote: in a prefix two hosts share it may not list
+ * the other's machines, whose older states still may): 1 with *sched set,
+ * 0 when no state there lists it, or -1.
+ */
+static int bucket_schedule(struct bucket_odb *b, const struct names *states, const char *newest_hex,
+			   const struct strbuf *newest, const char *machine, struct schedule *sched)
+{
+	struct strbuf text = STRBUF_INIT;
+	size_t i;
+	int ret = 0;
+
+	if (state_lists(newest, machine))
+		return schedule_get_text(newest->buf, newest->len, machine, sched) < 0 ? -1 : 1;
+	for (i = states->nr; i-- > 0 && !ret;) {
+		const char *n = states->v[i].name;
+
+		if (strchr(n, '/') || !ends_in_commit(n) || !strcmp(n + strlen(n) - 40, newest_hex))
+			continue;
+		strbuf_reset(&text);
+		if (bodb_state_text(b, n + strlen(n) - 40, &text) < 0)
+			break;	/* said; the machine's day stays unknown */
+		if (state_lists(&text, machine))
+			ret = schedule_get_text(text.buf, text.len, machine, sched) < 0 ? -1 : 1;
+	}
+	strbuf_release(&text);
+	return ret;
+}
+
 int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *const *machines,
 			size_t nmachines, time_t now, int dry_run, struct remote_rotate *out)
 {
@@ -2579,18 +2625,26 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 		}
 		qsort(p->c, p->n, sizeof(*p->c), cmp_change);
 		if (have_state) {
-			if (schedule_get_text(state.buf, state.len, p->machine, &sched) < 0)
+			rc = bucket_schedule(&b, &states, state_hex, &state, p->machine, &sched);
+			if (rc < 0)
 				goto out;
-			slots_plan_rules(p, sched.weekday, now);
-			continue;
-		}
-		/* No state on the bucket: no weekly day to judge by, so no
-		 * guess; weekly and biweekly stay as they are (but never past
-		 * the 14 days), daily follows the rules. */
-		if (!warned++)
+			if (rc) {
+				slots_plan_rules(p, sched.weekday, now);
+				continue;
+			}
+			/* Another host's machine, whose states are gone: as with
+			 * no state at all, but for this machine alone. */
+			warning("remote '%s': no service state on it lists machine '%s' (another host pushed the "
+				"newest), so its weekly day is unknown: its weekly and biweekly slots stay as they "
+				"are; push the state from the host that schedules it", rm->name, p->machine);
+		} else if (!warned++) {
+			/* No state on the bucket: no weekly day to judge by, so
+			 * no guess; weekly and biweekly stay as they are (but
+			 * never past the 14 days), daily follows the rules. */
 			warning("remote '%s' holds no service state (state/ is empty), so the machines' weekly days "
 				"are unknown: weekly and biweekly slots stay as they are; push the state from the "
 				"host that schedules them", rm->name);
+		}
 		slots_plan_rules(p, -1, now);
 		for (k = 0; k < p->n; k++)
 			if (now - p->c[k].created <= RET_MAX_AGE)

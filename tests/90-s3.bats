@@ -901,6 +901,51 @@ setup_expired_bucket() {
 	  "$(git --git-dir="$REPO" for-each-ref --format='%(refname) %(objectname)' refs/backups)" ]
 }
 
+@test "rotate --remote in a prefix two hosts share: a machine's weekly day is that of the newest state listing it" {
+	setup_repo web1
+	weekly_day_not_today web1
+	echo web >"$T/src/f"
+	conf=$BACKUP_CONFIG
+	# Host b backs up db2 on its weekly day, which is no Sunday (the day
+	# a machine without a day in the state has), and pushes first.
+	old=$(date -d '2 days ago' '+%Y-%m-%d %H:%M:%S')
+	[ "$(date -d "$old" +%u)" != 7 ] || old=$(date -d '3 days ago' '+%Y-%m-%d %H:%M:%S')
+	new_host "$T/b"
+	backup init -q
+	mkdir -p "$T/bsrc"
+	echo db >"$T/bsrc/f"
+	MACHINES=$T/b/machines define_machine db2 "$T/bsrc"
+	backup enable -q db2
+	backup schedule -q db2 --day "$(date -d "$old" +%A | tr 'A-Z' 'a-z')"
+	faketime "$old" "$BK" run -q db2
+	backup remote add -q off s3://probe-bucket/share
+	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	backup push -q off
+	id=$(git --git-dir="$T/b/repo" rev-parse refs/backups/db2/daily)
+	[ "$(git --git-dir="$T/b/repo" rev-parse refs/backups/db2/weekly)" = "$id" ]
+	# Host a pushes web1 after: the bucket's newest state, a's, lists web1 alone.
+	export BACKUP_CONFIG=$conf
+	backup run -q web1
+	backup remote add -q off s3://probe-bucket/share
+	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
+	backup push -q off
+	[ "$(probe ls share/state/ | wc -l)" = 2 ]
+	# db2's day is b's state's: its weekly stays.
+	run --separate-stderr backup rotate --remote off --dry-run
+	assert_success
+	[ -z "$stderr" ]
+	assert_line --regexp "^db2: keep   ${id:0:12} .*  daily,weekly \([0-9.]+ days old\)$"
+	# With b's state gone, no state lists db2: its weekly stays as it
+	# is, and the run says so once.
+	probe rm "$(probe ls share/state/ | head -1 | cut -d' ' -f1)"
+	run --separate-stderr backup rotate --remote off
+	assert_success
+	assert_line --regexp "^db2: keep   ${id:0:12} .*  daily,weekly \([0-9.]+ days old\)$"
+	one_line "backup: warning: remote 'off': no service state on it lists machine 'db2' (another host pushed the newest), so its weekly day is unknown: its weekly and biweekly slots stay as they are; push the state from the host that schedules it"
+	run --separate-stderr probe ls share/slots/db2/weekly/
+	assert_output --regexp "^share/slots/db2/weekly/.*-$id [0-9]+$"
+}
+
 @test "rotate --remote with Object Lock: what is locked stays and is reported" {
 	probe --bucket rot-locked mb --lock
 	setup_expired_bucket rot-locked long lock
