@@ -2278,8 +2278,14 @@ static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, s
 	/* 1. What every manifest's backup (or state) reaches is live. */
 	dedup_load(&live, NULL, NULL);
 	for (i = 0; i < nv; i++) {
-		if (bmark(b, live, v[i].m.hex) < 0)
+		if (bmark(b, live, v[i].m.hex) < 0) {
+			/* What is live is not known: nothing is rewritten, and
+			 * the deletions by name (the next step) still run. */
+			warning("the backup that '%s' names cannot be read from the bucket or here; no pack is "
+				"repacked this time", s3_name(t->s3, v[i].key));
+			ret = 0;
 			goto out;
+		}
 		for (j = 0; j < v[i].m.npacks; j++) {
 			struct bpack *p = bodb_find(b, v[i].m.packs[j]);
 

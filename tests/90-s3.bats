@@ -1092,6 +1092,33 @@ clone_is_whole() {
 	export BACKUP_CONFIG=$conf
 }
 
+@test "rotate --remote with a manifest whose backup cannot be read: it warns, repacks nothing, and still deletes what no manifest names" {
+	setup_expired_bucket probe-bucket unread
+	# A slot manifest of machine ghost whose commit is in no pack, here or
+	# on the bucket (it names a pack the bucket lacks).
+	ghost=0123456789abcdef0123456789abcdef01234567
+	key=unread/slots/ghost/daily/20260101T000000.000000Z-$ghost
+	printf 'backup slot 1\nref refs/backups/ghost/daily\ncommit %s\npushed %s\ncreated %s\nkind automatic\npack pack-%s\n' \
+		"$ghost" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(date +%s)" "$(printf '%040d' 0)" >"$T/ghost"
+	probe put "$key" "$T/ghost"
+	run --separate-stderr env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off --json
+	assert_success
+	[[ $stderr == *"backup: warning: the backup that '"*"$key' names cannot be read from the bucket or here; no pack is repacked this time"* ]]
+	[ "$(echo "$output" | json_field packs_repacked)" = 0 ]
+	[ "$(echo "$output" | json_field packs_deleted)" -ge 1 ]
+	for p in $db_packs; do
+		run --separate-stderr probe head "unread/objects/pack/$p.pack"
+		assert_failure 2
+	done
+	# Once that manifest is gone, the next rotation repacks, and what
+	# stays is whole.
+	probe rm "$key"
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
+	assert_success
+	assert_line "remote 'off': 1 packs partly needed repacked into 1"
+	clone_is_whole "$T/c1" s3://probe-bucket/unread
+}
+
 @test "rotate --remote killed at each step of a repack: every kept slot stays whole, and the next rotate completes" {
 	setup_expired_bucket probe-bucket repackkill
 	# A snapshot of today: its manifest, too, names the old shared pack.
