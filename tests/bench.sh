@@ -3,7 +3,9 @@
 # (../shared/bench). Works in /tmp (BENCH); nothing lands in the checkout.
 # TOOLS="backup restic" limits the tools; the figures go in docs/PERFORMANCE.md.
 # BENCH_ENCRYPTED=1 adds the column backupenc: backup on an encrypted
-# repository (tests/bench-adapter.sh), next to backup.
+# repository (tests/bench-adapter.sh), next to backup, and the extra
+# column backupenckey: the same opened with --key-file instead of the
+# passphrase, which shows what the passphrase's scrypt costs.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 bench=${SHARED_BENCH:-$top/../shared/bench}
@@ -18,10 +20,10 @@ fi
 export BENCH=${BENCH:-/tmp/bench}
 # The adapter keeps the machines and restored disks beside the repository;
 # a previous run's would make "restore --new rN" refuse an existing machine.
-for r in repo-backup repo-backupenc; do
-	rm -rf "$BENCH/$r" "$BENCH/$r.conf" "$BENCH/$r.machines" "$BENCH/$r.restored" "$BENCH/$r.pw"
+for r in repo-backup repo-backupenc repo-backupenckey; do
+	rm -rf "$BENCH/$r" "$BENCH/$r.conf" "$BENCH/$r.machines" "$BENCH/$r.restored" "$BENCH/$r.pw" "$BENCH/$r.key"
 done
 export ADAPTER_FILE=$top/tests/bench-adapter.sh SHARED_ADAPTER=$bench/backup-adapter.sh BACKUP_BIN=$top/backup
 default="backup restic borg bup"
-[ "${BENCH_ENCRYPTED:-0}" = 1 ] && default="backup backupenc restic borg bup"
+[ "${BENCH_ENCRYPTED:-0}" = 1 ] && default="backup backupenc backupenckey restic borg bup"
 exec "$bench/compare.sh" ${TOOLS:-$default}
