@@ -208,6 +208,7 @@ int main(int argc, const char **argv)
 	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	const struct command *cmd = NULL;
 
+	crypto_init();
 	/* Chunk buffers of a few MiB come and go all the time: keep them in the
 	 * heap instead of paying an mmap, page faults and munmap for each. */
 	mallopt(M_MMAP_THRESHOLD, 8 << 20);

@@ -487,6 +487,9 @@ static void test_thread_contexts(void)
 
 int main(void)
 {
+	/* As main() does: RFC 7914's third vector (16 MiB) is then computed
+	 * in memory marked for huge pages. */
+	crypto_init();
 	test_hkdf();
 	test_scrypt();
 	test_hmac();
