@@ -792,8 +792,9 @@ static int push_state(struct ts3 *t, struct repo *r, const struct names *have, s
  * and time), and is deleted when its command ends; a killed command leaves
  * its lock, which is stale after LOCK_STALE_PUSH or LOCK_STALE_ROTATE (its
  * age is from UNIXTIME, the writer's clock) and then ignored. A rotate
- * that, once its lock is there, finds a push's that is not stale deletes
- * its own and nothing else (busy); a push that finds a rotate's waits for
+ * that, once its lock is there, finds a push's or another rotate's that
+ * is not stale deletes its own and nothing else (busy; a rotate's this
+ * host wrote whose process is gone is deleted instead); a push that finds a rotate's waits for
  * it to go. S3 lists a new object at once, so of a push and a rotate that
  * start together at least one sees the other's lock; when each sees the
  * other, the rotate backs off and the push proceeds.
@@ -846,21 +847,29 @@ static void lock_time(time_t when, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
 }
 
+/* This host's name as a lock's key spells it. */
+static void lock_host(char host[256])
+{
+	char *c;
+
+	memset(host, 0, 256);
+	if (gethostname(host, 255) < 0 || !*host)
+		strcpy(host, "unknown");
+	for (c = host; *c; c++)
+		if (*c == '/' || *c == '-' || (unsigned char)*c <= ' ' || (unsigned char)*c >= 127)
+			*c = '_';
+}
+
 /* Writes this command's lock of kind; its key into *key. */
 static int lock_put(struct ts3 *t, const char *kind, char **key)
 {
 	struct s3_put_options po;
 	struct strbuf body = STRBUF_INIT;
-	char host[256] = "", *c;
+	char host[256];
 	time_t now = time(NULL);
 	int rc;
 
-	if (gethostname(host, sizeof(host) - 1) < 0 || !*host)
-		strcpy(host, "unknown");
-	host[sizeof(host) - 1] = '\0';
-	for (c = host; *c; c++)
-		if (*c == '/' || *c == '-' || (unsigned char)*c <= ' ' || (unsigned char)*c >= 127)
-			*c = '_';
+	lock_host(host);
 	/* Create-only, and no retention: it is deleted when the command ends. */
 	memset(&po, 0, sizeof(po));
 	po.create_only = 1;
@@ -974,18 +983,63 @@ static int push_lock(struct ts3 *t, const char *remote, long wait, char **key)
 }
 
 /*
- * A rotate's lock: written, then 0 with *key set when no push holds one,
- * or ERR_LOCKED (printed; the lock deleted again), or -1.
+ * Another rotate's lock than own (this one's key) that is not stale, into
+ * *found: 1, or 0 when there is none, or -1. A lock this host wrote whose
+ * process is gone (a killed rotate: its pid runs no more, or is ours) is
+ * deleted with a warning, as two rotations of one host never overlap.
+ */
+static int rotate_other(struct ts3 *t, const char *own, struct bucket_lock *found)
+{
+	struct names locks = { 0 };
+	time_t now = time(NULL);
+	char host[256];
+	size_t i;
+	int ret = 0;
+
+	lock_host(host);
+	if (list_names(t, "locks/", &locks) < 0)
+		return -1;
+	for (i = 0; i < locks.nr && !ret; i++) {
+		struct bucket_lock l;
+		char *key = xasprintf("%slocks/%s", t->prefix, locks.v[i].name);
+
+		if (!strcmp(key, own) || lock_parse(locks.v[i].name, &l) < 0 || strcmp(l.kind, "rotate") ||
+		    now - l.since >= LOCK_STALE_ROTATE) {
+			free(key);
+		} else if (!strcmp(l.host, host) && l.pid > 0 &&
+			   (l.pid == (long)getpid() || (kill((pid_t)l.pid, 0) < 0 && errno == ESRCH))) {
+			warning("the rotate lock %s (host %s, pid %ld) was left by a process that is gone; "
+				"it is ignored and deleted", s3_name(t->s3, key), l.host, l.pid);
+			lock_delete(t, key);
+		} else {
+			*found = l;
+			ret = 1;
+			free(key);
+		}
+	}
+	names_release(&locks);
+	return ret;
+}
+
+/*
+ * A rotate's lock: written, then 0 with *key set when no push and no
+ * other rotate holds one, or ERR_LOCKED (printed; the lock deleted
+ * again), or -1. Two rotates that start together may each see the
+ * other's lock: both back off.
  */
 static int rotate_lock(struct ts3 *t, const char *remote, char **key)
 {
 	struct bucket_lock l;
-	int stale = 0, rc;
+	int stale = 0, rc, other = 0;
 	char when[32];
 
 	if (lock_put(t, "rotate", key) < 0)
 		return -1;
 	rc = lock_find(t, "push", 1, &stale, &l);
+	if (rc == 0) {
+		rc = rotate_other(t, *key, &l);
+		other = 1;
+	}
 	if (rc == 0)
 		return 0;
 	lock_delete(t, *key);
@@ -993,10 +1047,71 @@ static int rotate_lock(struct ts3 *t, const char *remote, char **key)
 	if (rc < 0)
 		return -1;
 	lock_time(l.since, when, sizeof(when));
+	error("remote '%s' is busy: %s from %s has been running since %s (lock locks/%s-%s-%ld-%lld); "
+	      "nothing was deleted; rotate again when it has ended", remote, other ? "another rotate" : "a push",
+	      l.host, when, l.kind, l.host, l.pid, (long long)l.since);
+	return ERR_LOCKED;
+}
+
+/*
+ * A rotation holds its lock for a bounded time: a push takes a rotate's
+ * lock for stale after LOCK_STALE_ROTATE and goes on beside it, and a
+ * push may have begun since the rotation looked (a push waits for a
+ * rotate's lock only when it sees one). So before each phase that writes
+ * or deletes, rotate_may_go_on() is asked: 0 when the rotation may go on;
+ * ERR_LOCKED (printed) when it must stop, deleting nothing more (each
+ * phase leaves the bucket valid), because it has held its lock for
+ * ROTATE_BUDGET or more, or because a push now holds a lock that is not
+ * stale; or -1.
+ *
+ * Tests: BACKUP_TEST_S3_ROTATE_BUDGET=SECONDS instead of ROTATE_BUDGET;
+ * BACKUP_TEST_S3_ROTATE_PAUSE=DIR makes the rotation, before its first
+ * write, create DIR/paused and wait (a minute at most) for DIR/go.
+ */
+#define ROTATE_BUDGET (LOCK_STALE_ROTATE / 2)
+
+static int rotate_may_go_on(struct ts3 *t, const char *remote, time_t since)
+{
+	long budget = ROTATE_BUDGET;
+	struct bucket_lock l;
+	int stale = 1, rc;
+	char when[32];
+
+	if (getenv("BACKUP_TEST_S3_ROTATE_BUDGET"))
+		budget = strtol(getenv("BACKUP_TEST_S3_ROTATE_BUDGET"), NULL, 10);
+	if ((long)(time(NULL) - since) >= budget) {
+		error("remote '%s': this rotate has held the bucket for %lld s, near the %d s after which a push "
+		      "takes its lock for stale; it stops here, the bucket whole; rotate again to go on",
+		      remote, (long long)(time(NULL) - since), LOCK_STALE_ROTATE);
+		return ERR_LOCKED;
+	}
+	rc = lock_find(t, "push", 0, &stale, &l);
+	if (rc <= 0)
+		return rc;
+	lock_time(l.since, when, sizeof(when));
 	error("remote '%s' is busy: a push from %s has been running since %s (lock locks/%s-%s-%ld-%lld); "
-	      "nothing was deleted; rotate again when it has ended",
+	      "this rotate stops here, deleting nothing more; rotate again when it has ended",
 	      remote, l.host, when, l.kind, l.host, l.pid, (long long)l.since);
 	return ERR_LOCKED;
+}
+
+static void rotate_pause(void)
+{
+	const char *dir = getenv("BACKUP_TEST_S3_ROTATE_PAUSE");
+	char *paused, *go;
+	int tries, fd;
+
+	if (!dir)
+		return;
+	paused = xasprintf("%s/paused", dir);
+	go = xasprintf("%s/go", dir);
+	fd = open(paused, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	for (tries = 0; tries < 3000 && access(go, F_OK) < 0; tries++)
+		usleep(20000);
+	free(paused);
+	free(go);
 }
 
 static int ts3_push(struct repo *r, const struct remote *rm, const char *const *refs, size_t nrefs,
@@ -2261,7 +2376,8 @@ out:
 	return ret;
 }
 
-static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, struct remote_rotate *out)
+static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, const char *remote, time_t since,
+		  struct remote_rotate *out)
 {
 	struct rman *v = NULL;
 	struct dedup *live = NULL, *copied = NULL;
@@ -2386,6 +2502,11 @@ static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, s
 
 	/* 4. A new manifest for each slot that names an old pack; then the
 	 * old manifest goes. */
+	rc = rotate_may_go_on(t, remote, since);
+	if (rc < 0) {
+		ret = rc;
+		goto out;
+	}
 	clock_gettime(CLOCK_REALTIME, &wall);
 	gmtime_r(&wall.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
@@ -2424,6 +2545,11 @@ static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, s
 			goto out;
 		if (!written++)
 			repack_kill_point(2);
+	}
+	rc = rotate_may_go_on(t, remote, since);
+	if (rc < 0) {
+		ret = rc;
+		goto out;
 	}
 	for (i = 0; i < nv; i++) {
 		for (j = 0; j < b->np && !(b->p[j].repack && rman_names(&v[i], b->p[j].name)); j++)
@@ -2511,6 +2637,7 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 	struct tm tm;
 	long grace = PACK_GRACE;
 	char *lock = NULL;
+	time_t since = time(NULL);
 	int ret = -1, rc, have_state = 0, warned = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -2677,6 +2804,11 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 	 * has no manifest of yet, as biweekly) gets a manifest of its new
 	 * value, naming the packs that value's manifest names.
 	 */
+	rotate_pause();
+	if ((rc = rotate_may_go_on(&t, rm->name, since)) < 0) {
+		ret = rc;
+		goto out;
+	}
 	for (i = 0; i < out->nplans; i++) {
 		struct slot_plan *p = &out->plans[i];
 
@@ -2714,6 +2846,10 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 
 	/* 3. Every manifest that is no slot's value, oldest first in each
 	 * slot, stopping at one that cannot go; then the old states. */
+	if ((rc = rotate_may_go_on(&t, rm->name, since)) < 0) {
+		ret = rc;
+		goto out;
+	}
 	for (i = 0; i < ng; i++) {
 		struct slot_group *sg = &g[i];
 		size_t del = sg->holder < 0 || sg->moved ? sg->n : sg->n - 1;
@@ -2755,8 +2891,10 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 	}
 
 	/* 4. The packs partly dead are repacked (see repack()). */
-	if (repack(&t, &b, wall.tv_sec, grace, out) < 0)
+	if ((rc = repack(&t, &b, wall.tv_sec, grace, rm->name, since, out)) < 0) {
+		ret = rc;
 		goto out;
+	}
 
 	/* 5. The packs the manifests that stay name, then the others go. */
 	if (read_rmans(&t, &rms, &nrms) < 0)
@@ -2765,6 +2903,10 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 		live_add(&live, &rms[i].m);
 	qsort(live.v, live.nr, sizeof(*live.v), cmp_name);
 	names_release(&objs);
+	if ((rc = rotate_may_go_on(&t, rm->name, since)) < 0) {
+		ret = rc;
+		goto out;
+	}
 	if (list_names(&t, "objects/pack/", &objs) < 0)
 		goto out;
 	for (i = 0; i < objs.nr; i++) {

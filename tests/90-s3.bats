@@ -1138,7 +1138,8 @@ clone_is_whole() {
 		# The killed one's folder is left; the next rotation removes it.
 		[ "$(ls "$T/tmp" | grep -c '^backup-rotate-')" = 1 ]
 	done
-	# The killed rotates' locks stay (a rotate does not wait for another's).
+	# The killed rotates' locks stay; the next rotate, on the same host,
+	# finds their processes gone and deletes them.
 	run env TMPDIR="$T/tmp" BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
 	assert_success
 	[ -z "$(ls -A "$T/tmp")" ]
@@ -1199,6 +1200,76 @@ wait_for_line() {
 	  "$(git --git-dir="$REPO" rev-parse refs/backups/db1/daily)" ]
 	run backup check --read-data
 	assert_success
+}
+
+@test "rotate --remote while another rotate holds the bucket: it deletes nothing and exits 75" {
+	setup_expired_bucket probe-bucket rotrace
+	echo x >"$T/lock"
+	probe put "rotrace/locks/rotate-otherhost-4242-$(date +%s)" "$T/lock" --create-only
+	probe ls rotrace/ >"$T/before"
+	run --separate-stderr env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
+	[ "$status" = 75 ]
+	one_line "backup: remote 'off' is busy: another rotate from otherhost has been running since 20*Z (lock locks/rotate-otherhost-4242-*); nothing was deleted; rotate again when it has ended"
+	[ -z "$output" ]
+	probe ls rotrace/ >"$T/after"
+	diff "$T/before" "$T/after"
+	# A rotate's lock this host left, whose process is gone, holds
+	# nothing back: it is deleted with a warning.
+	probe rm "$(probe ls rotrace/locks/ | cut -d' ' -f1)"
+	sh -c 'echo $$' >"$T/deadpid"
+	host=$(hostname | tr '/ -' '___')
+	probe put "rotrace/locks/rotate-$host-$(cat "$T/deadpid")-$(date +%s)" "$T/lock" --create-only
+	run --separate-stderr env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
+	assert_success
+	one_line "backup: warning: the rotate lock *locks/rotate-$host-$(cat "$T/deadpid")-* (host $host, pid $(cat "$T/deadpid")) was left by a process that is gone; it is ignored and deleted"
+	[ -z "$(probe ls rotrace/locks/)" ]
+	clone_is_whole "$T/c1" s3://probe-bucket/rotrace
+}
+
+@test "rotate --remote stops before it writes once it has held the bucket too long, or once a push has begun" {
+	setup_expired_bucket probe-bucket rotstop
+	probe ls rotstop/ >"$T/before"
+	# A bound of 0 s (a test hook) instead of half an hour: it stops
+	# before its first write.
+	run --separate-stderr env BACKUP_TEST_S3_GRACE_SECONDS=0 BACKUP_TEST_S3_ROTATE_BUDGET=0 "$BK" rotate --remote off
+	[ "$status" = 75 ]
+	one_line "backup: remote 'off': this rotate has held the bucket for * s, near the 3600 s after which a push takes its lock for stale; it stops here, the bucket whole; rotate again to go on"
+	probe ls rotstop/ >"$T/after"
+	diff "$T/before" "$T/after"
+	# A push that begins once the rotate has looked (a test hook stops
+	# the rotate there until $T/pause/go exists): the rotate finds its
+	# lock before it writes, stops, and the push, which waited for the
+	# rotate's lock to go, lands.
+	backup run -q db1
+	mkdir "$T/pause"
+	BACKUP_TEST_S3_GRACE_SECONDS=0 BACKUP_TEST_S3_ROTATE_PAUSE=$T/pause "$BK" rotate --remote off \
+		>"$T/rot.out" 2>"$T/rot.err" &
+	rpid=$!
+	for _ in $(seq 1 1200); do [ -e "$T/pause/paused" ] && break; sleep 0.05; done
+	[ -e "$T/pause/paused" ]
+	"$BK" push --json --wait 120 off >"$T/push.out" 2>"$T/push.err" &
+	ppid=$!
+	for _ in $(seq 1 1200); do probe ls rotstop/locks/ | grep -q /push- && break; sleep 0.05; done
+	probe ls rotstop/locks/ | grep -q /push-
+	probe ls rotstop/ | grep -v /locks/ >"$T/before"
+	touch "$T/pause/go"
+	rc=0
+	wait "$rpid" || rc=$?
+	cat "$T/rot.err"
+	[ "$rc" = 75 ]
+	[ "$(wc -l <"$T/rot.err")" = 1 ]
+	grep -q "^backup: remote 'off' is busy: a push from .* (lock locks/push-.*-$ppid-[0-9]*); this rotate stops here, deleting nothing more; rotate again when it has ended$" "$T/rot.err"
+	rc=0
+	wait "$ppid" || rc=$?
+	cat "$T/push.err"
+	[ "$rc" = 0 ]
+	[ "$(json_field pushed <"$T/push.out")" = 1 ]
+	probe ls rotstop/ >"$T/after"
+	[ -z "$(comm -23 <(cut -d' ' -f1 "$T/before") <(cut -d' ' -f1 "$T/after"))" ]
+	[ -z "$(probe ls rotstop/locks/)" ]
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
+	assert_success
+	clone_is_whole "$T/c1" s3://probe-bucket/rotstop
 }
 
 @test "push to S3 while a rotate holds the bucket: it waits, then exits 75 and writes nothing" {
