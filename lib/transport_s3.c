@@ -1518,7 +1518,13 @@ static int fetch_packs(struct ts3 *t, struct repo *r, char **names, size_t n, in
 	pthread_cond_init(&q.cond, NULL);
 	fs[0] = (struct fetch_stream){ .q = &q, .s3 = t->s3 };
 	/* Signals stay with this thread: the streams only see the flag. */
+	/* The workers take no signal meant for the process, but a fault
+	 * of their own still kills it. */
 	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (k = 1; k < want; k++) {
 		fs[k] = (struct fetch_stream){ .q = &q };
@@ -2554,8 +2560,12 @@ static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, c
 	for (i = 0; i < nv; i++) {
 		for (j = 0; j < b->np && !(b->p[j].repack && rman_names(&v[i], b->p[j].name)); j++)
 			;
-		if (j < b->np && delete_for_good(t, v[i].key, out) < 0)
+		if (j == b->np)
+			continue;
+		rc = delete_for_good(t, v[i].key, out);
+		if (rc < 0)
 			goto out;
+		out->manifests_deleted += !rc;
 	}
 	repack_kill_point(3);
 	out->packs_repacked = nrepack;
