@@ -2303,6 +2303,17 @@ static int rman_names(const struct rman *x, const char *pack)
 	return 0;
 }
 
+/* Whether manifest x names a pack this repack rewrites. */
+static int rman_names_repacked(const struct rman *x, const struct bucket_odb *b)
+{
+	size_t j;
+
+	for (j = 0; j < b->np; j++)
+		if (b->p[j].repack && rman_names(x, b->p[j].name))
+			return 1;
+	return 0;
+}
+
 struct repack_out {
 	struct pack_writer *pw;
 	char **names;
@@ -2441,9 +2452,7 @@ static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, c
 	}
 	/* A manifest that cannot go keeps its packs as they are. */
 	for (i = 0; i < nv; i++) {
-		for (j = 0; j < b->np && !(b->p[j].repack && rman_names(&v[i], b->p[j].name)); j++)
-			;
-		if (j == b->np)
+		if (!rman_names_repacked(&v[i], b))
 			continue;
 		rc = key_locked(t, v[i].key, now);
 		if (rc < 0)
@@ -2522,11 +2531,8 @@ static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, c
 		struct manifest *m = &v[i].m;
 		const char *last = strrchr(v[i].key, '/');
 		char *key;
-		int any = 0;
 
-		for (j = 0; j < b->np; j++)
-			any |= b->p[j].repack && rman_names(&v[i], b->p[j].name);
-		if (!any)
+		if (!rman_names_repacked(&v[i], b))
 			continue;
 		strbuf_reset(&text);
 		strbuf_addf(&text, "backup slot 1\nref %s\ncommit %s\npushed %s\n", v[i].ref, m->hex, pushed);
@@ -2558,9 +2564,7 @@ static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, c
 		goto out;
 	}
 	for (i = 0; i < nv; i++) {
-		for (j = 0; j < b->np && !(b->p[j].repack && rman_names(&v[i], b->p[j].name)); j++)
-			;
-		if (j == b->np)
+		if (!rman_names_repacked(&v[i], b))
 			continue;
 		rc = delete_for_good(t, v[i].key, out);
 		if (rc < 0)
