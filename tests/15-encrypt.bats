@@ -482,16 +482,7 @@ damaged() {
 }
 
 @test "a flipped byte in a pack: check --read-data names the sealed blob and its file, restore refuses" {
-	head -c 3000000 /dev/urandom >"$T/src/data"
-	backup run -q web1
-	damage_largest_pack
-	run -1 backup check --read-data
-	assert_output --partial "damaged: blob"
-	assert_output --partial "root:/data"
-	assert_output --partial "in backup $(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)"
-	run -1 backup restore web1 --path /data --to "$T/out"
-	assert_output --partial "cannot restore 'data': its data in the repository is damaged"
-	[ ! -e "$T/out/data" ]
+	flipped_pack_byte_is_named
 }
 
 # lower_state GITDIR [keep-keys]: the state of GITDIR rewritten with stock

@@ -84,6 +84,23 @@ damage_largest_pack() {
 	flip_byte "$(ls -S "$REPO"/objects/pack/*.pack | head -1)" middle
 }
 
+# flipped_pack_byte_is_named: backs up a 3 MB file of machine web1 (source
+# $T/src), flips a byte of the largest pack, and asserts that
+# check --read-data names the blob, its file and its backup, and that a
+# restore of the file refuses and writes nothing.
+flipped_pack_byte_is_named() {
+	head -c 3000000 /dev/urandom >"$T/src/data"
+	backup run -q web1
+	damage_largest_pack
+	run -1 backup check --read-data
+	assert_output --partial "damaged: blob"
+	assert_output --partial "root:/data"
+	assert_output --partial "in backup $(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)"
+	run -1 backup restore web1 --path /data --to "$T/out"
+	assert_output --partial "cannot restore 'data': its data in the repository is damaged"
+	[ ! -e "$T/out/data" ]
+}
+
 # flip_byte FILE POS|middle: flips one bit of FILE in place.
 flip_byte() {
 	chmod u+w "$1"
