@@ -1008,12 +1008,36 @@ static void walk_entry(struct walker *w, int dfd, struct pdir *d, struct entry *
 		return;
 	}
 	w->stats->others++;
+	if (S_ISLNK(st.st_mode) && pm && S_ISLNK(pm->mode) && pm->link &&
+	    strlen(pm->link) == (size_t)st.st_size && pm->ino == (uint64_t)st.st_ino &&
+	    pm->mtime.tv_sec == st.st_mtim.tv_sec && pm->mtime.tv_nsec == st.st_mtim.tv_nsec &&
+	    pm->ctime.tv_sec == st.st_ctim.tv_sec && pm->ctime.tv_nsec == st.st_ctim.tv_nsec) {
+		/*
+		 * Unchanged (a link's target cannot change without a new ctime):
+		 * its target and attributes as before, without reading it, for
+		 * reading a link updates its atime, which the next backup would
+		 * store as a change of its folder.
+		 */
+		struct meta copy;
+
+		meta_copy(&copy, pm);
+		e->m.link = copy.link;
+		e->m.xattrs = copy.xattrs;
+		e->m.nxattrs = copy.nxattrs;
+		copy.link = NULL;
+		copy.xattrs = NULL;
+		copy.nxattrs = 0;
+		meta_clear(&copy);
+		e->kind = K_NONE;
+		return;
+	}
 	if (S_ISLNK(st.st_mode)) {
 		/* The link may have changed since it was statted: a target that
 		 * fills the buffer is read again with room for the longest. */
 		size_t cap = st.st_size + 2;
 		char *target = xmalloc(cap);
 		ssize_t n = readlinkat(dfd, e->m.name, target, cap - 1);
+		struct stat after;
 
 		if (n >= (ssize_t)cap - 1 && cap < PATH_MAX + 2) {
 			cap = PATH_MAX + 2;
@@ -1028,6 +1052,12 @@ static void walk_entry(struct walker *w, int dfd, struct pdir *d, struct entry *
 		}
 		target[n] = '\0';
 		e->m.link = target;
+		/* Reading it may have moved its atime (relatime): the atime
+		 * stored is the one it has now, so the next backup, which does
+		 * not read it again, finds it unchanged. */
+		if (fstatat(dfd, e->m.name, &after, AT_SYMLINK_NOFOLLOW) == 0 && after.st_ino == st.st_ino &&
+		    after.st_ctim.tv_sec == st.st_ctim.tv_sec && after.st_ctim.tv_nsec == st.st_ctim.tv_nsec)
+			e->m.atime = after.st_atim;
 	}
 	if (read_xattrs(w, -1, &e->m) < 0 && errno != ENOENT)
 		warning("cannot read the extended attributes of '%s': %s", w->path.buf, strerror(errno));

@@ -30,6 +30,27 @@ setup() { setup_repo web1; }
 	[ "$(echo "$output" | json_field bytes_read)" = 14 ]
 }
 
+@test "a link is read once: an unchanged link stores nothing new; a replaced one is noticed" {
+	echo a >"$T/src/a"
+	mkdir "$T/src/d"
+	ln -s ../a "$T/src/d/l1"
+	ln -s /nowhere "$T/src/l2"
+	# An atime older than the ctime: reading a link moves its atime
+	# (relatime), which the next run must not take for a change.
+	touch -h -a -d '2001-02-03 04:05:06' "$T/src/d/l1" "$T/src/l2"
+	backup run -q web1
+	t1=$(git --git-dir="$REPO" rev-parse 'refs/backups/web1/daily^{tree}')
+	run backup run --json web1
+	assert_success
+	t2=$(git --git-dir="$REPO" rev-parse 'refs/backups/web1/daily^{tree}')
+	[ "$t1" = "$t2" ] || fail "an unchanged tree was stored again: $(git --git-dir="$REPO" diff-tree -r --name-only "$t1" "$t2")"
+	ln -sfn /elsewhere "$T/src/l2"
+	backup run -q web1
+	backup restore web1 --new r1 -q
+	[ "$(readlink "$MROOT/r1/disks/root/l2")" = /elsewhere ]
+	[ "$(readlink "$MROOT/r1/disks/root/d/l1")" = ../a ]
+}
+
 @test "a change of attributes alone (ctime) is noticed" {
 	echo hello >"$T/src/a"
 	backup run -q web1
