@@ -353,19 +353,19 @@ SHIM=$BATS_TEST_DIRNAME/faultshim.so
 # faults MODE CHECK ARGS...: runs `backup ARGS` on a fresh copy of
 # $T/orig with a kill -9 (MODE kill) or a full disk (MODE enospc) at a
 # durable step in the repository (tests/faultshim.c), then runs CHECK,
-# which asserts the repository opens and is whole. As in 75-crash, CI
-# samples the steps (FAULT_STRIDE, default: about 12); `make check-crash`
-# takes every one.
+# which asserts the repository opens and is whole. As in 75-crash, the
+# suite samples the steps (fault_steps: about 12 points, shared by the two
+# modes); `make check-crash` takes every one in both.
 faults() {
-	local mode=$1 check=$2 total n code stride
+	local mode=$1 check=$2 total n code steps
 	shift 2
 	[ -f "$SHIM" ] || skip "tests/faultshim.so is not built (make check builds it)"
 	rm -rf "$REPO" && cp -a "$T/orig" "$REPO"
 	FAULT_DIR=$REPO FAULT_COUNT=$T/count LD_PRELOAD=$SHIM "$BK" "$@" >/dev/null 2>&1 || true
 	total=$(cat "$T/count")
 	[ "$total" -gt 3 ] || fail "only $total steps counted for '$*'"
-	stride=${FAULT_STRIDE:-$(( (total + 11) / 12 ))}
-	for n in $(seq 1 "$stride" "$total") "$total"; do
+	steps=$(fault_steps "$mode" "$total")
+	for n in $steps; do
 		rm -rf "$REPO" && cp -a "$T/orig" "$REPO"
 		code=0
 		FAULT_DIR=$REPO FAULT_AT=$n FAULT_MODE=$mode LD_PRELOAD=$SHIM "$BK" -q "$@" >"$T/fault.out" 2>&1 || code=$?
@@ -376,7 +376,7 @@ faults() {
 		fi
 		$check "$mode at step $n/$total of '$*'"
 	done
-	echo "# $mode: $total steps of '$*', every ${stride}th covered" >&3
+	echo "# $mode: $total steps of '$*', at" $steps >&3
 }
 
 # After a fault in the upgrade: it opens (format 1 or 2) with its state,

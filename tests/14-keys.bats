@@ -270,11 +270,12 @@ snapshot_repo() {
 
 # fault_each OP SETUP CHECK: at the durable steps of `backup key OP` (with
 # pw1 opening, pw2 new), a kill -9 and a full disk there; after each, CHECK
-# must pass. SETUP prepares the repository that $T/repo.orig keeps. CI
-# samples the steps (FAULT_STRIDE, default: about 12, the first and last
-# always); `make check-crash` sets FAULT_STRIDE=1 for every one.
+# must pass. SETUP prepares the repository that $T/repo.orig keeps. The
+# suite samples the steps (fault_steps: about 12 points, shared by the two
+# modes, the last in both); `make check-crash` sets FAULT_STRIDE=1 for
+# every one in both.
 fault_each() {
-	local op=$1 mode n total code stride
+	local op=$1 mode n total code
 	[ -f "$SHIM" ] || skip "tests/faultshim.so is not built (make check builds it)"
 	cp -a "$REPO" "$T/repo.orig"
 	rm -f "$T/count"
@@ -282,9 +283,8 @@ fault_each() {
 		LD_PRELOAD=$SHIM "$BK" -q key $op >/dev/null 2>&1 || fail "'key $op' fails without a fault"
 	total=$(cat "$T/count")
 	[ "$total" -gt 3 ] || fail "only $total steps counted for 'key $op'"
-	stride=${FAULT_STRIDE:-$(( (total + 11) / 12 ))}
 	for mode in kill enospc; do
-		for n in $( (seq 1 "$stride" "$total"; echo "$total") | sort -nu); do
+		for n in $(fault_steps "$mode" "$total"); do
 			rm -rf "$REPO" && cp -a "$T/repo.orig" "$REPO"
 			code=0
 			BACKUP_PASSWORD_FILE=$T/pw1 BACKUP_NEW_PASSWORD_FILE=$T/pw2 FAULT_DIR=$REPO FAULT_AT=$n \
@@ -306,7 +306,7 @@ fault_each() {
 				fail "$mode at step $n/$total of 'key $op': the next key add failed: $(cat "$T/why")"
 		done
 	done
-	echo "# kill and enospc at every ${stride}th of the $total steps of 'key $op'" >&3
+	echo "# kill at" $(fault_steps kill "$total") "and enospc at" $(fault_steps enospc "$total") "of the $total steps of 'key $op'" >&3
 }
 
 # The repository opens with pw1 or pw2 and gives the master key of before.

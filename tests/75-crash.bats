@@ -2,8 +2,9 @@
 # A crash or a full disk at every durable step (write, fsync, rename, unlink
 # in the repository) of run (plain and encrypted), rotate and cancel, through
 # tests/faultshim.so.
-# CI samples the steps (FAULT_STRIDE, default: about 12 per command);
-# `make check-crash` takes every one.
+# The suite samples the steps (fault_steps in test_helper.bash: about 12
+# points per command, shared by the crash and the full-disk test);
+# `make check-crash` takes every one in both.
 
 load test_helper
 
@@ -59,12 +60,11 @@ assert_recovers() {
 enumerate() {
 	local mode=$1
 	shift
-	local total stride n
+	local total steps n
 	total=$(count_steps "$@")
 	[ "$total" -gt 3 ] || fail "only $total steps counted for '$*'"
-	samples=${FAULT_SAMPLES:-12}
-	stride=${FAULT_STRIDE:-$(( (total + samples - 1) / samples ))}
-	for n in $(seq 1 "$stride" "$total") "$total"; do
+	steps=$(fault_steps "$mode" "$total")
+	for n in $steps; do
 		rm -rf "$REPO" && cp -a "$T/repo.orig" "$REPO"
 		code=0
 		FAULT_DIR=$REPO FAULT_AT=$n FAULT_MODE=$mode LD_PRELOAD=$SHIM "$BK" -q "$@" >"$T/fault.out" 2>&1 || code=$?
@@ -74,7 +74,7 @@ enumerate() {
 		fi
 		assert_recovers "$mode at step $n/$total of '$*'" "$@"
 	done
-	echo "# $mode: $total steps of '$*', every ${stride}th covered" >&3
+	echo "# $mode: $total steps of '$*', at" $steps >&3
 }
 
 @test "a crash at any durable step of run leaves everything recoverable" {
@@ -108,8 +108,8 @@ encrypt_repo() {
 # Every blob sealed as it is written, the sidecars keyed by a MAC: a crash
 # or a full disk anywhere in between still leaves every backup whole and
 # readable with the key (check --read-data opens every blob and name), and
-# the repository encrypted. Six steps each in CI, every one with
-# `make check-crash`.
+# the repository encrypted. Six points shared by the two tests in the
+# suite, every step in both with `make check-crash`.
 @test "a crash at any durable step of run on an encrypted repository: every backup whole, still encrypted" {
 	encrypt_repo
 	FAULT_SAMPLES=${FAULT_SAMPLES:-6} enumerate kill run web1
@@ -147,21 +147,21 @@ make_garbage() {
 	backup run -q web2
 	rm -rf "$T/repo.orig" && cp -a "$REPO" "$T/repo.orig"
 	total=$(count_steps cancel --yes web2)
-	stride=${FAULT_STRIDE:-$(( (total + 11) / 12 ))}
-	for n in $(seq 1 "$stride" "$total") "$total"; do
+	steps=$(fault_steps kill "$total")
+	for n in $steps; do
 		rm -rf "$REPO" && cp -a "$T/repo.orig" "$REPO"
 		FAULT_DIR=$REPO FAULT_AT=$n LD_PRELOAD=$SHIM "$BK" -q cancel --yes web2 >/dev/null 2>&1 || true
 		assert_recovers "kill at step $n/$total of cancel" rotate
 	done
-	echo "# kill: $total steps of 'cancel', every ${stride}th covered" >&3
+	echo "# kill: $total steps of 'cancel', at" $steps >&3
 }
 
 @test "a crash at any durable step of restore --new: never a half-made machine, and the next restore works" {
 	total=$(FAULT_DIR=$T/m count_steps restore web1:snapshot --new r1)
 	rm -rf "$MROOT/r1" "$MACHINES/r1.conf"
 	[ "$total" -gt 3 ] || fail "only $total steps counted"
-	stride=${FAULT_STRIDE:-$(( (total + 11) / 12 ))}
-	for n in $(seq 1 "$stride" "$total") "$total"; do
+	steps=$(fault_steps kill "$total")
+	for n in $steps; do
 		rm -rf "$MROOT/r1" "$MACHINES/r1.conf"
 		FAULT_DIR=$T/m FAULT_AT=$n LD_PRELOAD=$SHIM "$BK" -q restore web1:snapshot --new r1 >/dev/null 2>&1 || true
 		if [ -e "$MACHINES/r1.conf" ]; then
@@ -175,7 +175,7 @@ make_garbage() {
 		run tree_diff "$T/kept" "$MROOT/r1/disks/root"
 		[ -z "$output" ] || fail "step $n/$total: the next restore differs: $output"
 	done
-	echo "# kill: $total steps of 'restore --new', every ${stride}th covered" >&3
+	echo "# kill: $total steps of 'restore --new', at" $steps >&3
 }
 
 @test "a full disk at any durable step of cancel or restore --new: a clear error, nothing lost" {
@@ -187,7 +187,8 @@ make_garbage() {
 	enumerate enospc cancel --yes web2
 	rm -rf "$REPO" && cp -a "$T/repo.orig" "$REPO"
 	total=$(FAULT_DIR=$T/m count_steps restore web1:snapshot --new r1)
-	for n in $(seq 1 "$total"); do
+	steps=$(fault_steps enospc "$total")
+	for n in $steps; do
 		rm -rf "$MROOT/r1" "$MACHINES/r1.conf"
 		code=0
 		FAULT_DIR=$T/m FAULT_AT=$n FAULT_MODE=enospc LD_PRELOAD=$SHIM "$BK" -q restore web1:snapshot --new r1 \
@@ -201,5 +202,5 @@ make_garbage() {
 			[ -z "$output" ] || fail "step $n/$total: r1 differs: $output"
 		fi
 	done
-	echo "# enospc: $total steps of 'restore --new', every one covered" >&3
+	echo "# enospc: $total steps of 'restore --new', at" $steps >&3
 }

@@ -79,6 +79,30 @@ kill_after() {
 	wait "$pid" || true
 }
 
+# fault_steps MODE TOTAL: the durable steps (of 1..TOTAL, counted by
+# tests/faultshim.so) at which a fault test of MODE (kill or enospc)
+# injects its fault, in order. `make check-crash` sets FAULT_STRIDE=1:
+# every step, in both modes. The suite samples: about FAULT_SAMPLES
+# (default 12) points spread evenly over the command, of which a kill takes
+# every other one and a full disk the ones between, so that between them
+# the two modes still fall at every sampled point; the last step (the one
+# that makes the result visible) is taken in both.
+fault_steps() {
+	local mode=$1 total=$2 samples=${FAULT_SAMPLES:-12} stride i=0 n
+	{
+		if [ -n "${FAULT_STRIDE:-}" ]; then
+			seq 1 "$FAULT_STRIDE" "$total"
+		else
+			stride=$(((total + samples - 1) / samples))
+			for n in $(seq 1 "$stride" "$total"); do
+				case $mode:$((i % 2)) in kill:0 | enospc:1) echo "$n" ;; esac
+				i=$((i + 1))
+			done
+		fi
+		echo "$total"
+	} | sort -nu
+}
+
 # Flips a bit in the middle of the largest pack: the data of the biggest file.
 damage_largest_pack() {
 	flip_byte "$(ls -S "$REPO"/objects/pack/*.pack | head -1)" middle
