@@ -19,7 +19,12 @@ enum {
 	/* Reads or writes backed-up data: an encrypted repository is opened
 	 * with its key (--key-file or the passphrase) into ctx->repo->keys. */
 	NEED_KEY = 1 << 2,
+	/* With NEED_KEY: the command calls ctx_key() itself before it first
+	 * needs the key, so that the passphrase's KDF runs meanwhile. */
+	KEY_LATE = 1 << 3,
 };
+
+struct keys_unlocking;
 
 struct ctx {
 	int flags;				/* the command's NEED_* flags */
@@ -32,6 +37,8 @@ struct ctx {
 	struct config *cfg;
 	struct repo *repo;
 	const struct option_spec *global;	/* for --help */
+	struct keys_unlocking *unlocking;	/* KEY_LATE: the key being opened */
+	int key_failed;				/* it did not open */
 };
 
 int cmd_init(int argc, const char **argv, struct ctx *ctx);
@@ -60,6 +67,17 @@ int cmd_receiver(int argc, const char **argv, struct ctx *ctx);
  * -1 after printing the reason.
  */
 int ctx_prepare(struct ctx *ctx);
+
+/*
+ * KEY_LATE: waits for the key ctx_prepare() started to open and sets
+ * ctx->repo->keys; returns 0, or -1 after the line keys_unlock() would
+ * print (a wrong passphrase). Without a key being opened (not encrypted,
+ * or called before) it returns 0 at once. ctx_key_pending() says whether
+ * one is being opened; main waits for it, quietly, when the command
+ * returns without asking.
+ */
+int ctx_key(struct ctx *ctx);
+int ctx_key_pending(const struct ctx *ctx);
 
 struct gc_stats;
 /* Reports what gc_reclaim() returned and counted, as text or into js (a

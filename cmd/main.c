@@ -30,7 +30,7 @@ static const struct command commands[] = {
 	{ "init", cmd_init, NEED_CONFIG, "create the repository" },
 	{ "enable", cmd_enable, NEED_REPO, "enrol a machine, or switch auto-enrolment" },
 	{ "schedule", cmd_schedule, NEED_REPO, "set or show the backup window and weekly day" },
-	{ "run", cmd_run, NEED_REPO | NEED_KEY, "take the automatic backup or a manual snapshot" },
+	{ "run", cmd_run, NEED_REPO | NEED_KEY | KEY_LATE, "take the automatic backup or a manual snapshot" },
 	{ "list", cmd_list, NEED_REPO | NEED_KEY, "list every kept backup" },
 	{ "rotate", cmd_rotate, NEED_REPO, "apply retention now and reclaim the space" },
 	{ "restore", cmd_restore, NEED_REPO | NEED_KEY, "restore a backup to a new or an existing machine, or single paths" },
@@ -184,11 +184,34 @@ int ctx_prepare(struct ctx *ctx)
 		return error("repository '%s' is not encrypted, so --key-file '%s' is not its key; "
 			     "check that it is the repository you meant", ctx->repo->path, ctx->key_file);
 	if ((flags & NEED_KEY) && repo_is_encrypted(ctx->repo)) {
-		char opened[CRYPTO_KEYID_HEX + 1];
-
-		return keys_unlock(&ctx->repo->keys, opened, ctx->repo, ctx->key_file);
+		if (keys_unlock_start(&ctx->unlocking, ctx->repo, ctx->key_file) < 0)
+			return -1;
+		if (!(flags & KEY_LATE))
+			return ctx_key(ctx);
 	}
 	return 0;
+}
+
+int ctx_key(struct ctx *ctx)
+{
+	char opened[CRYPTO_KEYID_HEX + 1];
+	struct keys_unlocking *u = ctx->unlocking;
+
+	if (ctx->key_failed)
+		return -1;
+	if (!u)
+		return 0;
+	ctx->unlocking = NULL;
+	if (keys_unlock_finish(u, &ctx->repo->keys, opened) < 0) {
+		ctx->key_failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int ctx_key_pending(const struct ctx *ctx)
+{
+	return ctx->unlocking != NULL;
 }
 
 int main(int argc, const char **argv)
@@ -284,6 +307,10 @@ int main(int argc, const char **argv)
 	git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, (size_t)64 << 20);
 	ctx.flags = cmd->flags;
 	ret = cmd->fn(argc, argv, &ctx);
+	/* A command that failed before it needed its key: the thread opening
+	 * it is waited for, and what it holds wiped. */
+	if (ctx.unlocking)
+		keys_unlock_finish(ctx.unlocking, NULL, NULL);
 	repo_free(ctx.repo);
 	config_free(ctx.cfg);
 	git_libgit2_shutdown();

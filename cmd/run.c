@@ -89,8 +89,9 @@ static int run_machine(struct ctx *ctx, const char *name, const struct run_opts 
 	struct store_stats ss;
 	const char *kind = o->snapshot ? "snapshot" : "automatic";
 	const char *slot = o->snapshot ? SLOT_SNAPSHOT : SLOT_DAILY;
+	struct walker *ahead = NULL;
 	size_t nprev = 0, i;
-	int lock = -1, repo_lock_fd = -1, ret = EXIT_ERROR, hook;
+	int lock = -1, repo_lock_fd = -1, ret = EXIT_ERROR, hook, err;
 
 	if (machine_load(&m, ctx->cfg, name) < 0)
 		goto out;
@@ -110,7 +111,17 @@ static int run_machine(struct ctx *ctx, const char *name, const struct run_opts 
 	repo_lock_fd = repo_lock_shared(ctx->repo, -1);
 	if (repo_lock_fd < 0)
 		goto out;
+	/*
+	 * An encrypted repository's key may still be opening (KEY_LATE). A
+	 * preHook runs only once it opened. Without one, the first disk's
+	 * folders are listed and statted meanwhile (walk_start()), which needs
+	 * no key; the key is waited for before anything reads the repository's
+	 * backups. A wrong passphrase still stops the run here, having run no
+	 * hook and written nothing.
+	 */
 	if (m->pre_hook) {
+		if (ctx_key(ctx) < 0)
+			goto out;
 		hook = run_hook("preHook", m->pre_hook, m->name, kind, -1);
 		if (hook) {
 			error("the preHook of '%s' failed (exit %d); no backup taken", m->name, hook);
@@ -118,6 +129,15 @@ static int run_machine(struct ctx *ctx, const char *name, const struct run_opts 
 		}
 	}
 	b.start = now_utc();
+	if (ctx_key_pending(ctx) && m->ndisks) {
+		struct walk_opts pre = {
+			.source = m->disks[0].source, .excludes = m->excludes, .nexcludes = m->nexcludes,
+		};
+
+		ahead = walk_start(&pre);
+	}
+	if (ctx_key(ctx) < 0)
+		goto out;
 	b.machine = m->name;
 	b.kind = (char *)kind;
 	b.label = (char *)(o->label ? o->label : "");
@@ -141,7 +161,13 @@ static int run_machine(struct ctx *ctx, const char *name, const struct run_opts 
 		b.disks[i].filesystem = m->disks[i].filesystem;
 		b.disks[i].size = m->disks[i].size;
 		verbose("reading disk '%s' of '%s' from '%s'", m->disks[i].label, m->name, m->disks[i].source);
-		if (walk_disk(&wo, &ws, b.disks[i].tree) < 0 || interrupted)
+		if (i == 0 && ahead) {
+			err = walk_finish(ahead, &wo, &ws, b.disks[i].tree);
+			ahead = NULL;
+		} else {
+			err = walk_disk(&wo, &ws, b.disks[i].tree);
+		}
+		if (err < 0 || interrupted)
 			goto out_hook;
 	}
 	if (interrupted)
@@ -176,6 +202,7 @@ out_hook:
 			warning("the postHook of '%s' failed (exit %d)", m->name, hook);
 	}
 out:
+	walk_cancel(ahead);
 	repo_unlock(repo_lock_fd);
 	repo_unlock(lock);
 	store_free(store);
@@ -329,6 +356,14 @@ int cmd_run(int argc, const char **argv, struct ctx *ctx)
 			continue;
 		r = run_machine(ctx, names[i], &o, ctx->json ? &js : NULL);
 		ret = worse_status(ret, r);
+		/* A key that did not open stops the whole run, as it did before
+		 * any machine when it was opened first. */
+		if (ctx_key(ctx) < 0) {
+			strbuf_release(&js);
+			free_strv(names, n);
+			free_strv(done, ndone);
+			return EXIT_ERROR;
+		}
 		if (r == EXIT_OK || r == EXIT_PARTIAL) {
 			done = xrealloc(done, (ndone + 1) * sizeof(*done));
 			done[ndone++] = xstrdup(names[i]);

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,64 +272,172 @@ fail:
 	return -1;
 }
 
+/*
+ * An opening under way: what the thread tries (the keys, the passphrase)
+ * and what it found. Only the thread writes the results, and only before
+ * it ends; keys_unlock_finish() reads them after joining it.
+ */
+struct keys_unlocking {
+	struct repo *repo;
+	struct keyring *kr;
+	struct passphrase pass;
+	pthread_t thread;
+	int threaded;
+	/* Results: ret 0 with keys and opened, or -1 (one line printed by
+	 * finish); per key slot, what unwrapping it gave (for the warnings). */
+	int ret;
+	int error_printed;	/* an error was printed where it happened */
+	struct crypto_keys *keys;
+	char opened[CRYPTO_KEYID_HEX + 1];
+	int *slot_err;
+	size_t tried;
+};
+
+/*
+ * Tries the passphrase against every key whose check names the master key,
+ * in order; the first that opens wins. Runs on its own thread: it prints
+ * nothing (the results are reported by keys_unlock_finish()), and libcrypto
+ * is safe to call from several threads (lib/crypto.h).
+ */
+static void *try_keys(void *arg)
+{
+	struct keys_unlocking *u = arg;
+	struct keyring *kr = u->kr;
+	size_t i;
+
+	u->ret = -1;
+	for (i = 0; i < kr->nr; i++) {
+		const struct key_slot *s = &kr->keys[i];
+		int err;
+
+		if (!s->text || memcmp(s->info.check, kr->check, CRYPTO_CHECK_LEN))
+			continue;
+		u->tried++;
+		err = crypto_key_unwrap(&u->keys, s->text, s->len, u->pass.buf, u->pass.len);
+		u->slot_err[i] = err;
+		if (err == 0) {
+			memcpy(u->opened, s->info.id, sizeof(s->info.id));
+			u->ret = 0;
+			break;
+		}
+		if (err < 0 && err != ERR_CORRUPT) {
+			/* libcrypto failed and said so; no other key is tried. */
+			u->error_printed = 1;
+			break;
+		}
+	}
+	/* The passphrase is no longer needed: wiped as soon as possible. */
+	passphrase_free(&u->pass);
+	return NULL;
+}
+
+static void unlocking_free(struct keys_unlocking *u)
+{
+	passphrase_free(&u->pass);
+	crypto_keys_free(u->keys);
+	keyring_free(u->kr);
+	free(u->slot_err);
+	free(u);
+}
+
+int keys_unlock_start(struct keys_unlocking **out, struct repo *r, const char *key_file)
+{
+	struct keys_unlocking *u;
+	char *prompt;
+	size_t i;
+	int err;
+
+	*out = NULL;
+	u = xcalloc(1, sizeof(*u));
+	u->repo = r;
+	err = keyring_read(&u->kr, r);
+	if (err == ERR_NOTFOUND) {
+		error("repository '%s' is not encrypted", r->path);
+		goto fail;
+	}
+	if (err < 0)
+		goto fail;
+	if (key_file) {
+		/* No KDF: nothing worth a thread. */
+		if (unlock_with_file(&u->keys, u->kr, r, key_file) < 0)
+			goto fail;
+		*out = u;
+		return 0;
+	}
+	if (!u->kr->nr) {
+		error("repository '%s' has no key a passphrase opens; open it with --key-file", r->path);
+		goto fail;
+	}
+	for (i = 0; i < u->kr->nr; i++) {
+		const struct key_slot *s = &u->kr->keys[i];
+
+		if (s->text && memcmp(s->info.check, u->kr->check, CRYPTO_CHECK_LEN))
+			warning("key '%s' of repository '%s' wraps another master key than its 'encryption' names; ignored",
+				s->info.id, r->path);
+	}
+	prompt = xasprintf("passphrase for repository '%s': ", r->path);
+	err = passphrase_read(&u->pass, "BACKUP_PASSWORD", prompt, 0);
+	free(prompt);
+	if (err < 0)
+		goto fail;
+	u->slot_err = xcalloc(u->kr->nr, sizeof(*u->slot_err));
+	if (pthread_create(&u->thread, NULL, try_keys, u) == 0)
+		u->threaded = 1;
+	else
+		try_keys(u);
+	*out = u;
+	return 0;
+fail:
+	unlocking_free(u);
+	return -1;
+}
+
+int keys_unlock_finish(struct keys_unlocking *u, struct crypto_keys **out, char opened[CRYPTO_KEYID_HEX + 1])
+{
+	size_t i;
+	int ret;
+
+	if (out)
+		*out = NULL;
+	if (opened)
+		opened[0] = '\0';
+	if (!u)
+		return -1;
+	if (u->threaded && pthread_join(u->thread, NULL))
+		die("cannot join the thread that opens the key");
+	if (!out) {
+		/* Abandoned: the command failed before it needed the key. */
+		unlocking_free(u);
+		return 0;
+	}
+	for (i = 0; u->slot_err && i < u->kr->nr; i++)
+		if (u->slot_err[i] == ERR_CORRUPT)
+			warning("key '%s' of repository '%s' is damaged; ignored", u->kr->keys[i].info.id,
+				u->repo->path);
+	ret = u->ret;
+	if (ret < 0 && !u->error_printed)
+		error("wrong passphrase: it opens none of the %zu key%s of repository '%s'", u->tried,
+		      u->tried == 1 ? "" : "s", u->repo->path);
+	if (!ret) {
+		*out = u->keys;
+		u->keys = NULL;
+		if (opened)
+			memcpy(opened, u->opened, sizeof(u->opened));
+	}
+	unlocking_free(u);
+	return ret < 0 ? -1 : 0;
+}
+
 int keys_unlock(struct crypto_keys **out, char opened[CRYPTO_KEYID_HEX + 1], struct repo *r,
 		const char *key_file)
 {
-	struct keyring *kr = NULL;
-	struct passphrase pass = { NULL, 0 };
-	struct crypto_keys *k = NULL;
-	char *prompt = NULL;
-	size_t i, tried = 0;
-	int ret = -1, err;
+	struct keys_unlocking *u;
 
 	*out = NULL;
 	opened[0] = '\0';
-	err = keyring_read(&kr, r);
-	if (err == ERR_NOTFOUND)
-		return error("repository '%s' is not encrypted", r->path);
-	if (err < 0)
+	if (keys_unlock_start(&u, r, key_file) < 0)
 		return -1;
-	if (key_file) {
-		ret = unlock_with_file(out, kr, r, key_file);
-		goto out;
-	}
-	if (!kr->nr) {
-		error("repository '%s' has no key a passphrase opens; open it with --key-file", r->path);
-		goto out;
-	}
-	prompt = xasprintf("passphrase for repository '%s': ", r->path);
-	if (passphrase_read(&pass, "BACKUP_PASSWORD", prompt, 0) < 0)
-		goto out;
-	for (i = 0; i < kr->nr; i++) {
-		const struct key_slot *s = &kr->keys[i];
-
-		if (!s->text)
-			continue;
-		if (memcmp(s->info.check, kr->check, CRYPTO_CHECK_LEN)) {
-			warning("key '%s' of repository '%s' wraps another master key than its 'encryption' names; ignored",
-				s->info.id, r->path);
-			continue;
-		}
-		tried++;
-		err = crypto_key_unwrap(&k, s->text, s->len, pass.buf, pass.len);
-		if (err == 0) {
-			memcpy(opened, s->info.id, sizeof(s->info.id));
-			*out = k;
-			ret = 0;
-			goto out;
-		}
-		if (err == ERR_CORRUPT)
-			warning("key '%s' of repository '%s' is damaged; ignored", s->info.id, r->path);
-		else if (err < 0)
-			goto out;
-	}
-	error("wrong passphrase: it opens none of the %zu key%s of repository '%s'", tried,
-	      tried == 1 ? "" : "s", r->path);
-out:
-	passphrase_free(&pass);
-	keyring_free(kr);
-	free(prompt);
-	return ret;
+	return keys_unlock_finish(u, out, opened);
 }
 
 /* Finds key id (a unique prefix) in kr; -1 after reporting. */

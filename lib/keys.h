@@ -63,6 +63,25 @@ void keyring_free(struct keyring *kr);
 int keys_unlock(struct crypto_keys **out, char opened[CRYPTO_KEYID_HEX + 1], struct repo *r,
 		const char *key_file);
 
+/*
+ * keys_unlock() in two steps, so that the passphrase's KDF (scrypt, about
+ * 0.2 s of CPU and 64 MiB) runs on a thread of its own while the caller
+ * does work that needs no key, such as reading the source of a backup.
+ * keys_unlock_start() does on the calling thread everything that may ask or
+ * fail at once: it reads the keys and the passphrase (a terminal prompt is
+ * never on another thread), reporting errors as keys_unlock() does; then it
+ * starts the thread that tries the passphrase (with --key-file nothing is
+ * left to do). keys_unlock_finish() waits for it and reports its outcome,
+ * the wrong passphrase's line included, exactly as keys_unlock(); with out
+ * NULL it only waits, prints nothing and forgets the keys (a command that
+ * failed before it needed them). It frees u in every case and
+ * must be called once for every u started: the passphrase is wiped by the
+ * thread as soon as it is done with it, the keys not handed out on finish.
+ */
+struct keys_unlocking;
+int keys_unlock_start(struct keys_unlocking **out, struct repo *r, const char *key_file);
+int keys_unlock_finish(struct keys_unlocking *u, struct crypto_keys **out, char opened[CRYPTO_KEYID_HEX + 1]);
+
 /* Adds a key: master key k wrapped by pass; id gets its id. */
 int keys_add(struct repo *r, const struct crypto_keys *k, const struct passphrase *pass,
 	     char id[CRYPTO_KEYID_HEX + 1]);

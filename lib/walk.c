@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -63,8 +64,15 @@ struct entry {
  * them; a folder the scanner has not started yet the walking thread reads
  * itself. At most SCAN_AHEAD folders wait read and open, twice that when
  * the walk had to read a folder itself (the scanner then follows it).
+ *
+ * Started by walk_start(), the scanner reads the source before the walk
+ * can begin (an encrypted repository's key is being opened): then up to
+ * PRESCAN_AHEAD folders, and at most a quarter of the open files the
+ * process may have (each folder read holds its descriptor, and one more
+ * for its subfolders).
  */
 #define SCAN_AHEAD 32
+#define PRESCAN_AHEAD 4096
 
 enum scan_state { S_QUEUED, S_RUNNING, S_DONE };
 
@@ -134,7 +142,13 @@ struct walker {
 	pthread_cond_t scond;
 	struct scan *shead;		/* waiting for the scanner, in order */
 	size_t sready;			/* read and not yet taken */
+	size_t sahead;			/* the bound on sready */
 	int sstop;
+
+	int fd;				/* the source, open */
+	struct stat st;			/* and its lstat */
+	struct scan *root_scan;		/* walk_start(): the source's own listing */
+	struct walk_opts opts;		/* walk_start(): its options, kept */
 };
 
 /* ---- owner names ---------------------------------------------------- */
@@ -791,7 +805,7 @@ static void *scanner(void *arg)
 		struct scan *sc = w->shead;
 
 		/* Past the bound, only folders the walk reached on its own. */
-		if (!sc || w->sready >= (sc->urgent ? 2 * SCAN_AHEAD : SCAN_AHEAD)) {
+		if (!sc || w->sready >= (sc->urgent ? 2 * w->sahead : w->sahead)) {
 			pthread_cond_wait(&w->scond, &w->slock);
 			continue;
 		}
@@ -1159,103 +1173,215 @@ static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
 	return d;
 }
 
-int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char tree[SHA1_LEN])
+/*
+ * Opens the source of o and starts the scanner; quiet for walk_start(),
+ * whose caller walks later and reports then. Returns 0, or -1 (after
+ * reporting, unless quiet) with nothing left to free.
+ */
+static int walker_open(struct walker *w, const struct walk_opts *o, int quiet)
 {
-	struct walker w;
-	struct stat st;
-	struct pdir *root = NULL;
-	int fd, i, ret = -1;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int fd;
 
-	memset(&w, 0, sizeof(w));
-	w.o = o;
-	w.stats = stats;
-	strbuf_init(&w.path, 256);
-	strbuf_addstr(&w.path, o->source);
-	while (w.path.len > 1 && w.path.buf[w.path.len - 1] == '/')
-		strbuf_setlen(&w.path, w.path.len - 1);
+	w->o = o;
+	w->fd = -1;
+	strbuf_init(&w->path, 256);
+	strbuf_addstr(&w->path, o->source);
+	while (w->path.len > 1 && w->path.buf[w->path.len - 1] == '/')
+		strbuf_setlen(&w->path, w->path.len - 1);
 	fd = open(o->source, O_RDONLY | O_DIRECTORY | O_NOATIME | O_CLOEXEC);
 	if (fd < 0 && errno == EPERM)
 		fd = open(o->source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		error("cannot read the disk source '%s': %s; fix 'source' in the machine file",
-		      o->source, strerror(errno));
+	if (fd < 0 || fstat(fd, &w->st) < 0) {
+		if (!quiet)
+			error("cannot read the disk source '%s': %s; fix 'source' in the machine file",
+			      o->source, strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		strbuf_release(&w.path);
+		strbuf_release(&w->path);
 		return -1;
 	}
-	w.dev = st.st_dev;
-	w.buf = xmalloc(READ_BUF);
-	strbuf_init(&w.br.raw, 0);
-	strbuf_init(&w.br.frame, 0);
-	if (o->prev_tree && packset_open(&w.ps, o->repo) < 0) {
-		close(fd);
-		free(w.buf);
-		strbuf_release(&w.path);
+	w->fd = fd;
+	w->dev = w->st.st_dev;
+	w->sahead = SCAN_AHEAD;
+	pthread_mutex_init(&w->slock, NULL);
+	pthread_cond_init(&w->scond, NULL);
+	if (pthread_create(&w->scanner, NULL, scanner, w))
+		die("cannot start the scanner thread");
+	return 0;
+}
+
+/* Walks the source open in w into tree: the workers, the walk, the drain. */
+static int walker_run(struct walker *w, struct walk_stats *stats, unsigned char tree[SHA1_LEN])
+{
+	const struct walk_opts *o = w->o;
+	struct pdir *root = NULL;
+	struct scan *sc = NULL;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int i, ret = -1;
+
+	w->stats = stats;
+	if (o->prev_tree && packset_open(&w->ps, o->repo) < 0) {
+		if (w->root_scan)
+			scan_drop(w, w->root_scan);
+		w->root_scan = NULL;
 		return -1;
 	}
-	pthread_mutex_init(&w.lock, NULL);
-	pthread_cond_init(&w.work, NULL);
-	pthread_cond_init(&w.space, NULL);
-	pthread_cond_init(&w.done, NULL);
-	w.nthreads = o->threads > 0 ? o->threads : ncpu > 0 ? (int)ncpu : 1;
-	w.threads = xcalloc(w.nthreads, sizeof(*w.threads));
-	for (i = 0; i < w.nthreads; i++)
-		if (pthread_create(&w.threads[i], NULL, worker, &w))
+	w->buf = xmalloc(READ_BUF);
+	strbuf_init(&w->br.raw, 0);
+	strbuf_init(&w->br.frame, 0);
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->work, NULL);
+	pthread_cond_init(&w->space, NULL);
+	pthread_cond_init(&w->done, NULL);
+	w->nthreads = o->threads > 0 ? o->threads : ncpu > 0 ? (int)ncpu : 1;
+	w->threads = xcalloc(w->nthreads, sizeof(*w->threads));
+	for (i = 0; i < w->nthreads; i++)
+		if (pthread_create(&w->threads[i], NULL, worker, w))
 			die("cannot start a worker thread");
 
-	pthread_mutex_init(&w.slock, NULL);
-	pthread_cond_init(&w.scond, NULL);
-	if (pthread_create(&w.scanner, NULL, scanner, &w))
-		die("cannot start the scanner thread");
-
-	clock_gettime(CLOCK_MONOTONIC, &w.start);
-	root = walk_dir(&w, fd, &st, o->prev_tree, NULL);
-	progress(&w, 1);
-	close(fd);
-	if (root && drain(&w, 1) == 0) {
+	clock_gettime(CLOCK_MONOTONIC, &w->start);
+	if (w->root_scan)
+		sc = scan_take(w, w->root_scan);
+	w->root_scan = NULL;
+	root = walk_dir(w, w->fd, &w->st, o->prev_tree, sc);
+	progress(w, 1);
+	if (root && drain(w, 1) == 0) {
 		memcpy(tree, root->tree, SHA1_LEN);
 		ret = 0;
 	}
 
-	pthread_mutex_lock(&w.lock);
-	w.stop = 1;
-	pthread_cond_broadcast(&w.work);
-	pthread_mutex_unlock(&w.lock);
-	for (i = 0; i < w.nthreads; i++)
-		pthread_join(w.threads[i], NULL);
-	pthread_mutex_lock(&w.slock);
-	w.sstop = 1;
-	pthread_cond_broadcast(&w.scond);
-	pthread_mutex_unlock(&w.slock);
-	pthread_join(w.scanner, NULL);
-	/* Every scan is taken back by the walk, also a failed one; none is left. */
-	if (w.shead)
-		die("internal error: folders left with the scanner");
-	pthread_mutex_destroy(&w.slock);
-	pthread_cond_destroy(&w.scond);
+	pthread_mutex_lock(&w->lock);
+	w->stop = 1;
+	pthread_cond_broadcast(&w->work);
+	pthread_mutex_unlock(&w->lock);
+	for (i = 0; i < w->nthreads; i++)
+		pthread_join(w->threads[i], NULL);
 	/* On failure, directories may still be queued (the root among them:
 	 * look before they are freed). */
 	int root_out = root && root->dequeued;
 
-	while (w.dhead) {
-		struct pdir *d = w.dhead;
-		w.dhead = d->next;
+	while (w->dhead) {
+		struct pdir *d = w->dhead;
+		w->dhead = d->next;
 		free_pdir(d);
 	}
 	if (root_out)
 		free_pdir(root);
-	free(w.threads);
-	free(w.buf);
-	packset_free(w.ps);
-	blob_reader_release(&w.br);
-	strbuf_release(&w.path);
-	pthread_mutex_destroy(&w.lock);
-	pthread_cond_destroy(&w.work);
-	pthread_cond_destroy(&w.space);
-	pthread_cond_destroy(&w.done);
+	free(w->threads);
+	free(w->buf);
+	packset_free(w->ps);
+	blob_reader_release(&w->br);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->work);
+	pthread_cond_destroy(&w->space);
+	pthread_cond_destroy(&w->done);
 	return ret;
+}
+
+/* Stops the scanner, whose every folder was taken back, and closes the source. */
+static void walker_close(struct walker *w)
+{
+	pthread_mutex_lock(&w->slock);
+	w->sstop = 1;
+	pthread_cond_broadcast(&w->scond);
+	pthread_mutex_unlock(&w->slock);
+	pthread_join(w->scanner, NULL);
+	/* Every scan is taken back by the walk, also a failed one; none is left. */
+	if (w->shead)
+		die("internal error: folders left with the scanner");
+	pthread_mutex_destroy(&w->slock);
+	pthread_cond_destroy(&w->scond);
+	close(w->fd);
+	strbuf_release(&w->path);
+}
+
+int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char tree[SHA1_LEN])
+{
+	struct walker w;
+	int ret;
+
+	memset(&w, 0, sizeof(w));
+	if (walker_open(&w, o, 0) < 0)
+		return -1;
+	ret = walker_run(&w, stats, tree);
+	walker_close(&w);
+	return ret;
+}
+
+/* PRESCAN_AHEAD, within a quarter of the process's open files. */
+static size_t prescan_ahead(void)
+{
+	struct rlimit rl;
+	size_t n = PRESCAN_AHEAD;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < n)
+		n = rl.rlim_cur / 4;
+	return n > SCAN_AHEAD ? n : SCAN_AHEAD;
+}
+
+struct walker *walk_start(const struct walk_opts *o)
+{
+	struct walker *w = xcalloc(1, sizeof(*w));
+	struct parent_fd *p;
+	struct scan *sc;
+
+	w->opts = *o;
+	if (walker_open(w, &w->opts, 1) < 0) {
+		free(w);
+		return NULL;
+	}
+	p = xcalloc(1, sizeof(*p));
+	p->fd = dup(w->fd);
+	if (p->fd < 0) {
+		/* No prescan, then: the walk reads it all itself. */
+		free(p);
+		return w;
+	}
+	p->refs = 1;
+	sc = xcalloc(1, sizeof(*sc));
+	sc->parent = p;
+	sc->name = ".";
+	sc->path = xstrdup(w->path.buf);
+	sc->fd = -1;
+	sc->state = S_QUEUED;
+	w->root_scan = sc;
+	pthread_mutex_lock(&w->slock);
+	w->sahead = prescan_ahead();
+	w->shead = sc;
+	pthread_cond_broadcast(&w->scond);
+	pthread_mutex_unlock(&w->slock);
+	return w;
+}
+
+int walk_finish(struct walker *w, const struct walk_opts *o, struct walk_stats *stats, unsigned char tree[SHA1_LEN])
+{
+	int ret;
+
+	/* The scanner reads the source and the exclusions, kept as they
+	 * were; what only the walk reads comes from o. */
+	w->opts.repo = o->repo;
+	w->opts.store = o->store;
+	w->opts.prev_tree = o->prev_tree;
+	w->opts.threads = o->threads;
+	w->opts.progress = o->progress;
+	w->opts.expected_bytes = o->expected_bytes;
+	pthread_mutex_lock(&w->slock);
+	w->sahead = SCAN_AHEAD;
+	pthread_mutex_unlock(&w->slock);
+	ret = walker_run(w, stats, tree);
+	walker_close(w);
+	free(w);
+	return ret;
+}
+
+void walk_cancel(struct walker *w)
+{
+	if (!w)
+		return;
+	if (w->root_scan)
+		scan_drop(w, w->root_scan);
+	walker_close(w);
+	free(w);
 }
 
 void walk_stats_release(struct walk_stats *s)

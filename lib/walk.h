@@ -54,6 +54,24 @@ struct walk_opts {
 int walk_disk(const struct walk_opts *o, struct walk_stats *stats, unsigned char tree[SHA1_LEN]);
 void walk_stats_release(struct walk_stats *s);
 
+/*
+ * walk_disk() in two steps, for a caller that must wait for something
+ * before it can walk (the key of an encrypted repository, which the
+ * previous backup's tree and the store need): walk_start() opens the
+ * source and has the scanner thread list and stat its folders meanwhile,
+ * as far ahead as the open-file limit allows, reading no content and
+ * needing no key. It uses o's source and exclusions, which must not change
+ * until the end; it returns NULL, quietly, when the source cannot be
+ * opened (walk_disk() will say why). walk_finish() then walks exactly as
+ * walk_disk() with o's other fields (the store, the previous tree, ...),
+ * taking what was read ahead; walk_cancel() gives it all up instead
+ * (accepts NULL). Either frees w.
+ */
+struct walker;
+struct walker *walk_start(const struct walk_opts *o);
+int walk_finish(struct walker *w, const struct walk_opts *o, struct walk_stats *stats, unsigned char tree[SHA1_LEN]);
+void walk_cancel(struct walker *w);
+
 /* Name of uid/gid, "" when it has none; cached, single-threaded. */
 const char *uid_name(uint32_t uid);
 const char *gid_name(uint32_t gid);

@@ -226,6 +226,68 @@ damaged() {
 	[ "$before" = "$after" ]
 }
 
+# run reads the source while the passphrase's scrypt runs on a thread of
+# its own (lib/keys.h, walk_start() in lib/walk.h): what needs the key waits
+# for it, and a key that does not open stops the run as before.
+@test "run with a wrong passphrase runs no preHook, reports no disk error, writes nothing" {
+	make_corpus
+	backup run -q web1
+	mkdir -p "$T/src2/a/b"
+	echo two >"$T/src2/a/b/f"
+	define_machine web2 "$T/src2" "[backup]" "	preHook = touch $T/hook-ran"
+	define_machine gone "$T/no-such-source"
+	backup enable -q web2
+	backup enable -q gone
+	before=$( (git --git-dir="$REPO" for-each-ref; ls -R "$REPO/objects") | sha256sum)
+	for cmd in "run web2" "run gone" "run web1 gone web2" "--json run --all"; do
+		run -1 env BACKUP_PASSWORD_FILE="$T/wrong" "$BK" $cmd
+		assert_output "backup: wrong passphrase: it opens none of the 1 key of repository '$REPO'"
+	done
+	[ ! -e "$T/hook-ran" ]
+	after=$( (git --git-dir="$REPO" for-each-ref; ls -R "$REPO/objects") | sha256sum)
+	[ "$before" = "$after" ]
+	# With the passphrase: the preHook, the disk error and the backups as ever.
+	run -1 backup run web1 gone web2
+	assert_line --partial "cannot read the disk source '$T/no-such-source'"
+	[ -e "$T/hook-ran" ]
+	backup restore -q web2 --path / --to "$T/out" </dev/null
+	run tree_diff "$T/src2" "$T/out"
+	assert_output ""
+}
+
+# The default scrypt parameters (not the tests' fast ones) give the source's
+# reading ahead time to run; what it read must be exactly what a walk reads.
+@test "a run whose source was read while the key opened is exact, changed files and folders included" {
+	unset BACKUP_INSECURE_TEST_KDF
+	export BACKUP_CONFIG=$T/slow.conf
+	mkdir -p "$T/slow.machines" "$T/slow.root"
+	printf '[repository]\n\tpath = %s\n[machines]\n\tdir = %s\n\troot = %s\n' \
+		"$T/slow" "$T/slow.machines" "$T/slow.root" >"$BACKUP_CONFIG"
+	printf '[machine]\n\tplan = 10G\n[disk "root"]\n\tsource = %s\n\tsize = 1G\n\tfilesystem = ext4\n' \
+		"$T/tree" >"$T/slow.machines/m.conf"
+	for i in $(seq 1 40); do
+		mkdir -p "$T/tree/d$i/e/f"
+		echo "file $i" >"$T/tree/d$i/a"
+		echo "deep $i" >"$T/tree/d$i/e/f/b"
+	done
+	backup init -q --encrypt
+	backup enable -q m
+	backup run -q m
+	echo changed >>"$T/tree/d7/a"
+	rm -r "$T/tree/d9"
+	mkdir "$T/tree/d40/new"
+	echo new >"$T/tree/d40/new/c"
+	backup run -q m
+	backup restore -q m --path / --to "$T/out" </dev/null
+	run tree_diff "$T/tree" "$T/out"
+	assert_output ""
+	run backup run -q m
+	assert_success
+	run backup restore -q m --path / --to "$T/out2" </dev/null
+	run tree_diff "$T/tree" "$T/out2"
+	assert_output ""
+}
+
 @test "--key-file opens the data path without a passphrase" {
 	make_corpus
 	backup key export >"$T/exp" 2>/dev/null
