@@ -34,12 +34,12 @@
  *   kind automatic              (a slot: automatic or snapshot)
  *   pack pack-H                 (one line per pack its objects are in)
  *
- * A push sends only the packs that hold objects of the slots it moves (the
- * walk of the backups' trees, as space reclamation marks them), and of
- * those only the ones the bucket lacks; a pack interrupted half-way is
- * resumed from its multipart upload. A pack may hold objects of several
- * machines (deduplicated), so a push of one machine may send a pack that
- * another needs as well. The service state's objects are loose here: the
+ * A push sends only the objects of the slots it moves (the walk of the
+ * backups' trees, as space reclamation marks them) that the bucket lacks,
+ * learnt from the bucket's pack indexes (see push_objects()), so a pack
+ * that a rotation of the bucket rewrote does not come back; a pack
+ * interrupted half-way is resumed from its multipart upload. The service
+ * state's objects are loose here: the
  * push packs them into a small pack of their own (libgit2's pack builder)
  * and sends it before the state manifest. Of two hosts pushing their state
  * to one bucket, the newer manifest is the bucket's state.
@@ -318,6 +318,17 @@ static int names_has(const struct names *n, const char *name)
 	struct name want = { (char *)name, 0, 0 };
 
 	return n->nr && bsearch(&want, n->v, n->nr, sizeof(*n->v), cmp_name) != NULL;
+}
+
+/* Whether pack name ("pack-H") and its index are in the listing have. */
+static int pack_there(const struct names *have, const char *name)
+{
+	char *pack = xasprintf("%s.pack", name), *idx = xasprintf("%s.idx", name);
+	int ret = names_has(have, pack) && names_has(have, idx);
+
+	free(pack);
+	free(idx);
+	return ret;
 }
 
 static int list_names(struct ts3 *t, const char *sub, struct names *out)
@@ -621,39 +632,6 @@ static void rendezvous(const struct ts3 *t)
 }
 
 /*
- * Sets need[i] for each of the local packs that holds an object one of the
- * n backups reaches: the walk of space reclamation (gc.h), commits and
- * trees only, then each pack's index against the objects found.
- */
-static int packs_needed(struct repo *r, char **packs, size_t npacks, const git_oid *ids, size_t n,
-			int *need)
-{
-	struct dedup *live = NULL;
-	size_t i, k;
-	int ret;
-
-	ret = dedup_load(&live, NULL, NULL);
-	for (i = 0; i < n && !ret; i++)
-		ret = gc_mark_backup(r, live, &ids[i]);
-	for (i = 0; i < npacks && !ret; i++) {
-		char *path = xasprintf("%s/%s.idx", r->pack_dir, packs[i]);
-		struct packidx idx;
-
-		need[i] = 0;
-		if (packidx_read(&idx, path) < 0) {
-			ret = error("cannot read the pack index '%s'; run 'backup check'", path);
-		} else {
-			for (k = 0; k < idx.nr && !need[i]; k++)
-				need[i] = dedup_has_oid(live, idx.oids + k * SHA1_LEN);
-			packidx_release(&idx);
-		}
-		free(path);
-	}
-	dedup_free(live);
-	return ret;
-}
-
-/*
  * Sends pack name (and its index) from folder dir when the bucket lacks
  * either, counting its objects when the pack was new; with Object Lock, a
  * pack the bucket has already gets its lock extended, as the new backup
@@ -703,27 +681,413 @@ static int send_pack(struct ts3 *t, const struct names *have, const char *dir, c
 }
 
 /*
- * The service state's objects (its commit, tree and blobs, loose objects
- * here) packed by libgit2 into a new temporary folder *dir, the pack named
- * *name ("pack-H"). The caller removes the folder.
+ * Removes the folders PREFIX* in tmp that a killed command left: each
+ * command holds an flock on its folder, taken before it writes in it (an
+ * flock dies with its process, whatever its pid becomes), so a folder not
+ * empty whose lock can be taken is a leftover. With min_age, a folder must
+ * also be that many seconds old: those of earlier versions, which held no
+ * lock.
  */
-static int state_pack(struct repo *r, const git_oid *id, char **dir, char **name)
+static void remove_stale_dirs(const char *tmp, const char *prefix, const char *what, long min_age)
+{
+	DIR *d = opendir(tmp);
+	struct dirent *de;
+	struct stat st;
+
+	while (d && (de = readdir(d))) {
+		char *path;
+		int fd;
+
+		if (strncmp(de->d_name, prefix, strlen(prefix)))
+			continue;
+		path = xasprintf("%s/%s", tmp, de->d_name);
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && dir_is_empty(path) == 0 &&
+		    (!min_age || (fstat(fd, &st) == 0 && time(NULL) - st.st_mtime >= min_age)) &&
+		    remove_tree(path) == 0)
+			verbose("removed '%s', which a %s that was killed left", path, what);
+		if (fd >= 0)
+			close(fd);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+}
+
+/*
+ * A push's temporary folder, TMPDIR/backup-push-XXXXXX: the service
+ * state's pack, and the packs of objects the bucket lacks that are cut
+ * from local packs (see push_objects()). The push holds an flock on it
+ * from before it writes there until it removes it at the end.
+ */
+struct push_tmp {
+	char *dir;
+	int fd;
+};
+
+static int push_tmp_get(struct push_tmp *pt)
 {
 	const char *tmp = getenv("TMPDIR");
+
+	if (pt->dir)
+		return 0;
+	pt->dir = xasprintf("%s/backup-push-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(pt->dir)) {
+		int ret = error("cannot create a temporary folder '%s': %s", pt->dir, strerror(errno));
+
+		free(pt->dir);
+		pt->dir = NULL;
+		return ret;
+	}
+	pt->fd = open(pt->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pt->fd < 0 || flock(pt->fd, LOCK_EX) < 0)
+		return error("cannot lock '%s': %s", pt->dir, strerror(errno));
+	return 0;
+}
+
+static void push_tmp_release(struct push_tmp *pt)
+{
+	if (pt->dir)
+		remove_tree(pt->dir);
+	if (pt->dir && pt->fd >= 0)
+		close(pt->fd);
+	free(pt->dir);
+	pt->dir = NULL;
+	pt->fd = -1;
+}
+
+/*
+ * The index of the bucket's pack name ("pack-H"), for the push to learn
+ * which objects the bucket holds: the repository's own when it has that
+ * pack (a pack's name is its content's), else the copy kept in the cache
+ * folder REPO/backup/cache/s3-REMOTE/ (checked: its checksum, and the pack
+ * it names must be H), else the bucket's, which is then kept there. The
+ * cache may be deleted at any time; a file in it that fails its check is
+ * read again from the bucket.
+ */
+static int bucket_index(struct ts3 *t, struct repo *r, const char *cache, char **local, size_t nlocal,
+			const char *name, struct packidx *idx)
+{
+	struct strbuf raw = STRBUF_INIT;
+	char sum[2 * SHA1_LEN + 1], *path, *key, *tmp;
+	int fd, rc;
+
+	if (nlocal && bsearch(&name, local, nlocal, sizeof(*local), cmp_str)) {
+		path = xasprintf("%s/%s.idx", r->pack_dir, name);
+		rc = packidx_read(idx, path);
+		if (rc < 0)
+			error("cannot read the pack index '%s'; run 'backup check'", path);
+		free(path);
+		return rc < 0 ? -1 : 0;
+	}
+	path = xasprintf("%s/%s.idx", cache, name);
+	if (packidx_read(idx, path) == 0) {
+		hex_encode(sum, idx->pack_sum, SHA1_LEN);
+		if (!strcmp(sum, name + 5)) {
+			free(path);
+			return 0;
+		}
+		packidx_release(idx);
+	}
+	unlink(path);
+	key = xasprintf("%sobjects/pack/%s.idx", t->prefix, name);
+	verbose("reading the index of %s from the bucket", name);
+	rc = s3_get_buf(t->s3, key, 0, 0, &raw);
+	if (rc == ERR_NOTFOUND)
+		rc = error("'%s' vanished from the bucket", s3_name(t->s3, key));
+	else if (!rc && packidx_parse(idx, raw.buf, raw.len) < 0)
+		rc = error("'%s' is not a valid pack index", s3_name(t->s3, key));
+	if (!rc) {
+		/* Kept only when it is the index of the pack it is named after. */
+		hex_encode(sum, idx->pack_sum, SHA1_LEN);
+		tmp = xasprintf("%s/tmp_idx_XXXXXX", cache);
+		if (!strcmp(sum, name + 5) && mkdir_p(cache, 0700) == 0 && (fd = mkstemp(tmp)) >= 0) {
+			if (write_all(fd, raw.buf, raw.len) < 0 || close(fd) < 0 || rename(tmp, path) < 0)
+				unlink(tmp);
+		}
+		free(tmp);
+	}
+	strbuf_release(&raw);
+	free(key);
+	free(path);
+	return rc;
+}
+
+/* Removes from the cache the indexes of packs no longer on the bucket. */
+static void bucket_index_prune(const char *cache, const struct names *have)
+{
+	char **names = NULL;
+	size_t n = 0, i;
+	int dfd = open(cache, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd < 0)
+		return;
+	if (read_dir_names(dfd, &names, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			size_t len = strlen(names[i]);
+
+			if ((!strncmp(names[i], "pack-", 5) && len > 4 && !strcmp(names[i] + len - 4, ".idx") &&
+			     !names_has(have, names[i])) || !strncmp(names[i], "tmp_idx_", 8))
+				unlinkat(dfd, names[i], 0);
+			free(names[i]);
+		}
+		free(names);
+	}
+	close(dfd);
+}
+
+/*
+ * What a push sends, by the objects the pushed backups need, not by the
+ * names of the packs: a pack the bucket's rotation rewrote (its live
+ * objects copied into a new pack, the old one deleted) is gone from the
+ * bucket by name, but its objects are there.
+ */
+struct push_objects {
+	struct ts3 *t;
+	struct repo *r;
+	struct dedup *live;	/* what the pushed backups reach */
+	struct dedup *there;	/* of the objects of local packs the bucket
+				 * lacks by name: those it holds, or that this
+				 * push has sent */
+	char **names;		/* the packs the manifests name */
+	size_t nnames;
+	struct push_tmp *tmp;
+	struct pack_writer *pw;	/* a pack of objects the bucket lacks */
+	int progress;
+	struct transfer_result *res;
+};
+
+static void push_objects_name(struct push_objects *po, const char *name)
+{
+	po->names = xrealloc(po->names, (po->nnames + 1) * sizeof(*po->names));
+	po->names[po->nnames++] = xstrdup(name);
+}
+
+/* Sends the pack the writer holds (then its index), and removes it here:
+ * the temporary folder holds one such pack at a time. */
+static int push_objects_flush(struct push_objects *po)
+{
+	size_t count = pack_writer_count(po->pw);
+	char *name = NULL, *path, *key;
+	int rc = pack_writer_flush(po->pw, &name);
+
+	if (rc || !name)
+		return rc;
+	if (po->progress)
+		fprintf(stderr, "sending %s (%zu objects the bucket lacks)\n", name, count);
+	path = xasprintf("%s/%s.pack", po->tmp->dir, name);
+	key = xasprintf("%sobjects/pack/%s.pack", po->t->prefix, name);
+	rc = put_file(po->t, path, key);
+	unlink(path);
+	free(path);
+	free(key);
+	path = xasprintf("%s/%s.idx", po->tmp->dir, name);
+	key = xasprintf("%sobjects/pack/%s.idx", po->t->prefix, name);
+	if (!rc)
+		rc = put_file(po->t, path, key);
+	unlink(path);
+	free(path);
+	free(key);
+	if (!rc) {
+		po->res->objects += count;
+		push_objects_name(po, name);
+	}
+	free(name);
+	return rc;
+}
+
+static int push_objects_moved(const unsigned char *oid, void *arg)
+{
+	struct push_objects *po = arg;
+
+	(void)oid;
+	if (interrupted)
+		return error("interrupted; the packs sent stay, the next push continues");
+	return pack_writer_full(po->pw) ? push_objects_flush(po) : 0;
+}
+
+/* Packs of objects cut from local packs are flushed at this size. */
+#define PUSH_PACK_MAX ((size_t)48 << 20)
+
+/*
+ * Sends every object the n backups ids reach that the bucket (listing
+ * have) lacks, and sets po->names to the packs their manifests name: the
+ * bucket's packs that hold one of those objects, and the packs sent.
+ *
+ * 1. The walk of space reclamation (gc.h) marks what the backups reach.
+ * 2. Of the local packs the bucket lacks by name, the objects they reach
+ *    are the candidates.
+ * 3. Each of the bucket's pack indexes, one at a time (bucket_index()),
+ *    says which candidates are there, and whether that pack holds an
+ *    object the backups reach (then the manifests name it).
+ * 4. Each local pack the bucket lacks by name: when every object in it is
+ *    needed and those the bucket has take at most 5% of its bytes (a new
+ *    backup's pack, as a rule: a run may write a tree or a record again
+ *    that an older pack holds), it goes whole, under the name it has here,
+ *    so that its index is read from this repository next time; otherwise
+ *    the objects missing there alone are copied byte for byte into a new
+ *    pack of at most PUSH_PACK_MAX, which goes up when full and is then
+ *    removed here (a pack that rotate --remote rewrote keeps its dead
+ *    objects out of the bucket that way).
+ */
+static int push_objects(struct push_objects *po, const char *cache, char **packs, size_t npacks,
+			const struct names *have, const git_oid *ids, size_t n)
+{
+	struct ts3 *t = po->t;
+	struct repo *r = po->r;
+	struct dedup *cand = NULL;
+	struct packidx idx;
+	size_t i, k;
+	int ret = -1;
+
+	dedup_load(&po->live, NULL, NULL);
+	dedup_load(&po->there, NULL, NULL);
+	dedup_load(&cand, NULL, NULL);
+	for (i = 0; i < n; i++)
+		if (gc_mark_backup(r, po->live, &ids[i]) < 0)
+			goto out;
+	for (i = 0; i < npacks; i++) {
+		char *path;
+
+		if (pack_there(have, packs[i]))
+			continue;
+		path = xasprintf("%s/%s.idx", r->pack_dir, packs[i]);
+		if (packidx_read(&idx, path) < 0) {
+			error("cannot read the pack index '%s'; run 'backup check'", path);
+			free(path);
+			goto out;
+		}
+		free(path);
+		for (k = 0; k < idx.nr; k++)
+			if (dedup_has_oid(po->live, idx.oids + k * SHA1_LEN))
+				dedup_add_oid(cand, idx.oids + k * SHA1_LEN);
+		packidx_release(&idx);
+	}
+	for (i = 0; i < have->nr; i++) {
+		const char *f = have->v[i].name;
+		size_t len = strlen(f);
+		char *name;
+		int named = 0;
+
+		if (len < 10 || strncmp(f, "pack-", 5) || strcmp(f + len - 5, ".pack") || strchr(f, '/'))
+			continue;
+		name = xstrndup(f, len - 5);
+		if (!pack_there(have, name)) {
+			free(name);
+			continue;
+		}
+		if (bucket_index(t, r, cache, packs, npacks, name, &idx) < 0) {
+			free(name);
+			goto out;
+		}
+		for (k = 0; k < idx.nr; k++) {
+			const unsigned char *oid = idx.oids + k * SHA1_LEN;
+
+			if (!named && dedup_has_oid(po->live, oid))
+				named = 1;
+			if (dedup_has_oid(cand, oid))
+				dedup_add_oid(po->there, oid);
+		}
+		packidx_release(&idx);
+		if (named) {
+			push_objects_name(po, name);
+			/* With Object Lock, the new backups must outlive it. */
+			if (t->object_lock && send_pack(t, have, r->pack_dir, name, 0, po->res) < 0) {
+				free(name);
+				goto out;
+			}
+		}
+		free(name);
+	}
+	bucket_index_prune(cache, have);
+	for (i = 0; i < npacks; i++) {
+		char *path;
+		size_t missing = 0, needed = 0;
+		struct stat st;
+		int rc = 0, whole = 0;
+
+		if (pack_there(have, packs[i]))
+			continue;
+		path = xasprintf("%s/%s.idx", r->pack_dir, packs[i]);
+		if (packidx_read(&idx, path) < 0) {
+			error("cannot read the pack index '%s'; run 'backup check'", path);
+			free(path);
+			goto out;
+		}
+		free(path);
+		for (k = 0; k < idx.nr; k++) {
+			needed += dedup_has_oid(po->live, idx.oids + k * SHA1_LEN);
+			missing += dedup_has_oid(po->live, idx.oids + k * SHA1_LEN) &&
+				   !dedup_has_oid(po->there, idx.oids + k * SHA1_LEN);
+		}
+		path = xasprintf("%s/%s.pack", r->pack_dir, packs[i]);
+		if (missing && needed == idx.nr && stat(path, &st) == 0 && (uint64_t)st.st_size > 12 + SHA1_LEN) {
+			/* The bytes of its objects the bucket holds already. */
+			uint64_t entries = st.st_size - 12 - SHA1_LEN;
+			uint64_t there = entries - gc_dead_bytes(&idx, po->there, st.st_size);
+
+			whole = there * 20 <= entries;
+		}
+		free(path);
+		if (whole) {
+			for (k = 0; k < idx.nr; k++)
+				dedup_add_oid(po->there, idx.oids + k * SHA1_LEN);
+			rc = send_pack(t, have, r->pack_dir, packs[i], po->progress, po->res);
+			if (!rc)
+				push_objects_name(po, packs[i]);
+		} else if (missing) {
+			verbose("%zu of the %zu objects of %s are not on the bucket: they go in a pack of their own",
+				missing, idx.nr, packs[i]);
+			path = xasprintf("%s/%s.pack", r->pack_dir, packs[i]);
+			rc = push_tmp_get(po->tmp);
+			if (!rc && !po->pw)
+				rc = pack_writer_new(&po->pw, po->tmp->dir, PUSH_PACK_MAX);
+			if (!rc)
+				rc = gc_copy_live(po->pw, r->odb, path, &idx, po->live, po->there, push_objects_moved,
+						  po);
+			free(path);
+		}
+		packidx_release(&idx);
+		if (rc < 0)
+			goto out;
+		if (interrupted) {
+			error("interrupted; the packs sent stay, the next push continues");
+			goto out;
+		}
+	}
+	if (po->pw && push_objects_flush(po) < 0)
+		goto out;
+	qsort(po->names, po->nnames, sizeof(*po->names), cmp_str);
+	ret = 0;
+out:
+	dedup_free(cand);
+	return ret;
+}
+
+static void push_objects_release(struct push_objects *po)
+{
+	free_strv(po->names, po->nnames);
+	pack_writer_free(po->pw);
+	dedup_free(po->live);
+	dedup_free(po->there);
+}
+
+/*
+ * The service state's objects (its commit, tree and blobs, loose objects
+ * here) packed by libgit2 into the push's temporary folder, the pack named
+ * *name ("pack-H").
+ */
+static int state_pack(struct repo *r, const git_oid *id, struct push_tmp *pt, char **name)
+{
 	git_packbuilder *pb = NULL;
 	int ret = -1;
 
 	*name = NULL;
-	*dir = xasprintf("%s/backup-state-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(*dir)) {
-		ret = error("cannot create a temporary folder '%s': %s", *dir, strerror(errno));
-		free(*dir);
-		*dir = NULL;
-		return ret;
-	}
+	if (push_tmp_get(pt) < 0)
+		return -1;
 	if (git_packbuilder_new(&pb, r->git) < 0 || !git_packbuilder_set_threads(pb, 1) ||
 	    git_packbuilder_insert_commit(pb, id) < 0 ||
-	    git_packbuilder_write(pb, *dir, 0, NULL, NULL) < 0) {
+	    git_packbuilder_write(pb, pt->dir, 0, NULL, NULL) < 0) {
 		error_git("cannot pack the service state");
 		goto out;
 	}
@@ -748,17 +1112,21 @@ static int put_manifest(struct ts3 *t, const char *key, const struct strbuf *tex
 
 /* Sends the state commit of u as a pack of its own, then its manifest. */
 static int push_state(struct ts3 *t, struct repo *r, const struct names *have, struct ref_update *u,
-		      const char *stamp, const char *pushed, int progress, struct transfer_result *res)
+		      const char *stamp, const char *pushed, struct push_tmp *pt, int progress,
+		      struct transfer_result *res)
 {
 	struct strbuf text = STRBUF_INIT;
-	char *dir = NULL, *name = NULL, *key;
+	char *name = NULL, *key;
 	git_oid id;
 	int rc;
 
 	git_oid_fromstr(&id, u->new_hex);
-	rc = state_pack(r, &id, &dir, &name);
+	rc = state_pack(r, &id, pt, &name);
+	/* Tests: killed like a power cut with its temporary folder full. */
+	if (!rc && getenv("BACKUP_TEST_S3_KILL_STATE_PACK"))
+		raise(SIGKILL);
 	if (!rc)
-		rc = send_pack(t, have, dir, name, progress, res);
+		rc = send_pack(t, have, pt->dir, name, progress, res);
 	if (!rc) {
 		strbuf_addf(&text, "backup state 1\nref %s\ncommit %s\npushed %s\npack %s\n", REPO_STATE_REF,
 			    u->new_hex, pushed, name);
@@ -769,9 +1137,6 @@ static int push_state(struct ts3 *t, struct repo *r, const struct names *have, s
 		if (rc == 1)
 			rc = 0;
 	}
-	if (dir)
-		remove_tree(dir);
-	free(dir);
 	free(name);
 	strbuf_release(&text);
 	return rc;
@@ -1121,10 +1486,12 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 	struct names have = { 0 }, slots = { 0 }, states = { 0 };
 	struct strbuf manifest = STRBUF_INIT;
 	struct timespec t0, t1;
-	char **packs = NULL;
+	char **packs = NULL, *cache = NULL;
+	const char *tmpdir;
 	size_t npacks = 0, nwant = 0, i, j;
 	git_oid *want = NULL;
-	int *need = NULL;
+	struct push_tmp tmp = { NULL, -1 };
+	struct push_objects po = { 0 };
 	char stamp[48], pushed[32];
 	struct timespec wall;
 	time_t now;
@@ -1136,6 +1503,11 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 	memset(res, 0, sizeof(*res));
 	if (ts3_open(&t, r, rm) < 0)
 		return -1;
+	po.t = &t;
+	po.r = r;
+	po.tmp = &tmp;
+	po.progress = progress;
+	po.res = res;
 	/* Microseconds: two pushes within one second still sort in order. */
 	clock_gettime(CLOCK_REALTIME, &wall);
 	now = wall.tv_sec;
@@ -1145,6 +1517,12 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 	strftime(pushed, sizeof(pushed), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (local_packs(r, &packs, &npacks) < 0)
 		goto out;
+	/* What killed pushes left: their folders (before this version's, an
+	 * unlocked backup-state-XXXXXX, which a push held for seconds). */
+	tmpdir = getenv("TMPDIR");
+	tmpdir = tmpdir && *tmpdir ? tmpdir : "/tmp";
+	remove_stale_dirs(tmpdir, "backup-push-", "push", 0);
+	remove_stale_dirs(tmpdir, "backup-state-", "push", 3600);
 	/* Our lock before the listing: a rotate that starts now keeps every
 	 * pack it lists; one that runs already is waited for. */
 	rc = push_lock(&t, rm->name, rm->push_wait, &lock);
@@ -1186,19 +1564,12 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 			want[nwant++] = oid;
 	}
 
-	/* 2. The packs those backups need, each before its index. */
-	need = xcalloc(npacks + 1, sizeof(*need));
-	if (nwant && packs_needed(r, packs, npacks, want, nwant, need) < 0)
-		goto out;
-	for (i = 0; i < npacks; i++) {
-		if (!need[i])
-			continue;
-		if (send_pack(&t, &have, r->pack_dir, packs[i], progress, res) < 0)
+	/* 2. The objects those backups need that the bucket lacks, each pack
+	 * before its index. */
+	if (nwant) {
+		cache = xasprintf("%s/backup/cache/s3-%s", r->path, rm->name);
+		if (push_objects(&po, cache, packs, npacks, &have, want, nwant) < 0)
 			goto out;
-		if (interrupted) {
-			error("interrupted; the packs sent stay, the next push continues");
-			goto out;
-		}
 	}
 
 	/* 3. The slots, last: every object they name is there now. */
@@ -1219,9 +1590,8 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 		strbuf_addf(&manifest, "backup slot 1\nref %s\ncommit %s\npushed %s\ncreated %lld\nkind %s\n",
 			    u->ref, u->new_hex, pushed, (long long)b->start.tv_sec, b->kind);
 		backup_info_free(b);
-		for (j = 0; j < npacks; j++)
-			if (need[j])
-				strbuf_addf(&manifest, "pack %s\n", packs[j]);
+		for (j = 0; j < po.nnames; j++)
+			strbuf_addf(&manifest, "pack %s\n", po.names[j]);
 		key = xasprintf("%sslots/%s/%s-%s", t.prefix, u->ref + strlen("refs/backups/"), stamp, u->new_hex);
 		rc = put_manifest(&t, key, &manifest);
 		free(key);
@@ -1233,7 +1603,7 @@ static int ts3_push(struct repo *r, const struct remote *rm, const char *const *
 	/* 4. The service state, in a pack of its own. */
 	for (i = 0; i < res->nrefs; i++)
 		if (res->refs[i].status == REF_REFUSED && !strcmp(res->refs[i].ref, REPO_STATE_REF) &&
-		    push_state(&t, r, &have, &res->refs[i], stamp, pushed, progress, res) < 0)
+		    push_state(&t, r, &have, &res->refs[i], stamp, pushed, &tmp, progress, res) < 0)
 			goto out;
 	ret = 0;
 out:
@@ -1258,7 +1628,9 @@ out:
 		free(packs[i]);
 	free(packs);
 	free(want);
-	free(need);
+	free(cache);
+	push_objects_release(&po);
+	push_tmp_release(&tmp);
 	names_release(&have);
 	names_release(&slots);
 	names_release(&states);
@@ -1650,17 +2022,6 @@ static int manifest_get(struct ts3 *t, const char *key, const char *ref, struct 
 	return 0;
 }
 
-/* Whether pack name ("pack-H") and its index are in the listing have. */
-static int pack_there(const struct names *have, const char *name)
-{
-	char *pack = xasprintf("%s.pack", name), *idx = xasprintf("%s.idx", name);
-	int ret = names_has(have, pack) && names_has(have, idx);
-
-	free(pack);
-	free(idx);
-	return ret;
-}
-
 static int ts3_fetch(struct repo *r, const struct remote *rm, int progress, struct transfer_result *res)
 {
 	struct ts3 t;
@@ -1913,34 +2274,6 @@ struct bucket_odb {
 	size_t np;
 };
 
-/*
- * Removes the folders backup-rotate-* in tmp that a killed rotation left:
- * each rotation holds an flock on its folder, taken before it writes in
- * it, so a folder not empty whose lock can be taken is a leftover.
- */
-static void remove_stale_rotate_dirs(const char *tmp)
-{
-	DIR *d = opendir(tmp);
-	struct dirent *de;
-
-	while (d && (de = readdir(d))) {
-		char *path;
-		int fd;
-
-		if (strncmp(de->d_name, "backup-rotate-", 14))
-			continue;
-		path = xasprintf("%s/%s", tmp, de->d_name);
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && dir_is_empty(path) == 0 && remove_tree(path) == 0)
-			verbose("removed '%s', which a rotation that was killed left", path);
-		if (fd >= 0)
-			close(fd);
-		free(path);
-	}
-	if (d)
-		closedir(d);
-}
-
 static void bodb_close(struct bucket_odb *b)
 {
 	size_t i;
@@ -1995,7 +2328,7 @@ static int bodb_open(struct bucket_odb *b, struct ts3 *t, struct repo *r, const 
 		free(idx);
 	}
 	tmp = tmp && *tmp ? tmp : "/tmp";
-	remove_stale_rotate_dirs(tmp);
+	remove_stale_dirs(tmp, "backup-rotate-", "rotation", 0);
 	b->dir = xasprintf("%s/backup-rotate-XXXXXX", tmp);
 	if (!mkdtemp(b->dir)) {
 		error("cannot create a temporary folder '%s': %s", b->dir, strerror(errno));

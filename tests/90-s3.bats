@@ -323,6 +323,39 @@ rebuild_from_bucket() {
 	  "$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)" ]
 }
 
+@test "push to S3 killed with its temporary folder full: the next push removes it, not a running push's" {
+	setup_pushed_repo probe-bucket pushtmp
+	mkdir "$T/tmp"
+	# Killed (SIGKILL, by a test hook) once the service state's pack is
+	# written in its folder, before it goes up.
+	run -137 env TMPDIR="$T/tmp" BACKUP_TEST_S3_KILL_STATE_PACK=1 "$BK" push -q off
+	left=$(ls "$T/tmp")
+	[[ $left == backup-push-* ]]
+	[ -n "$(ls -A "$T/tmp/$left")" ]
+	# A folder another push holds (its flock) stays; so does an earlier
+	# version's backup-state-XXXXXX younger than an hour; an older one goes.
+	mkdir "$T/tmp/backup-push-running" "$T/tmp/backup-state-young" "$T/tmp/backup-state-old"
+	for d in backup-push-running backup-state-young backup-state-old; do echo x >"$T/tmp/$d/pack-x.pack"; done
+	touch -d '2 hours ago' "$T/tmp/backup-state-old"
+	python3 -c 'import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(120)' "$T/tmp/backup-push-running" "$T/locked" &
+	holder=$!
+	while [ ! -e "$T/locked" ]; do sleep 0.05; done
+	run --separate-stderr env TMPDIR="$T/tmp" "$BK" -v push off
+	kill "$holder"
+	wait "$holder" || true
+	assert_success
+	[[ $stderr == *"removed '$T/tmp/$left', which a push that was killed left"* ]]
+	[ "$(ls "$T/tmp")" = "backup-push-running
+backup-state-young" ]
+	rebuild_from_bucket probe-bucket pushtmp "$T/copy.git"
+	run git --git-dir="$T/copy.git" fsck --full --no-progress
+	assert_success
+}
+
 @test "fetch from S3 into another repository: every pack, verified, and each slot's newest value" {
 	setup_pushed_repo probe-bucket repo4
 	backup push -q off
@@ -676,6 +709,74 @@ time.sleep(120)' "$T/new/.repo.clone-running" "$T/held" &
 	for f in $before; do
 		probe head "one/objects/pack/${f##*/}" >/dev/null
 	done
+}
+
+@test "push sends of a local pack only the objects the bucket lacks, also after a local rotate; clones are whole" {
+	setup_pushed_repo probe-bucket subset
+	backup push -q off
+	conf=$BACKUP_CONFIG
+	# Host b, a repository of its own, backs up db2: two of web1's files
+	# (on the bucket already, in web1's pack) and one of its own. Its one
+	# pack is partly on the bucket: the rest goes in a pack of its own.
+	new_host "$T/b"
+	backup init -q
+	mkdir -p "$T/bsrc"
+	cp "$T/src/f1" "$T/src/f2" "$T/bsrc/"
+	head -c 300000 /dev/urandom >"$T/bsrc/own"
+	MACHINES=$T/b/machines define_machine db2 "$T/bsrc"
+	backup enable -q db2
+	weekly_day_not_today db2
+	backup run -q db2
+	backup remote add -q off s3://probe-bucket/subset
+	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	# (Its data pack holds f1 and f2; its other pack, its trees and commit.)
+	f1=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily:root/f1)
+	bpack=$(cd "$T/b/repo/objects/pack" && for f in pack-*.idx; do
+		if git show-index <"$f" | grep -q " $f1 "; then echo "${f%.idx}"; fi; done)
+	n=$(git show-index <"$T/b/repo/objects/pack/$bpack.idx" | wc -l)
+	total=$(for f in "$T/b/repo"/objects/pack/*.idx; do git show-index <"$f"; done | wc -l)
+	run --separate-stderr backup -v push --json off db2
+	assert_success
+	[[ $stderr == *"$((n - 2)) of the $n objects of $bpack are not on the bucket: they go in a pack of their own"* ]]
+	# (The objects sent count the service state's too: b's first push.)
+	state=$(git --git-dir="$T/b/repo" rev-list --objects refs/backup/state | wc -l)
+	[ "$(echo "$output" | json_field objects)" = $((total - 2 + state)) ]
+	run --separate-stderr probe head "subset/objects/pack/$bpack.pack"
+	assert_failure 2
+	# Its manifest names web1's data pack, its own other pack and the new
+	# one, all there.
+	probe get "$(probe ls subset/slots/db2/daily/ | cut -d' ' -f1)" "$T/manifest"
+	[ "$(grep -c '^pack ' "$T/manifest")" = 3 ]
+	while read -r _ p; do
+		probe head "subset/objects/pack/$p.pack" >/dev/null
+		probe head "subset/objects/pack/$p.idx" >/dev/null
+	done < <(grep '^pack ' "$T/manifest")
+	new_host "$T/c"
+	backup clone -q s3://probe-bucket/subset --endpoint "$S3_ENDPOINT"
+	run git --git-dir="$T/c/repo" fsck --full --no-progress
+	assert_success
+	run backup check --read-data
+	assert_success
+	backup restore -q db2 --path / --to "$T/c/db2"
+	run tree_diff "$T/bsrc" "$T/c/db2"
+	assert_output ""
+	# Host a's own rotate rewrites its first pack (big is dead once the
+	# next backup is daily): the rewritten pack's objects are all on the
+	# bucket, in the old one, so only the new backup's pack goes.
+	export BACKUP_CONFIG=$conf
+	rm "$T/src/big"
+	ls "$REPO"/objects/pack/*.idx >"$T/before"
+	backup run -q web1
+	new=$(ls "$REPO"/objects/pack/*.idx | grep -vxFf "$T/before")
+	want=$(for f in $new; do git show-index <"$f"; done | wc -l)
+	run backup rotate --json web1
+	assert_success
+	echo "$output" | grep -q '"packs_rewritten":[1-9]'
+	run --separate-stderr backup push --json off web1
+	assert_success
+	[ "$(echo "$output" | json_field objects)" = "$want" ]
+	[ "$(echo "$output" | json_field bytes)" -lt 200000 ]
+	clone_is_whole "$T/c2" s3://probe-bucket/subset
 }
 
 @test "two hosts push different machines into one prefix at once: both land" {
@@ -1047,6 +1148,69 @@ clone_is_whole() {
 	[ "$(pack_bytes repack)" = "$after" ]
 }
 
+@test "push after rotate --remote repacked a pack this host holds: it sends what the bucket lacks, not the old pack" {
+	setup_expired_bucket probe-bucket pingpong
+	# web1's old pack holds old-only (1 MB, dead once the old backups
+	# expire) beside f1..f3, which today's backup needs: it is repacked.
+	old=$(cd "$REPO/objects/pack" && for f in pack-*.idx; do
+		if git show-index <"$f" | grep -q " $(git --git-dir="$REPO" rev-parse refs/backups/web1/daily:root/f1) "; then
+			echo "${f%.idx}"; fi; done)
+	[ "$(echo "$old" | wc -w)" = 1 ]
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off
+	assert_success
+	assert_line "remote 'off': 1 packs partly needed repacked into 1"
+	run --separate-stderr probe head "pingpong/objects/pack/$old.pack"
+	assert_failure 2
+	# This host still holds the old pack (no local rotate reclaimed it). A
+	# new backup of web1 (db1 expired on the bucket, not here: it is not
+	# pushed): only its own new objects go, found missing by the bucket's
+	# indexes, not the old pack by its name.
+	[ -e "$REPO/objects/pack/$old.pack" ]
+	ls "$REPO"/objects/pack/*.idx >"$T/before"
+	echo changed >"$T/src/new-file"
+	backup run -q web1
+	new=$(ls "$REPO"/objects/pack/*.idx | grep -vxFf "$T/before")
+	want=$(for f in $new; do git show-index <"$f"; done | wc -l)
+	run --separate-stderr backup -v push --json off web1
+	assert_success
+	[ "$(echo "$output" | json_field pushed)" = 1 ]
+	[ "$(echo "$output" | json_field objects)" = "$want" ]
+	[ "$(echo "$output" | json_field bytes)" -lt 200000 ]
+	# The index the rotation wrote was read once, and is kept here: the
+	# next push that needs the bucket's indexes reads it from the cache.
+	[[ $stderr == *"reading the index of pack-"*" from the bucket"* ]]
+	run --separate-stderr probe head "pingpong/objects/pack/$old.pack"
+	assert_failure 2
+	echo again >"$T/src/new-file"
+	backup run -q web1
+	run --separate-stderr backup -v push --json off web1
+	assert_success
+	[ "$(echo "$output" | json_field pushed)" = 1 ]
+	[[ $stderr != *"reading the index of pack-"* ]]
+	# A truncated cache file is not trusted: read again from the bucket.
+	for f in "$REPO"/backup/cache/s3-off/pack-*.idx; do truncate -s 100 "$f"; done
+	echo third >"$T/src/new-file"
+	backup run -q web1
+	run --separate-stderr backup -v push --json off web1
+	assert_success
+	[[ $stderr == *"reading the index of pack-"*" from the bucket"* ]]
+	# No change: nothing read, nothing sent.
+	run --separate-stderr backup -v push --json off web1
+	assert_success
+	[ "$(echo "$output" | json_field pushed)" = 0 ]
+	[ "$(echo "$output" | json_field objects)" = 0 ]
+	[[ $stderr != *"reading the index"* ]]
+	# The next rotation finds nothing come back to repack or delete.
+	run env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" rotate --remote off --json
+	assert_success
+	[ "$(echo "$output" | json_field packs_repacked)" = 0 ]
+	run --separate-stderr probe head "pingpong/objects/pack/$old.pack"
+	assert_failure 2
+	clone_is_whole "$T/c1" s3://probe-bucket/pingpong
+	run git --git-dir="$T/c1/repo" fsck --full --no-progress
+	assert_success
+}
+
 @test "rotate --remote repacks two packs that hold one object into a pack that lists it once; a clone restores exact" {
 	setup_expired_bucket probe-bucket repackdup
 	conf=$BACKUP_CONFIG
@@ -1063,6 +1227,11 @@ clone_is_whole() {
 	backup remote add -q off s3://probe-bucket/repackdup
 	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
 	faketime "$(date -d '19 days ago' '+%Y-%m-%d %H:%M:%S')" "$BK" run -q db2
+	# b's pack goes up whole, f1 with it, as when both hosts push at once
+	# (a push that finds f1 on the bucket would not send it again).
+	for f in "$T/b/repo"/objects/pack/pack-*; do
+		probe put "repackdup/objects/pack/${f##*/}" "$f" >/dev/null
+	done
 	backup push -q off
 	rm "$T/bsrc/old-only"
 	backup run -q db2
