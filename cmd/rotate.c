@@ -166,8 +166,9 @@ static int rotate_remote(struct ctx *ctx, const char *name, const char *const *m
 			strbuf_add_json(&js, when);
 		else
 			strbuf_addstr(&js, "null");
-		strbuf_addf(&js, ",\"young_packs\":%zu,\"unjudged\":%zu,\"packs_repacked\":%zu,\"packs_written\":%zu}",
-			    rr.young, rr.unjudged, rr.packs_repacked, rr.packs_written);
+		strbuf_addf(&js, ",\"young_packs\":%zu,\"unjudged\":%zu,\"packs_repacked\":%zu,\"packs_written\":%zu,"
+			    "\"bytes_fetched\":%llu}", rr.young, rr.unjudged, rr.packs_repacked, rr.packs_written,
+			    (unsigned long long)rr.bytes_fetched);
 		print_json(&js);
 	} else if (!ctx->quiet) {
 		for (i = 0; i < rr.nplans; i++)

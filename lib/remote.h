@@ -160,6 +160,7 @@ struct remote_rotate {
 	size_t young;			/* packs no manifest names, left for a day */
 	size_t packs_repacked;		/* partly dead packs rewritten */
 	size_t packs_written;		/* the packs they were rewritten into */
+	uint64_t bytes_fetched;		/* every byte read from the bucket */
 };
 
 /*

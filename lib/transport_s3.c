@@ -73,6 +73,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "dedup.h"
 #include "fsutil.h"
@@ -2648,19 +2649,47 @@ static int rman_names_repacked(const struct rman *x, const struct bucket_odb *b)
 }
 
 struct repack_out {
+	struct ts3 *t;
 	struct pack_writer *pw;
+	const char *dir;	/* where the writer puts its packs */
 	char **names;
 	size_t n;
 };
 
+static int repack_check(const char *dir, const char *name);
+
+/*
+ * Makes the objects waiting in the writer a pack, reads it back as a fetch
+ * will, sends it (then its index) and removes it here: the temporary
+ * folder holds one new pack at a time, at most REPACK_PACK_MAX.
+ */
 static int repack_flush(struct repack_out *o)
 {
-	char *name = NULL;
+	char *name = NULL, *path, *key;
 	int ret = pack_writer_flush(o->pw, &name);
 
-	if (!ret && name) {
+	if (ret || !name)
+		return ret;
+	ret = repack_check(o->dir, name);
+	path = xasprintf("%s/%s.pack", o->dir, name);
+	key = xasprintf("%sobjects/pack/%s.pack", o->t->prefix, name);
+	if (!ret)
+		ret = put_file(o->t, path, key);
+	unlink(path);
+	free(path);
+	free(key);
+	path = xasprintf("%s/%s.idx", o->dir, name);
+	key = xasprintf("%sobjects/pack/%s.idx", o->t->prefix, name);
+	if (!ret)
+		ret = put_file(o->t, path, key);
+	unlink(path);
+	free(path);
+	free(key);
+	if (!ret) {
 		o->names = xrealloc(o->names, (o->n + 1) * sizeof(*o->names));
 		o->names[o->n++] = name;
+	} else {
+		free(name);
 	}
 	return ret;
 }
@@ -2671,6 +2700,100 @@ static int repack_moved(const unsigned char *oid, void *arg)
 
 	(void)oid;
 	return pack_writer_full(o->pw) ? repack_flush(o) : 0;
+}
+
+static int cmp_offset_of(const void *a, const void *b, void *arg)
+{
+	const uint64_t *off = arg;
+	uint64_t x = off[*(const size_t *)a], y = off[*(const size_t *)b];
+
+	return x < y ? -1 : x > y;
+}
+
+/* A ranged read of the repack gets at most this many bytes at once. */
+#define REPACK_RANGE_MAX ((uint64_t)8 << 20)
+
+/*
+ * Copies the live objects of the bucket's pack p into the writer without
+ * downloading the pack: ranged GETs of runs of live objects that lie side
+ * by side (each at most REPACK_RANGE_MAX, or one object), every object
+ * checked against the CRC-32 its index gives (the index passed its
+ * checksum) and copied byte for byte, as gc_copy_live() does from a file.
+ * Returns 0, 1 when an object is a delta (a pack stock git wrote, whose
+ * objects must be read whole: the caller downloads the pack; what was
+ * copied is in copied), or -1 after saying why.
+ */
+static int repack_ranges(struct ts3 *t, struct bpack *p, struct dedup *live, struct dedup *copied,
+			 struct repack_out *o)
+{
+	size_t *order = xcalloc(p->idx.nr + 1, sizeof(*order)), k, first, last;
+	uint64_t end = p->size > SHA1_LEN ? p->size - SHA1_LEN : 0;
+	char *key = xasprintf("%sobjects/pack/%s.pack", t->prefix, p->name);
+	struct strbuf raw = STRBUF_INIT;
+	int ret = 0;
+
+	if (p->size < 12 + SHA1_LEN)
+		ret = error("'%s' is too short to be a pack", s3_name(t->s3, key));
+	for (k = 0; k < p->idx.nr; k++)
+		order[k] = k;
+	qsort_r(order, p->idx.nr, sizeof(*order), cmp_offset_of, p->idx.offset);
+#define STOP(k) ((k) + 1 < p->idx.nr ? p->idx.offset[order[(k) + 1]] : end)
+#define WANTED(k) (dedup_has_oid(live, p->idx.oids + order[k] * SHA1_LEN) && \
+		   !dedup_has_oid(copied, p->idx.oids + order[k] * SHA1_LEN))
+	for (first = 0; first < p->idx.nr && !ret; first = last) {
+		uint64_t start, stop, at;
+
+		if (!WANTED(first)) {
+			last = first + 1;
+			continue;
+		}
+		/* The run: the next live objects, while they are side by side. */
+		for (last = first + 1; last < p->idx.nr && WANTED(last) &&
+		     STOP(last) - p->idx.offset[order[first]] <= REPACK_RANGE_MAX; last++)
+			;
+		start = p->idx.offset[order[first]];
+		stop = STOP(last - 1);
+		if (stop <= start || stop > end || stop - start > ((uint64_t)1 << 32)) {
+			ret = error("the index of '%s' gives impossible offsets; the pack is damaged",
+				    s3_name(t->s3, key));
+			break;
+		}
+		strbuf_reset(&raw);
+		ret = s3_get_buf(t->s3, key, start, stop - start, &raw);
+		if (ret == ERR_NOTFOUND)
+			ret = error("'%s' vanished from the bucket", s3_name(t->s3, key));
+		if (!ret && raw.len != stop - start)
+			ret = error("'%s' ended early: %zu bytes of %llu at offset %llu", s3_name(t->s3, key),
+				    raw.len, (unsigned long long)(stop - start), (unsigned long long)start);
+		for (k = first, at = 0; k < last && !ret; k++) {
+			size_t i = order[k];
+			uint64_t len = STOP(k) - p->idx.offset[i];
+			const unsigned char *b = (const unsigned char *)raw.buf + at;
+			int type = (b[0] >> 4) & 7;
+
+			if (type == 6 || type == 7) {
+				ret = 1;
+				break;
+			}
+			if ((uint32_t)crc32_z(crc32_z(0L, Z_NULL, 0), b, len) != p->idx.crc[i]) {
+				ret = error("object %zu of '%s' does not match its index's CRC; the pack is damaged", i,
+					    s3_name(t->s3, key));
+				break;
+			}
+			ret = pack_writer_add_raw(o->pw, p->idx.oids + i * SHA1_LEN, b, len, p->idx.crc[i]);
+			if (!ret) {
+				dedup_add_oid(copied, p->idx.oids + i * SHA1_LEN);
+				ret = repack_moved(p->idx.oids + i * SHA1_LEN, o);
+			}
+			at += len;
+		}
+	}
+#undef STOP
+#undef WANTED
+	strbuf_release(&raw);
+	free(key);
+	free(order);
+	return ret;
 }
 
 /* Tests: BACKUP_TEST_S3_KILL_REPACK=N dies like a power cut at step N. */
@@ -2708,13 +2831,13 @@ static int repack_check(const char *dir, const char *name)
 	memset(&idx, 0, sizeof(idx));
 	if (packidx_read(&idx, ipath) < 0) {
 		error("the repack wrote an index that does not read back ('%s'); the repack is "
-		      "abandoned before anything of it went up", ipath);
+		      "abandoned before that pack went up, no manifest changed", ipath);
 		goto out;
 	}
 	fd = open(ppath, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0 || !pack_intact(fd, (uint64_t)st.st_size, idx.pack_sum))
 		error("the repack wrote a pack that does not read back ('%s'); the repack is "
-		      "abandoned before anything of it went up", ppath);
+		      "abandoned before that pack went up, no manifest changed", ppath);
 	else
 		ret = 0;
 	if (fd >= 0)
@@ -2808,6 +2931,8 @@ static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, c
 		error("cannot create '%s': %s", outdir, strerror(errno));
 		goto out;
 	}
+	o.t = t;
+	o.dir = outdir;
 	if (pack_writer_new(&o.pw, outdir, REPACK_PACK_MAX) < 0)
 		goto out;
 	/* Two packs may hold one object (two hosts' runs, the empty blob):
@@ -2819,33 +2944,20 @@ static int repack(struct ts3 *t, struct bucket_odb *b, time_t now, long grace, c
 		if (!p->repack || !p->nlive)
 			continue;
 		verbose("repacking %s: %zu of its %zu objects are still needed", p->name, p->nlive, p->idx.nr);
-		if (bpack_fetch(b, p) < 0 ||
-		    gc_copy_live(o.pw, b->odb, p->path, &p->idx, live, copied, repack_moved, &o) < 0)
+		/* A pack here is read here; one on the bucket alone, by ranges
+		 * (whole only when it holds deltas). */
+		rc = p->path ? 1 : repack_ranges(t, p, live, copied, &o);
+		if (rc == 1 && !p->path)
+			verbose("%s holds deltas: it is read whole", p->name);
+		if (rc == 1 && (bpack_fetch(b, p) < 0 ||
+				gc_copy_live(o.pw, b->odb, p->path, &p->idx, live, copied, repack_moved, &o) < 0))
 			goto out;
-	}
-	if (repack_flush(&o) < 0)
-		goto out;
-	/* Each new pack as a reader will take it, before any goes up. */
-	for (i = 0; i < o.n; i++)
-		if (repack_check(outdir, o.names[i]) < 0)
-			goto out;
-	for (i = 0; i < o.n; i++) {
-		char *path = xasprintf("%s/%s.pack", outdir, o.names[i]);
-		char *key = xasprintf("%sobjects/pack/%s.pack", t->prefix, o.names[i]);
-
-		rc = put_file(t, path, key);
-		free(path);
-		free(key);
-		if (!rc) {
-			path = xasprintf("%s/%s.idx", outdir, o.names[i]);
-			key = xasprintf("%sobjects/pack/%s.idx", t->prefix, o.names[i]);
-			rc = put_file(t, path, key);
-			free(path);
-			free(key);
-		}
 		if (rc < 0)
 			goto out;
 	}
+	/* The last new pack: each went up (then its index) as it filled. */
+	if (repack_flush(&o) < 0)
+		goto out;
 	repack_kill_point(1);
 
 	/* 4. A new manifest for each slot that names an old pack; then the
@@ -3288,6 +3400,12 @@ int transport_s3_rotate(struct repo *r, const struct remote *rm, const char *con
 	}
 	ret = 0;
 out:
+	if (t.s3) {
+		struct s3_stats st;
+
+		s3_stats(t.s3, &st);
+		out->bytes_fetched = st.bytes_down;
+	}
 	for (i = 0; i < ng; i++) {
 		free(g[i].machine);
 		free(g[i].slot);

@@ -1211,6 +1211,36 @@ clone_is_whole() {
 	assert_success
 }
 
+@test "rotate --remote from a host without the pack reads only its live objects, by ranges; a clone restores exact" {
+	setup_expired_bucket probe-bucket ranged
+	f1=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily:root/f1)
+	old=$(cd "$REPO/objects/pack" && for f in pack-*.idx; do
+		if git show-index <"$f" | grep -q " $f1 "; then echo "${f%.idx}"; fi; done)
+	size=$(stat -c %s "$REPO/objects/pack/$old.pack")
+	# old-only's 1 MB is in it, dead once the old backups expire.
+	[ "$size" -gt 1000000 ]
+	# Another host, whose repository has none of the packs, rotates.
+	new_host "$T/r"
+	backup init -q
+	backup remote add -q off s3://probe-bucket/ranged
+	git --git-dir="$T/r/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	mkdir "$T/tmp"
+	run --separate-stderr env TMPDIR="$T/tmp" BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" -v rotate --remote off --json
+	assert_success
+	[ "$(echo "$output" | json_field packs_repacked)" = 1 ]
+	[[ $stderr == *"repacking $old: "* ]]
+	# f1..f3 and the hostname came by ranges; old-only did not come at all.
+	fetched=$(echo "$output" | json_field bytes_fetched)
+	[ "$fetched" -gt 150000 ]
+	[ "$fetched" -lt $((size - 900000)) ]
+	[ -z "$(ls -A "$T/tmp")" ]
+	run --separate-stderr probe head "ranged/objects/pack/$old.pack"
+	assert_failure 2
+	clone_is_whole "$T/c1" s3://probe-bucket/ranged
+	run git --git-dir="$T/c1/repo" fsck --full --no-progress
+	assert_success
+}
+
 @test "rotate --remote repacks two packs that hold one object into a pack that lists it once; a clone restores exact" {
 	setup_expired_bucket probe-bucket repackdup
 	conf=$BACKUP_CONFIG
