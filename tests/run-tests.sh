@@ -19,9 +19,10 @@ for t in tests/unit/test_*; do
 	fi
 done
 # The fuzz targets for a few seconds each (make fuzz-smoke), where clang
-# and libFuzzer are installed.
+# and libFuzzer are installed; built with one compiler per processor.
 if command -v clang >/dev/null && ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
-	make --no-print-directory -s fuzz >/dev/null 2>&1 || echo "not ok - fuzz targets do not build"
+	make --no-print-directory -s -j"$(nproc 2>/dev/null || echo 1)" fuzz >/dev/null 2>&1 ||
+		echo "not ok - fuzz targets do not build"
 	flog=$(mktemp)
 	tests/fuzz-smoke.sh "${FUZZ_SECONDS:-8}" $(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//') | tee "$flog"
 	passed=$((passed + $(grep -c '^ok ' "$flog")))
