@@ -100,7 +100,34 @@ static int run_machine(struct ctx *ctx, const char *name, const struct run_opts 
 		      m->name, m->name);
 		goto out;
 	}
-	lock = repo_lock(ctx->repo, m->name, o->wait);
+	/*
+	 * An encrypted repository's key may still be opening (KEY_LATE).
+	 * Without a preHook, the first disk's folders are listed and statted
+	 * meanwhile (walk_start()), which needs no key; the key is waited for
+	 * before anything else. A wrong passphrase still stops the run here,
+	 * having taken no lock, run no hook and written nothing.
+	 */
+	if (!m->pre_hook && m->ndisks && ctx_key_pending(ctx)) {
+		struct walk_opts pre = {
+			.source = m->disks[0].source, .excludes = m->excludes, .nexcludes = m->nexcludes,
+		};
+
+		b.start = now_utc();
+		ahead = walk_start(&pre);
+	}
+	if (ctx_key(ctx) < 0)
+		goto out;
+	/*
+	 * What was read ahead must not be older than a wait for a lock (the
+	 * backup starts after it): when a lock is busy, it is dropped and the
+	 * walk reads the source after the wait.
+	 */
+	lock = repo_lock(ctx->repo, m->name, ahead ? 0 : o->wait);
+	if (lock == ERR_LOCKED && ahead && o->wait) {
+		walk_cancel(ahead);
+		ahead = NULL;
+		lock = repo_lock(ctx->repo, m->name, o->wait);
+	}
 	if (lock == ERR_LOCKED) {
 		ret = machine_busy(m->name);
 		goto out;
@@ -108,36 +135,23 @@ static int run_machine(struct ctx *ctx, const char *name, const struct run_opts 
 	if (lock < 0)
 		goto out;
 	/* Space reclamation must not delete what this run deduplicates against. */
-	repo_lock_fd = repo_lock_shared(ctx->repo, -1);
+	repo_lock_fd = repo_lock_shared(ctx->repo, ahead ? 0 : -1);
+	if (repo_lock_fd == ERR_LOCKED && ahead) {
+		walk_cancel(ahead);
+		ahead = NULL;
+		repo_lock_fd = repo_lock_shared(ctx->repo, -1);
+	}
 	if (repo_lock_fd < 0)
 		goto out;
-	/*
-	 * An encrypted repository's key may still be opening (KEY_LATE). A
-	 * preHook runs only once it opened. Without one, the first disk's
-	 * folders are listed and statted meanwhile (walk_start()), which needs
-	 * no key; the key is waited for before anything reads the repository's
-	 * backups. A wrong passphrase still stops the run here, having run no
-	 * hook and written nothing.
-	 */
 	if (m->pre_hook) {
-		if (ctx_key(ctx) < 0)
-			goto out;
 		hook = run_hook("preHook", m->pre_hook, m->name, kind, -1);
 		if (hook) {
 			error("the preHook of '%s' failed (exit %d); no backup taken", m->name, hook);
 			goto out;
 		}
 	}
-	b.start = now_utc();
-	if (ctx_key_pending(ctx) && m->ndisks) {
-		struct walk_opts pre = {
-			.source = m->disks[0].source, .excludes = m->excludes, .nexcludes = m->nexcludes,
-		};
-
-		ahead = walk_start(&pre);
-	}
-	if (ctx_key(ctx) < 0)
-		goto out;
+	if (!ahead)
+		b.start = now_utc();
 	b.machine = m->name;
 	b.kind = (char *)kind;
 	b.label = (char *)(o->label ? o->label : "");

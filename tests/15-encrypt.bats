@@ -24,6 +24,12 @@ setup() {
 
 teardown() {
 	sshd_stop	# the receiver test's; nothing when none was started
+	# The lock test's holder, when the test failed before releasing it
+	# (read-write: opening the fifo never blocks).
+	if [ -n "${holder:-}" ] && kill -0 "$holder" 2>/dev/null; then
+		echo go 1<>"$T/release"
+		wait "$holder" || true
+	fi
 }
 
 # Files whose content must never appear in the repository: distinctive
@@ -229,7 +235,7 @@ damaged() {
 # run reads the source while the passphrase's scrypt runs on a thread of
 # its own (lib/keys.h, walk_start() in lib/walk.h): what needs the key waits
 # for it, and a key that does not open stops the run as before.
-@test "run with a wrong passphrase runs no preHook, reports no disk error, writes nothing" {
+@test "run with a wrong passphrase takes no lock, runs no preHook, reports no disk error, writes nothing" {
 	make_corpus
 	backup run -q web1
 	mkdir -p "$T/src2/a/b"
@@ -238,13 +244,13 @@ damaged() {
 	define_machine gone "$T/no-such-source"
 	backup enable -q web2
 	backup enable -q gone
-	before=$( (git --git-dir="$REPO" for-each-ref; ls -R "$REPO/objects") | sha256sum)
+	before=$( (git --git-dir="$REPO" for-each-ref; ls -R "$REPO/objects" "$REPO/backup") | sha256sum)
 	for cmd in "run web2" "run gone" "run web1 gone web2" "--json run --all"; do
 		run -1 env BACKUP_PASSWORD_FILE="$T/wrong" "$BK" $cmd
 		assert_output "backup: wrong passphrase: it opens none of the 1 key of repository '$REPO'"
 	done
 	[ ! -e "$T/hook-ran" ]
-	after=$( (git --git-dir="$REPO" for-each-ref; ls -R "$REPO/objects") | sha256sum)
+	after=$( (git --git-dir="$REPO" for-each-ref; ls -R "$REPO/objects" "$REPO/backup") | sha256sum)
 	[ "$before" = "$after" ]
 	# With the passphrase: the preHook, the disk error and the backups as ever.
 	run -1 backup run web1 gone web2
@@ -257,7 +263,9 @@ damaged() {
 
 # The default scrypt parameters (not the tests' fast ones) give the source's
 # reading ahead time to run; what it read must be exactly what a walk reads.
-@test "a run whose source was read while the key opened is exact, changed files and folders included" {
+# slow_repo: a new encrypted repository $T/slow whose key has the default
+# scrypt parameters, with machine m backing up $T/tree (40 folders, 3 deep).
+slow_repo() {
 	unset BACKUP_INSECURE_TEST_KDF
 	export BACKUP_CONFIG=$T/slow.conf
 	mkdir -p "$T/slow.machines" "$T/slow.root"
@@ -272,6 +280,10 @@ damaged() {
 	done
 	backup init -q --encrypt
 	backup enable -q m
+}
+
+@test "a run whose source was read while the key opened is exact, changed files and folders included" {
+	slow_repo
 	backup run -q m
 	echo changed >>"$T/tree/d7/a"
 	rm -r "$T/tree/d9"
@@ -285,6 +297,29 @@ damaged() {
 	assert_success
 	run backup restore -q m --path / --to "$T/out2" </dev/null
 	run tree_diff "$T/tree" "$T/out2"
+	assert_output ""
+}
+
+# What was read while the key opened is older than a wait for a lock: a
+# run that had to wait reads the source again after it.
+@test "a run that waited for its machine's lock backs up what changed during the wait" {
+	slow_repo
+	backup run -q m
+	lockf=$T/slow/backup/locks/m.lock
+	mkfifo "$T/release"
+	flock "$lockf" sh -c "read x <'$T/release'" >/dev/null 2>&1 &
+	holder=$!
+	until ! flock -n "$lockf" true; do kill -0 "$holder"; sleep 0.1; done
+	(exec $EXEC_PREFIX "$BK" run -q --wait 600 m) &
+	runner=$!
+	# It has the lock open: its key opened and it is waiting.
+	until ls -l "/proc/$runner/fd" 2>/dev/null | grep -q 'm\.lock$'; do kill -0 "$runner"; sleep 0.1; done
+	echo "changed while the run waited" >>"$T/tree/d1/a"
+	echo go >"$T/release"
+	wait "$holder"
+	wait "$runner"
+	backup restore -q m --path / --to "$T/out" </dev/null
+	run tree_diff "$T/tree" "$T/out"
 	assert_output ""
 }
 
