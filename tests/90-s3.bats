@@ -44,6 +44,21 @@ probe() {
 	return $rc
 }
 
+# s3_remote URL: remote "off" of this host's repository (the one
+# BACKUP_CONFIG names) is URL, on this file's radosgw.
+s3_remote() {
+	backup remote add -q off "$1"
+	git --git-dir="$(git config -f "$BACKUP_CONFIG" repository.path)" config remote.off.endpoint "$S3_ENDPOINT"
+}
+
+# s3_new_host DIR URL: a new host in DIR (new_host) with an empty
+# repository whose remote "off" is URL; BACKUP_CONFIG is now its.
+s3_new_host() {
+	new_host "$1"
+	backup init -q
+	s3_remote "$2"
+}
+
 # Exactly one line on stderr, matching the pattern.
 one_line() {
 	[ "${#stderr_lines[@]}" = 1 ] || { printf 'stderr has %s lines:\n%s\n' "${#stderr_lines[@]}" "$stderr"; return 1; }
@@ -225,8 +240,7 @@ setup_pushed_repo() {
 	head -c 3000000 /dev/urandom >"$T/src/big"
 	echo web1 >"$T/src/hostname"
 	backup run -q web1
-	backup remote add -q off "s3://$1/$2"
-	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
+	s3_remote "s3://$1/$2"
 }
 
 # Rebuilds a bare git repository from the bucket's packs and each slot's
@@ -364,17 +378,7 @@ backup-state-young" ]
 	backup push -q off
 	want=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
 	# A new host: an empty repository with the same remote.
-	mkdir -p "$T/b"
-	cat >"$T/b/conf" <<CONF
-[repository]
-	path = $T/b/repo
-[machines]
-	dir = $MACHINES
-	root = $T/b/mroot
-CONF
-	BACKUP_CONFIG=$T/b/conf backup init -q
-	BACKUP_CONFIG=$T/b/conf backup remote add -q off s3://probe-bucket/repo4
-	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	s3_new_host "$T/b" s3://probe-bucket/repo4
 	# The transport alone: it receives the packs and names the slot,
 	# and moves no ref.
 	run --separate-stderr probe --stats fetch "$T/b/repo" off
@@ -386,17 +390,17 @@ CONF
 	run git --git-dir="$T/b/repo" rev-parse -q --verify refs/backups/web1/daily
 	assert_failure
 	# backup fetch: the slot is taken; the copy checks and restores.
-	run env BACKUP_CONFIG="$T/b/conf" "$BK" fetch off
+	run env BACKUP_CONFIG="$T/b/backup.conf" "$BK" fetch off
 	assert_success
 	assert_output --regexp "^web1 daily ${want:0:12} fetched"
 	[ "$(git --git-dir="$T/b/repo" rev-parse refs/backups/web1/daily)" = "$want" ]
-	run env BACKUP_CONFIG="$T/b/conf" "$BK" check -q --read-data
+	run env BACKUP_CONFIG="$T/b/backup.conf" "$BK" check -q --read-data
 	assert_success
-	BACKUP_CONFIG=$T/b/conf backup restore web1 --path / --to "$T/out"
+	BACKUP_CONFIG=$T/b/backup.conf backup restore web1 --path / --to "$T/out"
 	run tree_diff "$T/src" "$T/out"
 	assert_output ""
 	# Again: nothing to receive.
-	run env BACKUP_CONFIG="$T/b/conf" "$BK" fetch off
+	run env BACKUP_CONFIG="$T/b/backup.conf" "$BK" fetch off
 	assert_success
 	assert_output "up to date with remote 'off'"
 	run --separate-stderr probe --stats fetch "$T/b/repo" off
@@ -426,13 +430,7 @@ CONF
 	want=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
 	npacks=$(probe ls par1/objects/pack/ | grep -c '\.pack ')
 	[ "$npacks" -ge 4 ]
-	mkdir -p "$T/b"
-	printf '[repository]\n\tpath = %s\n[machines]\n\tdir = %s\n\troot = %s\n' \
-		"$T/b/repo" "$MACHINES" "$T/b/mroot" >"$T/b/conf"
-	export BACKUP_CONFIG=$T/b/conf
-	backup init -q
-	backup remote add -q off s3://probe-bucket/par1
-	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	s3_new_host "$T/b" s3://probe-bucket/par1
 	# Three streams each receive a pack, then one is put in place and the
 	# fetch is killed (SIGKILL, a test hook): the other two were received
 	# at the same time and are only temporary files, which nothing names.
@@ -477,13 +475,7 @@ CONF
 	probe get "$key" "$T/p"
 	flip_byte "$T/p" middle
 	probe put "$key" "$T/p" >/dev/null
-	mkdir -p "$T/b"
-	printf '[repository]\n\tpath = %s\n[machines]\n\tdir = %s\n\troot = %s\n' \
-		"$T/b/repo" "$MACHINES" "$T/b/mroot" >"$T/b/conf"
-	export BACKUP_CONFIG=$T/b/conf
-	backup init -q
-	backup remote add -q off s3://probe-bucket/par2
-	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	s3_new_host "$T/b" s3://probe-bucket/par2
 	run --separate-stderr backup fetch off
 	assert_failure 1
 	one_line "backup: 's3://probe-bucket/$key' does not match its index, or is damaged"
@@ -727,8 +719,7 @@ time.sleep(120)' "$T/new/.repo.clone-running" "$T/held" &
 	backup enable -q db2
 	weekly_day_not_today db2
 	backup run -q db2
-	backup remote add -q off s3://probe-bucket/subset
-	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	s3_remote s3://probe-bucket/subset
 	# (Its data pack holds f1 and f2; its other pack, its trees and commit.)
 	f1=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily:root/f1)
 	bpack=$(cd "$T/b/repo/objects/pack" && for f in pack-*.idx; do
@@ -886,8 +877,7 @@ time.sleep(120)' "$T/new/.repo.clone-running" "$T/held" &
 	backup enable -q web1
 	head -c 300000 /dev/urandom >"$T/src/f"
 	backup run -q web1
-	backup remote add -q off s3://probe-bucket/enc
-	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
+	s3_remote s3://probe-bucket/enc
 	run backup push off
 	assert_success
 	assert_line --regexp '^web1 daily [0-9a-f]{12} pushed$'
@@ -925,8 +915,7 @@ setup_expired_bucket() {
 	define_machine db1 "$T/dbsrc"
 	backup enable -q db1
 	backup schedule -q db1 --day "$(date -d "@$((base + 3 * 86400))" +%A | tr 'A-Z' 'a-z')"
-	backup remote add -q off "s3://$1/$2"
-	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
+	s3_remote "s3://$1/$2"
 	[ "${3:-}" != lock ] || git --git-dir="$REPO" config remote.off.objectLock true
 	old=$(date -d "@$((base - 19 * 86400))" '+%Y-%m-%d %H:%M:%S')
 	faketime "$old" "$BK" run -q web1
@@ -1011,8 +1000,7 @@ setup_expired_bucket() {
 	old=$(date -d '-8 days' '+%Y-%m-%d %H:%M:%S')
 	backup schedule -q web1 --day "$(date -d "$old" +%A | tr 'A-Z' 'a-z')"
 	faketime "$old" "$BK" run -q web1
-	backup remote add -q off s3://probe-bucket/moved
-	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
+	s3_remote s3://probe-bucket/moved
 	backup push -q off
 	id=$(git --git-dir="$REPO" rev-parse refs/backups/web1/daily)
 	[ "$(git --git-dir="$REPO" rev-parse refs/backups/web1/weekly)" = "$id" ]
@@ -1064,16 +1052,14 @@ setup_expired_bucket() {
 	backup enable -q db2
 	backup schedule -q db2 --day "$(date -d "$old" +%A | tr 'A-Z' 'a-z')"
 	faketime "$old" "$BK" run -q db2
-	backup remote add -q off s3://probe-bucket/share
-	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	s3_remote s3://probe-bucket/share
 	backup push -q off
 	id=$(git --git-dir="$T/b/repo" rev-parse refs/backups/db2/daily)
 	[ "$(git --git-dir="$T/b/repo" rev-parse refs/backups/db2/weekly)" = "$id" ]
 	# Host a pushes web1 after: the bucket's newest state, a's, lists web1 alone.
 	export BACKUP_CONFIG=$conf
 	backup run -q web1
-	backup remote add -q off s3://probe-bucket/share
-	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
+	s3_remote s3://probe-bucket/share
 	backup push -q off
 	[ "$(probe ls share/state/ | wc -l)" = 2 ]
 	# db2's day is b's state's: its weekly stays.
@@ -1265,10 +1251,7 @@ clone_is_whole() {
 	# old-only's 1 MB is in it, dead once the old backups expire.
 	[ "$size" -gt 1000000 ]
 	# Another host, whose repository has none of the packs, rotates.
-	new_host "$T/r"
-	backup init -q
-	backup remote add -q off s3://probe-bucket/ranged
-	git --git-dir="$T/r/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	s3_new_host "$T/r" s3://probe-bucket/ranged
 	mkdir "$T/tmp"
 	run --separate-stderr env TMPDIR="$T/tmp" BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" -v rotate --remote off --json
 	assert_success
@@ -1299,8 +1282,7 @@ clone_is_whole() {
 	head -c 1000000 /dev/urandom >"$T/bsrc/old-only"
 	MACHINES=$T/b/machines define_machine db2 "$T/bsrc"
 	backup enable -q db2
-	backup remote add -q off s3://probe-bucket/repackdup
-	git --git-dir="$T/b/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	s3_remote s3://probe-bucket/repackdup
 	faketime "$(date -d '19 days ago' '+%Y-%m-%d %H:%M:%S')" "$BK" run -q db2
 	# b's pack goes up whole, f1 with it, as when both hosts push at once
 	# (a push that finds f1 on the bucket would not send it again).
