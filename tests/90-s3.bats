@@ -1269,6 +1269,49 @@ clone_is_whole() {
 	assert_success
 }
 
+@test "rotate --remote repacks a pack stock git wrote with deltas: it reads that pack whole; a clone restores exact" {
+	setup_repo web1
+	weekly_day_not_today web1
+	# Two files alike (one chunk each; random bytes, which zstd stores as
+	# they are), whose blobs git stores one as a delta of the other, and a
+	# dead-to-be 1 MB.
+	head -c 60000 /dev/urandom >"$T/src/t1"
+	{ cat "$T/src/t1"; echo changed; } >"$T/src/t2"
+	head -c 1000000 /dev/urandom >"$T/src/old-only"
+	faketime "$(date -d '19 days ago' '+%Y-%m-%d %H:%M:%S')" "$BK" run -q web1
+	# Stock git packs that backup's objects again, with deltas, in place
+	# of backup's own packs.
+	g="git --git-dir=$REPO"
+	new=$($g rev-list --objects refs/backups/web1/daily | $g pack-objects -q --window=10 --depth=10 --no-reuse-delta --no-reuse-object "$REPO/objects/pack/pack")
+	for f in "$REPO"/objects/pack/pack-*.pack; do
+		[ "$f" = "$REPO/objects/pack/pack-$new.pack" ] || rm -f "$f" "${f%.pack}.idx"
+	done
+	$g verify-pack -v "$REPO/objects/pack/pack-$new.idx" | grep -q 'chain length = 1'
+	backup remote add -q off s3://probe-bucket/deltas
+	git --git-dir="$REPO" config remote.off.endpoint "$S3_ENDPOINT"
+	backup push -q off
+	run --separate-stderr probe head "deltas/objects/pack/pack-$new.pack"
+	assert_success
+	rm "$T/src/old-only"
+	backup run -q web1
+	backup push -q off
+	# Another host, without that pack, rotates: the old backup expires,
+	# and the pack (1 MB of it dead) is repacked, read whole for its deltas.
+	new_host "$T/r"
+	backup init -q
+	backup remote add -q off s3://probe-bucket/deltas
+	git --git-dir="$T/r/repo" config remote.off.endpoint "$S3_ENDPOINT"
+	run --separate-stderr env BACKUP_TEST_S3_GRACE_SECONDS=0 "$BK" -v rotate --remote off --json
+	assert_success
+	[ "$(echo "$output" | json_field packs_repacked)" = 1 ]
+	[[ $stderr == *"pack-$new holds deltas: it is read whole"* ]]
+	run --separate-stderr probe head "deltas/objects/pack/pack-$new.pack"
+	assert_failure 2
+	clone_is_whole "$T/c1" s3://probe-bucket/deltas
+	run git --git-dir="$T/c1/repo" fsck --full --no-progress
+	assert_success
+}
+
 @test "rotate --remote repacks two packs that hold one object into a pack that lists it once; a clone restores exact" {
 	setup_expired_bucket probe-bucket repackdup
 	conf=$BACKUP_CONFIG
