@@ -34,14 +34,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "hash.h"
 #include "machine.h"
-#include "packidx.h"
 #include "remote.h"
 #include "strbuf.h"
 #include "usage.h"
@@ -373,12 +374,34 @@ static void free_packs(struct pack_seen *ps)
 	free(ps->names);
 }
 
-/* A local pack's index, with its objects' offsets in pack order. */
-struct sized_pack {
-	struct packidx idx;
-	uint64_t *sorted;	/* nr + 1: the offsets, then the trailer's */
+/*
+ * A local pack's index, mapped (page cache, not heap): what a push sent is
+ * looked up in it object by object, never loaded whole.
+ */
+struct mapped_idx {
+	const unsigned char *map;	/* the .idx file */
+	size_t len, nr;
+	const unsigned char *oids, *off, *large;
+	uint64_t trailer;		/* where the pack's checksum starts */
 	time_t mtime;
+	/* The sent objects found in this pack: their offsets, sorted, and
+	 * the offset of the object after each (or the trailer's). */
+	uint64_t *sent, *next;
+	size_t nsent, asent;
 };
+
+static uint32_t get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Newest first, the order git looks in. */
+static int cmp_idx_mtime(const void *a, const void *b)
+{
+	const struct mapped_idx *x = a, *y = b;
+
+	return x->mtime > y->mtime ? -1 : x->mtime < y->mtime;
+}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -387,62 +410,161 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Newest first, the order git looks in. */
-static int cmp_pack_mtime(const void *a, const void *b)
+/* Maps path (an index of version 2) for a pack of pack_size bytes; 0 or -1. */
+static int map_idx(struct mapped_idx *m, const char *path, uint64_t pack_size)
 {
-	const struct sized_pack *x = a, *y = b;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const unsigned char *p;
+	struct stat st;
+	size_t i;
 
-	return x->mtime > y->mtime ? -1 : x->mtime < y->mtime;
+	memset(m, 0, sizeof(*m));
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || st.st_size < 8 + 1024 + 2 * SHA1_LEN) {
+		close(fd);
+		return -1;
+	}
+	p = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return -1;
+	m->map = p;
+	m->len = st.st_size;
+	m->nr = get_be32(p + 8 + 1020);
+	if (memcmp(p, "\377tOc\0\0\0\2", 8) || m->nr > m->len / SHA1_LEN ||
+	    m->len < 8 + 1024 + m->nr * (SHA1_LEN + 8) + 2 * SHA1_LEN)
+		goto bad;
+	for (i = 1; i < 256; i++)
+		if (get_be32(p + 8 + 4 * i) < get_be32(p + 8 + 4 * (i - 1)))
+			goto bad;
+	m->oids = p + 8 + 1024;
+	m->off = m->oids + m->nr * (SHA1_LEN + 4);
+	m->large = m->off + 4 * m->nr;
+	m->trailer = pack_size - SHA1_LEN;
+	return 0;
+bad:
+	munmap((void *)m->map, m->len);
+	m->map = NULL;
+	return -1;
 }
 
-/* The bytes an object at off takes in pack p: up to the next one. */
-static uint64_t packed_size(const struct sized_pack *p, uint64_t off)
+/* The offset of the object at position pos; 0 when the index is bad. */
+static uint64_t idx_offset(const struct mapped_idx *m, size_t pos)
 {
-	size_t lo = 0, hi = p->idx.nr;
+	uint32_t o = get_be32(m->off + 4 * pos);
+	size_t k = o & 0x7fffffffu;
 
+	if (!(o & 0x80000000u))
+		return o;
+	if (m->large + 8 * (k + 1) > m->map + m->len - 2 * SHA1_LEN)
+		return 0;
+	return (uint64_t)get_be32(m->large + 8 * k) << 32 | get_be32(m->large + 8 * k + 4);
+}
+
+/* The position of id in m (the fan-out, then a binary search), or -1. */
+static ssize_t idx_find(const struct mapped_idx *m, const unsigned char *id)
+{
+	size_t lo = id[0] ? get_be32(m->map + 8 + 4 * (id[0] - 1)) : 0, hi = get_be32(m->map + 8 + 4 * id[0]);
+
+	if (hi > m->nr)
+		return -1;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(m->oids + mid * SHA1_LEN, id, SHA1_LEN);
 
-		if (p->sorted[mid] < off)
+		if (!c)
+			return mid;
+		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < p->idx.nr && p->sorted[lo] == off ? p->sorted[lo + 1] - off : 0;
+	return -1;
 }
 
-/* The local packs with their indexes (a pack without a readable index is
+/* The local packs' indexes, mapped (a pack without a readable index is
  * left out: git does not read it either). */
-static void load_sized_packs(struct repo *r, struct sized_pack **out, size_t *nr)
+static void map_packs(struct repo *r, struct mapped_idx **out, size_t *nr)
 {
 	struct pack_seen ps;
-	struct sized_pack *v = NULL;
-	size_t i, n = 0, k;
+	struct mapped_idx *v = NULL;
+	size_t i, n = 0;
 
 	list_packs(r->pack_dir, &ps);
 	for (i = 0; i < ps.n; i++) {
 		char *pack = xasprintf("%s/%s", r->pack_dir, ps.names[i]);
 		char *idx = xasprintf("%.*s.idx", (int)(strlen(pack) - 5), pack);
-		struct sized_pack sp = { 0 };
+		struct mapped_idx m;
 		struct stat st;
 
-		if (stat(pack, &st) == 0 && st.st_size >= 32 && packidx_read(&sp.idx, idx) == 0) {
-			sp.mtime = st.st_mtime;
-			sp.sorted = xmalloc((sp.idx.nr + 1) * sizeof(*sp.sorted));
-			for (k = 0; k < sp.idx.nr; k++)
-				sp.sorted[k] = sp.idx.offset[k];
-			qsort(sp.sorted, sp.idx.nr, sizeof(*sp.sorted), cmp_u64);
-			sp.sorted[sp.idx.nr] = st.st_size - SHA1_LEN;
+		if (stat(pack, &st) == 0 && st.st_size >= 32 && map_idx(&m, idx, st.st_size) == 0) {
+			m.mtime = st.st_mtime;
 			v = xrealloc(v, (n + 1) * sizeof(*v));
-			v[n++] = sp;
+			v[n++] = m;
 		}
 		free(idx);
 		free(pack);
 	}
 	free_packs(&ps);
-	qsort(v, n, sizeof(*v), cmp_pack_mtime);
+	qsort(v, n, sizeof(*v), cmp_idx_mtime);
 	*out = v;
 	*nr = n;
+}
+
+static void unmap_packs(struct mapped_idx *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		munmap((void *)v[i].map, v[i].len);
+		free(v[i].sent);
+		free(v[i].next);
+	}
+	free(v);
+}
+
+/*
+ * The bytes the sent objects of m take in its pack: each up to the next
+ * object of the pack. One pass over the pack's offsets: an offset o is
+ * the next object of the largest sent offset below it, at most.
+ */
+static uint64_t sent_bytes(struct mapped_idx *m)
+{
+	uint64_t sum = 0;
+	size_t i, k = 0;
+
+	if (!m->nsent)
+		return 0;
+	qsort(m->sent, m->nsent, sizeof(*m->sent), cmp_u64);
+	/* The same object may come twice: count it once. */
+	for (i = 0; i < m->nsent; i++)
+		if (!k || m->sent[k - 1] != m->sent[i])
+			m->sent[k++] = m->sent[i];
+	m->nsent = k;
+	m->next = xmalloc(m->nsent * sizeof(*m->next));
+	for (i = 0; i < m->nsent; i++)
+		m->next[i] = m->trailer;
+	for (i = 0; i < m->nr; i++) {
+		uint64_t o = idx_offset(m, i);
+		size_t lo = 0, hi = m->nsent;
+
+		/* The first sent offset not below o. */
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (m->sent[mid] < o)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo && o < m->next[lo - 1])
+			m->next[lo - 1] = o;
+	}
+	for (i = 0; i < m->nsent; i++)
+		if (m->next[i] > m->sent[i])
+			sum += m->next[i] - m->sent[i];
+	return sum;
 }
 
 /*
@@ -450,8 +572,10 @@ static void load_sized_packs(struct repo *r, struct sized_pack **out, size_t *nr
  * revs (lines of "ID" and "^ID"), walking as git's pack-objects does under
  * --objects-edge-aggressive: one rev-list pass lists them, and their sizes
  * come from the pack indexes (what git's --disk-usage reports: the bytes
- * up to the next object of the pack; a loose object's file size). Returns
- * 0, or -1 (the numbers stay 0).
+ * up to the next object of the pack; a loose object's file size). The
+ * indexes are mapped and only the sent objects are looked up: the memory
+ * is the list of sent objects (about 60 bytes each), whatever the size of
+ * the repository. Returns 0, or -1 (the numbers stay 0).
  */
 static int count_to_send(struct repo *r, const char *revs, uint64_t *objects, uint64_t *bytes)
 {
@@ -459,7 +583,7 @@ static int count_to_send(struct repo *r, const char *revs, uint64_t *objects, ui
 	const char *list[] = { "git", gd, "rev-list", "--objects", "--objects-edge-aggressive",
 			       "--no-object-names", "--stdin", NULL };
 	struct strbuf o = STRBUF_INIT, e = STRBUF_INIT;
-	struct sized_pack *packs = NULL;
+	struct mapped_idx *packs = NULL;
 	size_t npacks = 0, i;
 	const char *p;
 	int ret = -1;
@@ -467,10 +591,9 @@ static int count_to_send(struct repo *r, const char *revs, uint64_t *objects, ui
 	*objects = *bytes = 0;
 	if (run_git(NULL, list, revs, &o, &e, 0) != 0)
 		goto out;
-	load_sized_packs(r, &packs, &npacks);
+	map_packs(r, &packs, &npacks);
 	/* Edges come as "-ID" lines: git sends nothing for them. */
 	for (p = o.buf; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p)) {
-		unsigned char id[SHA1_LEN];
 		git_oid oid;
 		ssize_t pos = -1;
 
@@ -479,11 +602,16 @@ static int count_to_send(struct repo *r, const char *revs, uint64_t *objects, ui
 		(*objects)++;
 		if (git_oid_fromstrn(&oid, p, 40) < 0)
 			continue;
-		memcpy(id, oid.id, SHA1_LEN);
-		for (i = 0; i < npacks && (pos = packidx_find(&packs[i].idx, id)) < 0; i++)
+		for (i = 0; i < npacks && (pos = idx_find(&packs[i], oid.id)) < 0; i++)
 			;
 		if (pos >= 0) {
-			*bytes += packed_size(&packs[i], packs[i].idx.offset[pos]);
+			struct mapped_idx *m = &packs[i];
+
+			if (m->nsent == m->asent) {
+				m->asent = m->asent ? 2 * m->asent : 64;
+				m->sent = xrealloc(m->sent, m->asent * sizeof(*m->sent));
+			}
+			m->sent[m->nsent++] = idx_offset(m, pos);
 		} else {
 			char *loose = xasprintf("%s/objects/%.2s/%.38s", r->path, p, p + 2);
 			struct stat st;
@@ -493,16 +621,14 @@ static int count_to_send(struct repo *r, const char *revs, uint64_t *objects, ui
 			free(loose);
 		}
 	}
+	for (i = 0; i < npacks; i++)
+		*bytes += sent_bytes(&packs[i]);
 	/* The pack's header and trailer. */
 	if (*objects)
 		*bytes += 12 + 20;
 	ret = 0;
 out:
-	for (i = 0; i < npacks; i++) {
-		packidx_release(&packs[i].idx);
-		free(packs[i].sorted);
-	}
-	free(packs);
+	unmap_packs(packs, npacks);
 	free(gd);
 	strbuf_release(&o);
 	strbuf_release(&e);

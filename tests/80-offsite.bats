@@ -163,6 +163,41 @@ assert d["seconds"] >= 0, d' <<<"$output"
 	both_clean "$T/far.git"
 }
 
+# What stock git counts for pushing the local refs onto the remote's
+# (rev-list --disk-usage, as pack-objects walks): "OBJECTS BYTES", the
+# bytes with a pack's header and trailer.
+git_counts() {
+	local revs
+	revs=$( (git --git-dir="$REPO" for-each-ref --format='%(objectname)' refs/backups/ refs/backup/state
+		git --git-dir="$1" for-each-ref --format='^%(objectname)') | sort -u)
+	echo "$(git --git-dir="$REPO" rev-list --objects --objects-edge-aggressive --no-object-names --stdin <<<"$revs" | grep -vc '^-') \
+$(($(git --git-dir="$REPO" rev-list --objects --objects-edge-aggressive --disk-usage --stdin <<<"$revs" | grep -v '^-') + 32))"
+}
+
+@test "a push reports the objects and bytes git counts, from several packs and loose objects" {
+	setup_backed_up
+	git init -q --bare "$T/far.git"
+	backup remote add off "$T/far.git"
+	expect=$(git_counts "$T/far.git")
+	run --separate-stderr backup push --json off
+	assert_success
+	[ "$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["objects"], d["bytes"])' <<<"$output")" = "$expect" ]
+	# Two runs: what the next push sends lies in two packs, among others.
+	echo one >"$T/src/f1"
+	backup run -q web1
+	head -c 50000 /dev/urandom >"$T/src/f2"
+	backup run -q web1
+	[ "$(find "$REPO/objects/pack" -name '*.idx' | wc -l)" -ge 3 ]
+	# A loose object among them: the state moved by a command.
+	backup schedule -q web1 --day mon
+	[ -n "$(find "$REPO/objects" -path '*/objects/??/*' -type f)" ]
+	expect=$(git_counts "$T/far.git")
+	run --separate-stderr backup push --json off
+	assert_success
+	[ "$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["objects"], d["bytes"])' <<<"$output")" = "$expect" ]
+	both_clean "$T/far.git"
+}
+
 # The sessions sshd has accepted so far.
 logins() { grep -c "Accepted publickey" "$SSHD_DIR/sshd.log"; }
 
