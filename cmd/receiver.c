@@ -203,9 +203,14 @@ static int serve(const char *dir, const struct opt_list *machines)
 			goto fail;
 	}
 	scrub_environment();
-	args = xcalloc(2 * machines->nr + 8, sizeof(*args));
+	args = xcalloc(2 * machines->nr + 10, sizeof(*args));
 	hide = xcalloc(machines->nr, sizeof(*hide));
 	args[na++] = "git";
+	/* A fetch or clone sends objects as they are stored, without a
+	 * delta search (zstd blobs, whole trees: it finds next to nothing
+	 * and costs the receiver's CPU on every clone). */
+	args[na++] = "-c";
+	args[na++] = "pack.window=0";
 	/* The key sees (and may name) its own machines' refs only. */
 	args[na++] = "-c";
 	args[na++] = "transfer.hideRefs=refs";

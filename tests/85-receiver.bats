@@ -239,6 +239,24 @@ id_of() { git --git-dir="${2:-$REPO}" rev-parse "$1"; }
 	fsck_both
 }
 
+@test "a clone from the receiver gets the objects as stored, with no delta search" {
+	local i
+	for i in $(seq 1 40); do seq "$i" 400 >"$T/src/f$i"; done
+	backup run -q web1
+	push refs/backups/web1/daily:refs/backups/web1/daily
+	echo changed >"$T/src/f7"
+	backup run -q web1
+	push +refs/backups/web1/daily:refs/backups/web1/daily
+	git clone -q --mirror "$URL" "$T/copy.git"
+	# Both backups came (the replaced one as kept): similar trees and
+	# .meta blobs, which a delta search would have made deltas of.
+	[ "$(git --git-dir="$T/copy.git" for-each-ref refs/backups/web1/ | wc -l)" = 2 ]
+	run git verify-pack -v "$T"/copy.git/objects/pack/*.idx
+	assert_success
+	refute_output --partial "chain length"
+	fsck_both
+}
+
 # The receiver's clock: serve, git and the hook run under libfaketime at
 # the time in $T/now (the client's key line gets the variables in front).
 receiver_clock() {
