@@ -257,7 +257,7 @@ echo "corpus: $CORPUS_BYTES bytes (du -sb), $(find "$CORPUS" -type f | wc -l) fi
 if [ "$want_ssh" = 1 ]; then
 	# shellcheck source=tests/sshd.bash
 	. "$top/tests/sshd.bash"
-	SSHD_SFTP=1 sshd_start "$W/ssh/sshd" || exit 1
+	SSHD_SFTP=1 SSHD_PERMIT_ENV=HOME sshd_start "$W/ssh/sshd" || exit 1
 	cp "$SSHD_DIR/ssh_config" "$SSHD_DIR/ssh_config.peers"
 	RCV=$W/ssh/receiver
 	"$BK" init -q --receiver "$RCV" || exit 1
@@ -266,6 +266,16 @@ if [ "$want_ssh" = 1 ]; then
 	sshd_use_key bench
 	cp "$SSHD_DIR/ssh_config" "$SSHD_DIR/ssh_config.backup"
 	RCV_URL=$(sshd_url "$RCV")
+	# Every key logs in as root, whose shell is bash: sshd runs each
+	# session's command (a forced command, sftp-server, borg serve) with
+	# bash -c, and bash reads ~/.bashrc when started by sshd. On a
+	# developer's machine that file can cost more than the job (here
+	# pyenv's init: about 1 s of CPU and 1.5 s of wall per login, for
+	# backup and restic alike). A receiver is a dedicated account; the
+	# keys' HOME is an empty folder, as such an account's would be.
+	mkdir -p "$SSHD_DIR/home"
+	sed -i -e "s|^ssh-|environment=\"HOME=$SSHD_DIR/home\" ssh-|" \
+		-e "s|^restrict,|environment=\"HOME=$SSHD_DIR/home\",restrict,|" "$SSHD_DIR/ak/root"
 	# The ssh client of every tool logs its byte counts to one file.
 	printf '\tLogLevel VERBOSE\n' | tee -a "$SSHD_DIR/ssh_config.backup" >>"$SSHD_DIR/ssh_config.peers"
 	: >"$SSHD_DIR/client.log"

@@ -14,6 +14,9 @@
 #                       SSHD_PID, SSHD_KEY, GIT_SSH_COMMAND. With
 #                       SSHD_SFTP=1 it also serves sftp (Debian's default
 #                       subsystem line), for restic in make bench-offsite.
+#                       SSHD_PERMIT_ENV=PATTERNS: sshd_config's
+#                       PermitUserEnvironment (environment="..." options
+#                       of authorized_keys lines), e.g. HOME.
 #   sshd_stop           stops it (call it from teardown).
 #   sshd_new_key NAME   makes the client key $SSHD_DIR/NAME (and NAME.pub).
 #   sshd_authorize LINE replaces the authorized_keys of root with LINE
@@ -46,6 +49,7 @@ StrictModes no
 PermitRootLogin prohibit-password
 LogLevel VERBOSE
 ${SSHD_SFTP:+Subsystem sftp /usr/lib/openssh/sftp-server}
+${SSHD_PERMIT_ENV:+PermitUserEnvironment $SSHD_PERMIT_ENV}
 EOF
 		: >"$log"
 		/usr/sbin/sshd -D -f "$SSHD_DIR/sshd_config" -E "$log" &
