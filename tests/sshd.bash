@@ -54,8 +54,10 @@ EOF
 		: >"$log"
 		/usr/sbin/sshd -D -f "$SSHD_DIR/sshd_config" -E "$log" &
 		SSHD_PID=$!
+		# Up to 30 s: a loaded machine may be slow to start it. One that
+		# neither listens nor exits by then is stopped, never waited for.
 		local i
-		for i in $(seq 1 100); do
+		for i in $(seq 1 1500); do
 			kill -0 "$SSHD_PID" 2>/dev/null || break
 			grep -q "Server listening" "$log" && break
 			sleep 0.02
@@ -63,6 +65,7 @@ EOF
 		if kill -0 "$SSHD_PID" 2>/dev/null && grep -q "Server listening" "$log"; then
 			break
 		fi
+		kill "$SSHD_PID" 2>/dev/null || true
 		wait "$SSHD_PID" 2>/dev/null || true
 		SSHD_PID=
 	done
