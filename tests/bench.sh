@@ -6,6 +6,8 @@
 # repository (tests/bench-adapter.sh), next to backup, and the extra
 # column backupenckey: the same opened with --key-file instead of the
 # passphrase, which shows what the passphrase's scrypt costs.
+# REPEAT_RESTORE=N (default 2): then N more restores per tool, fair ones
+# (tests/bench-restore.sh); 0 for compare.sh's single restores only.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 bench=${SHARED_BENCH:-$top/../shared/bench}
@@ -26,4 +28,18 @@ done
 export ADAPTER_FILE=$top/tests/bench-adapter.sh SHARED_ADAPTER=$bench/backup-adapter.sh BACKUP_BIN=$top/backup
 default="backup restic borg bup"
 [ "${BENCH_ENCRYPTED:-0}" = 1 ] && default="backup backupenc backupenckey restic borg bup"
-exec "$bench/compare.sh" ${TOOLS:-$default}
+# compare.sh's restores run once each, in the order of the tools, which
+# favours the first (docs/PERFORMANCE.md): tests/bench-restore.sh repeats
+# them, alternated, each after dropping the page cache, from the
+# repositories compare.sh keeps for it. REPEAT_RESTORE=0: compare.sh's only.
+export OUT=${OUT:-$BENCH/results-$(date +%Y%m%d-%H%M%S)}
+tools=${TOOLS:-$default}
+[ "${REPEAT_RESTORE:-2}" -gt 0 ] || exec "$bench/compare.sh" $tools
+keep=${KEEP:-0}
+status=0
+KEEP=1 "$bench/compare.sh" $tools || status=$?
+SHARED_BENCH=$bench "$top/tests/bench-restore.sh" $tools || status=$?
+if [ "$keep" != 1 ]; then
+	for t in $tools; do rm -rf "$BENCH/repo-$t" "$BENCH/cache/$t" "$BENCH/restore-$t"; done
+fi
+exit "$status"
