@@ -332,6 +332,31 @@ static int pack_there(const struct names *have, const char *name)
 	return ret;
 }
 
+/*
+ * The length of the stem "pack-H" when f names a pack file ("pack-H.pack",
+ * in this folder), else 0.
+ */
+static size_t pack_stem(const char *f)
+{
+	size_t len = strlen(f);
+
+	if (len < 10 || strncmp(f, "pack-", 5) || strcmp(f + len - 5, ".pack") || strchr(f, '/'))
+		return 0;
+	return len - 5;
+}
+
+/* The index of this repository's pack name ("pack-H"), or -1 said. */
+static int local_index(struct repo *r, const char *name, struct packidx *idx)
+{
+	char *path = xasprintf("%s/%s.idx", r->pack_dir, name);
+	int rc = packidx_read(idx, path);
+
+	if (rc < 0)
+		error("cannot read the pack index '%s'; run 'backup check'", path);
+	free(path);
+	return rc < 0 ? -1 : 0;
+}
+
 static int list_names(struct ts3 *t, const char *sub, struct names *out)
 {
 	char *p = xasprintf("%s%s", t->prefix, sub);
@@ -773,14 +798,8 @@ static int bucket_index(struct ts3 *t, struct repo *r, const char *cache, char *
 	char sum[2 * SHA1_LEN + 1], *path, *key, *tmp;
 	int fd, rc;
 
-	if (nlocal && bsearch(&name, local, nlocal, sizeof(*local), cmp_str)) {
-		path = xasprintf("%s/%s.idx", r->pack_dir, name);
-		rc = packidx_read(idx, path);
-		if (rc < 0)
-			error("cannot read the pack index '%s'; run 'backup check'", path);
-		free(path);
-		return rc < 0 ? -1 : 0;
-	}
+	if (nlocal && bsearch(&name, local, nlocal, sizeof(*local), cmp_str))
+		return local_index(r, name, idx);
 	path = xasprintf("%s/%s.idx", cache, name);
 	if (packidx_read(idx, path) == 0) {
 		hex_encode(sum, idx->pack_sum, SHA1_LEN);
@@ -948,17 +967,10 @@ static int push_objects(struct push_objects *po, const char *cache, char **packs
 		if (gc_mark_backup(r, po->live, &ids[i]) < 0)
 			goto out;
 	for (i = 0; i < npacks; i++) {
-		char *path;
-
 		if (pack_there(have, packs[i]))
 			continue;
-		path = xasprintf("%s/%s.idx", r->pack_dir, packs[i]);
-		if (packidx_read(&idx, path) < 0) {
-			error("cannot read the pack index '%s'; run 'backup check'", path);
-			free(path);
+		if (local_index(r, packs[i], &idx) < 0)
 			goto out;
-		}
-		free(path);
 		for (k = 0; k < idx.nr; k++)
 			if (dedup_has_oid(po->live, idx.oids + k * SHA1_LEN))
 				dedup_add_oid(cand, idx.oids + k * SHA1_LEN);
@@ -966,13 +978,13 @@ static int push_objects(struct push_objects *po, const char *cache, char **packs
 	}
 	for (i = 0; i < have->nr; i++) {
 		const char *f = have->v[i].name;
-		size_t len = strlen(f);
+		size_t len = pack_stem(f);
 		char *name;
 		int named = 0;
 
-		if (len < 10 || strncmp(f, "pack-", 5) || strcmp(f + len - 5, ".pack") || strchr(f, '/'))
+		if (!len)
 			continue;
-		name = xstrndup(f, len - 5);
+		name = xstrndup(f, len);
 		if (!pack_there(have, name)) {
 			free(name);
 			continue;
@@ -1009,13 +1021,8 @@ static int push_objects(struct push_objects *po, const char *cache, char **packs
 
 		if (pack_there(have, packs[i]))
 			continue;
-		path = xasprintf("%s/%s.idx", r->pack_dir, packs[i]);
-		if (packidx_read(&idx, path) < 0) {
-			error("cannot read the pack index '%s'; run 'backup check'", path);
-			free(path);
+		if (local_index(r, packs[i], &idx) < 0)
 			goto out;
-		}
-		free(path);
 		for (k = 0; k < idx.nr; k++) {
 			needed += dedup_has_oid(po->live, idx.oids + k * SHA1_LEN);
 			missing += dedup_has_oid(po->live, idx.oids + k * SHA1_LEN) &&
@@ -2044,12 +2051,12 @@ static int ts3_fetch(struct repo *r, const struct remote *rm, int progress, stru
 	/* 1. Every complete pack (its index is there) this repository lacks. */
 	for (i = 0; i < have.nr; i++) {
 		const char *n = have.v[i].name;
-		size_t len = strlen(n);
+		size_t len = pack_stem(n);
 		char *name, *idx;
 
-		if (len < 10 || strncmp(n, "pack-", 5) || strcmp(n + len - 5, ".pack") || strchr(n, '/'))
+		if (!len)
 			continue;
-		name = xstrndup(n, len - 5);
+		name = xstrndup(n, len);
 		idx = xasprintf("%s.idx", name);
 		for (j = 0; j < npacks && strcmp(packs[j], name); j++)
 			;
