@@ -930,6 +930,18 @@ static struct pdir *walk_dir(struct walker *w, int dfd, const struct stat *self,
 			     const unsigned char *prev_oid, struct scan *sc);
 
 /* Backs up entry e of folder d, whose lstat is st, or whose lstat failed with serr. */
+/*
+ * Whether st is the inode the previous backup recorded as pm, untouched
+ * since: same inode number, mtime and ctime (any change of content,
+ * target or attributes moves the ctime).
+ */
+static int same_inode(const struct meta *pm, const struct stat *st)
+{
+	return pm->ino == (uint64_t)st->st_ino &&
+	       pm->mtime.tv_sec == st->st_mtim.tv_sec && pm->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       pm->ctime.tv_sec == st->st_ctim.tv_sec && pm->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
 static void walk_entry(struct walker *w, int dfd, struct pdir *d, struct entry *e,
 		       const struct prev *prev, const struct stat *pst, int serr)
 {
@@ -963,10 +975,7 @@ static void walk_entry(struct walker *w, int dfd, struct pdir *d, struct entry *
 
 	if (S_ISREG(st.st_mode)) {
 		w->stats->files++;
-		if (pm && pte && S_ISREG(pm->mode) && pm->size == (uint64_t)st.st_size &&
-		    pm->ino == (uint64_t)st.st_ino &&
-		    pm->mtime.tv_sec == st.st_mtim.tv_sec && pm->mtime.tv_nsec == st.st_mtim.tv_nsec &&
-		    pm->ctime.tv_sec == st.st_ctim.tv_sec && pm->ctime.tv_nsec == st.st_ctim.tv_nsec) {
+		if (pm && pte && S_ISREG(pm->mode) && pm->size == (uint64_t)st.st_size && same_inode(pm, &st)) {
 			/* Unchanged: reuse content and attributes without opening it. */
 			struct meta copy;
 
@@ -1023,9 +1032,7 @@ static void walk_entry(struct walker *w, int dfd, struct pdir *d, struct entry *
 	}
 	w->stats->others++;
 	if (S_ISLNK(st.st_mode) && pm && S_ISLNK(pm->mode) && pm->link &&
-	    strlen(pm->link) == (size_t)st.st_size && pm->ino == (uint64_t)st.st_ino &&
-	    pm->mtime.tv_sec == st.st_mtim.tv_sec && pm->mtime.tv_nsec == st.st_mtim.tv_nsec &&
-	    pm->ctime.tv_sec == st.st_ctim.tv_sec && pm->ctime.tv_nsec == st.st_ctim.tv_nsec) {
+	    strlen(pm->link) == (size_t)st.st_size && same_inode(pm, &st)) {
 		/*
 		 * Unchanged (a link's target cannot change without a new ctime):
 		 * its target and attributes as before, without reading it, for
