@@ -51,6 +51,29 @@ s3_remote() {
 	git --git-dir="$(git config -f "$BACKUP_CONFIG" repository.path)" config remote.off.endpoint "$S3_ENDPOINT"
 }
 
+# race_pushes MACHINE_A MACHINE_B: this host pushes MACHINE_A and host b
+# ($T/b/backup.conf) MACHINE_B to remote off at once, both listing the
+# bucket before either writes (BACKUP_TEST_S3_RENDEZVOUS). Both must exit
+# 0, meet there and push one slot; their --json in $T/a.out and $T/b.out,
+# their errors in $T/a.err and $T/b.err (printed).
+race_pushes() {
+	local a b ra=0 rb=0
+
+	mkdir "$T/meet"
+	BACKUP_TEST_S3_RENDEZVOUS=$T/meet:2 "$BK" push --json off "$1" >"$T/a.out" 2>"$T/a.err" &
+	a=$!
+	BACKUP_TEST_S3_RENDEZVOUS=$T/meet:2 BACKUP_CONFIG=$T/b/backup.conf "$BK" push --json off "$2" \
+		>"$T/b.out" 2>"$T/b.err" &
+	b=$!
+	wait "$a" || ra=$?
+	wait "$b" || rb=$?
+	cat "$T/a.err" "$T/b.err"
+	[ "$ra" = 0 ] && [ "$rb" = 0 ]
+	[ "$(ls "$T/meet" | wc -l)" = 2 ]
+	[ "$(json_field pushed <"$T/a.out")" = 1 ]
+	[ "$(json_field pushed <"$T/b.out")" = 1 ]
+}
+
 # s3_new_host DIR URL: a new host in DIR (new_host) with an empty
 # repository whose remote "off" is URL; BACKUP_CONFIG is now its.
 s3_new_host() {
@@ -786,21 +809,8 @@ time.sleep(120)' "$T/new/.repo.clone-running" "$T/held" &
 	backup run -q web1
 	# Both list the bucket before either writes (a test hook), so both
 	# send the packs they share and race for every one of them.
-	mkdir "$T/meet"
-	BACKUP_TEST_S3_RENDEZVOUS=$T/meet:2 "$BK" push --json off web1 >"$T/a.out" 2>"$T/a.err" &
-	a=$!
-	BACKUP_TEST_S3_RENDEZVOUS=$T/meet:2 BACKUP_CONFIG=$T/b/backup.conf "$BK" push --json off db1 \
-		>"$T/b.out" 2>"$T/b.err" &
-	b=$!
-	ra=0 rb=0
-	wait "$a" || ra=$?
-	wait "$b" || rb=$?
-	cat "$T/a.err" "$T/b.err"
-	[ "$ra" = 0 ] && [ "$rb" = 0 ]
+	race_pushes web1 db1
 	[ -z "$(cat "$T/a.err" "$T/b.err")" ]
-	[ "$(ls "$T/meet" | wc -l)" = 2 ]
-	[ "$(json_field pushed <"$T/a.out")" = 1 ]
-	[ "$(json_field pushed <"$T/b.out")" = 1 ]
 	# Both sent the packs they share: the objects of web1's first backup.
 	shared=$(for f in $(cd "$T/b/repo/objects/pack" && ls pack-*.idx); do
 		[ -e "$REPO/objects/pack/$f" ] && git show-index <"$REPO/objects/pack/$f"; done | wc -l)
@@ -837,23 +847,10 @@ time.sleep(120)' "$T/new/.repo.clone-running" "$T/held" &
 	# upload gone) and takes it as done. (A 412 on the completion, which
 	# AWS sends, is not produced by radosgw 16: it ignores If-None-Match
 	# there.)
-	mkdir "$T/meet"
-	BACKUP_TEST_S3_RENDEZVOUS=$T/meet:2 "$BK" push --json off web1 >"$T/a.out" 2>"$T/a.err" &
-	a=$!
-	BACKUP_TEST_S3_RENDEZVOUS=$T/meet:2 BACKUP_CONFIG=$T/b/backup.conf "$BK" push --json off web1 \
-		>"$T/b.out" 2>"$T/b.err" &
-	b=$!
-	ra=0 rb=0
-	wait "$a" || ra=$?
-	wait "$b" || rb=$?
-	cat "$T/a.err" "$T/b.err"
-	[ "$ra" = 0 ] && [ "$rb" = 0 ]
+	race_pushes web1 web1
 	# (radosgw may answer the completion that comes second 500, which is
 	# retried like any transient answer.)
 	[ -z "$(cat "$T/a.err" "$T/b.err" | grep -v ': 500 InternalError; trying again$')" ]
-	[ "$(ls "$T/meet" | wc -l)" = 2 ]
-	[ "$(json_field pushed <"$T/a.out")" = 1 ]
-	[ "$(json_field pushed <"$T/b.out")" = 1 ]
 	run --separate-stderr probe mpu-ls mprace/
 	assert_output ""
 	large=$(ls -S "$REPO"/objects/pack/*.pack | head -1)
